@@ -1,0 +1,188 @@
+//! [`VersionChain`]: the lock-free, newest-first list of a key's versions.
+//!
+//! Invariants (checked by `debug_assert!`, loom and proptest):
+//! - commit versions strictly decrease along a chain;
+//! - a node becomes reachable only fully initialised: it is built in an
+//!   `Owned`, then published by a release CAS on `head`;
+//! - a node is unlinked only by GC (one at a time, under the GC lock) and is
+//!   freed through `defer_destroy`, never dropped while a reader may hold it.
+//!
+//! Writers only ever touch `head`; GC only ever touches the `next` of a node
+//! it keeps. The two never race on the same word.
+
+use crossbeam_epoch::{Atomic, Guard, Owned, Shared};
+
+use crate::sync::{AtomicU64, Ordering};
+use crate::types::{RunId, Version};
+use crate::value::Value;
+
+/// One version of one key. `value == None` is a tombstone.
+#[derive(Debug)]
+pub struct VersionNode {
+    /// Commit version that wrote it.
+    pub commit: Version,
+    /// Run that wrote it.
+    pub run: RunId,
+    /// The value, or `None` for a delete.
+    pub value: Option<Value>,
+    next: Atomic<VersionNode>,
+}
+
+impl VersionNode {
+    /// The next older version, if any.
+    pub fn next<'g>(&self, guard: &'g Guard) -> Option<&'g VersionNode> {
+        // SAFETY: nodes are freed only via `defer_destroy` after being
+        // unlinked, and `guard` keeps this epoch pinned, so any node reachable
+        // while pinned stays allocated for the guard's lifetime.
+        unsafe { self.next.load(Ordering::Acquire, guard).as_ref() }
+    }
+}
+
+/// What a read at a version found.
+#[derive(Debug, Clone, Copy)]
+pub enum ReadAt<'g> {
+    /// The newest version at or below the read version.
+    Found(&'g VersionNode),
+    /// No version at or below: the key did not exist then.
+    Absent,
+    /// The versions that would answer were unlinked by GC.
+    Pruned,
+}
+
+/// A key's versions, newest first.
+#[derive(Debug, Default)]
+pub struct VersionChain {
+    head: Atomic<VersionNode>,
+    /// Largest commit version ever unlinked by GC (0 = none). A read that
+    /// walks past the oldest kept node cannot tell "absent" from "pruned"
+    /// once this is set, so it reports `Pruned`.
+    pruned_max: AtomicU64,
+}
+
+impl VersionChain {
+    /// An empty chain.
+    pub fn new() -> VersionChain {
+        VersionChain::default()
+    }
+
+    /// The newest version, whatever its commit.
+    pub fn head<'g>(&self, guard: &'g Guard) -> Option<&'g VersionNode> {
+        // SAFETY: see `VersionNode::next`: reachable nodes outlive the guard.
+        unsafe { self.head.load(Ordering::Acquire, guard).as_ref() }
+    }
+
+    /// Commit version of the newest version (0 if empty).
+    pub fn head_commit(&self, guard: &Guard) -> Version {
+        self.head(guard).map_or(0, |n| n.commit)
+    }
+
+    /// Install a new newest version. `commit` must exceed the current head's.
+    /// Lock-free: a CAS loop on `head`.
+    pub fn push(&self, commit: Version, run: RunId, value: Option<Value>, guard: &Guard) {
+        let mut node = Owned::new(VersionNode {
+            commit,
+            run,
+            value,
+            next: Atomic::null(),
+        });
+        let mut head = self.head.load(Ordering::Acquire, guard);
+        loop {
+            // SAFETY: pinned by `guard`; see `VersionNode::next`.
+            if let Some(h) = unsafe { head.as_ref() } {
+                debug_assert!(h.commit < commit, "chain commits must strictly decrease");
+            }
+            node.next.store(head, Ordering::Relaxed);
+            match self
+                .head
+                .compare_exchange(head, node, Ordering::AcqRel, Ordering::Acquire, guard)
+            {
+                Ok(_) => return,
+                Err(e) => {
+                    head = e.current;
+                    node = e.new;
+                }
+            }
+        }
+    }
+
+    /// The newest version with `commit <= at`.
+    pub fn read_at<'g>(&self, at: Version, guard: &'g Guard) -> ReadAt<'g> {
+        let mut cur = self.head(guard);
+        while let Some(node) = cur {
+            if node.commit <= at {
+                return ReadAt::Found(node);
+            }
+            cur = node.next(guard);
+        }
+        if self.pruned_max.load(Ordering::Acquire) == 0 {
+            ReadAt::Absent
+        } else {
+            ReadAt::Pruned
+        }
+    }
+
+    /// Iterate all linked versions, newest first.
+    pub fn iter<'g>(&self, guard: &'g Guard) -> impl Iterator<Item = &'g VersionNode> + 'g {
+        std::iter::successors(self.head(guard), move |n| n.next(guard))
+    }
+
+    /// Number of linked versions.
+    pub fn len(&self, guard: &Guard) -> usize {
+        self.iter(guard).count()
+    }
+
+    /// True if no version is linked.
+    pub fn is_empty(&self, guard: &Guard) -> bool {
+        self.head(guard).is_none()
+    }
+
+    /// Unlink every version older than the `keep`-th newest (`keep >= 1`)
+    /// and hand them to epoch reclamation. Returns how many were unlinked.
+    ///
+    /// Only GC calls this, one caller at a time (the GC lock).
+    pub fn truncate_after(&self, keep: usize, guard: &Guard) -> usize {
+        debug_assert!(keep >= 1);
+        let Some(last_kept) = self.iter(guard).nth(keep - 1) else {
+            return 0;
+        };
+        let tail = last_kept.next.swap(Shared::null(), Ordering::AcqRel, guard);
+        let mut cur = tail;
+        let mut unlinked = 0;
+        let mut newest_unlinked = 0;
+        // SAFETY: `tail` and its successors were just made unreachable from
+        // `head`; readers that still hold them are pinned, and
+        // `defer_destroy` frees them only after every such guard is gone.
+        // Each node is deferred exactly once because only GC unlinks.
+        unsafe {
+            while let Some(node) = cur.as_ref() {
+                if newest_unlinked == 0 {
+                    newest_unlinked = node.commit;
+                }
+                let next = node.next.load(Ordering::Acquire, guard);
+                guard.defer_destroy(cur);
+                unlinked += 1;
+                cur = next;
+            }
+        }
+        if unlinked > 0 {
+            self.pruned_max.fetch_max(newest_unlinked, Ordering::AcqRel);
+        }
+        unlinked
+    }
+}
+
+impl Drop for VersionChain {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self` means no other thread can reach this chain, so
+        // no reader holds any of its nodes and they can be freed at once.
+        unsafe {
+            let guard = crossbeam_epoch::unprotected();
+            let mut cur = self.head.load(Ordering::Relaxed, guard);
+            while !cur.is_null() {
+                let next = cur.deref().next.load(Ordering::Relaxed, guard);
+                drop(cur.into_owned());
+                cur = next;
+            }
+        }
+    }
+}

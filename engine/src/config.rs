@@ -1,0 +1,120 @@
+//! [`EngineConfig`], [`Limits`] and [`Retention`], with documented defaults.
+
+use std::time::Duration;
+
+/// A limit for everything a caller can make large.
+///
+/// ## Defaults
+/// - `key_size_bytes_max`: 1 KiB (user bytes of a key)
+/// - `value_size_bytes_max`: 1 MiB (as measured by `Value::size_bytes`)
+/// - `value_depth_max`: 64 levels of nesting
+/// - `txn_writes_count_max`: 100 000 keys written by one transaction
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest key (user bytes).
+    pub key_size_bytes_max: usize,
+    /// Largest value.
+    pub value_size_bytes_max: usize,
+    /// Deepest nesting of arrays and objects in a value.
+    pub value_depth_max: usize,
+    /// Most keys one transaction may write.
+    pub txn_writes_count_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            key_size_bytes_max: 1024,
+            value_size_bytes_max: 1 << 20,
+            value_depth_max: 64,
+            txn_writes_count_max: 100_000,
+        }
+    }
+}
+
+/// How much history to keep for point-in-time reads and replay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Retention {
+    /// Keep every version forever (default; GC only runs for snapshots' sake).
+    #[default]
+    KeepAll,
+    /// Keep the newest `n` versions of each key (`n >= 1`).
+    Versions(usize),
+    /// Keep every version committed within this window of wall-clock time,
+    /// plus the version current at the window's start.
+    Window(Duration),
+}
+
+/// Isolation level of a transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Isolation {
+    /// Snapshot isolation: reads see the start snapshot; commit aborts if a
+    /// key written was committed by someone else after the start
+    /// (first committer wins). Allows write skew.
+    #[default]
+    Snapshot,
+    /// Serializable: additionally aborts if any key read or any range
+    /// scanned changed after the start.
+    Serializable,
+}
+
+/// Retry policy of [`crate::Engine::transaction`].
+///
+/// ## Defaults
+/// 16 attempts; backoff starts at 1 µs, doubles, capped at 1 ms, with jitter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts before giving up (>= 1).
+    pub attempts: u32,
+    /// First backoff.
+    pub backoff_min: Duration,
+    /// Largest backoff.
+    pub backoff_max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> RetryPolicy {
+        RetryPolicy {
+            attempts: 16,
+            backoff_min: Duration::from_micros(1),
+            backoff_max: Duration::from_millis(1),
+        }
+    }
+}
+
+/// Engine configuration.
+///
+/// ## Defaults
+/// `Limits::default()`, `Retention::KeepAll`, `RetryPolicy::default()`.
+#[derive(Clone, Debug, Default)]
+pub struct EngineConfig {
+    /// Size limits.
+    pub limits: Limits,
+    /// History retention.
+    pub retention: Retention,
+    /// Retry policy for `Engine::transaction`.
+    pub retry: RetryPolicy,
+}
+
+impl EngineConfig {
+    /// Set the limits.
+    #[must_use]
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Set the retention.
+    #[must_use]
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Set the retry policy.
+    #[must_use]
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+}

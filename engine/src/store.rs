@@ -1,0 +1,146 @@
+//! [`Store`]: the key index (hash, for point reads) and the ordered index
+//! (skip list, for scans), both pointing at the same [`VersionChain`]s.
+//!
+//! Point reads never walk an ordered structure: they go through
+//! `scc::HashIndex`, whose reads are lock-free. The ordered index changes
+//! only when a key is created, so scans pay for order and point reads do not.
+//! Keys are created only by committers holding the commit lock, so a key is
+//! never created twice.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use crossbeam_epoch::Guard;
+use crossbeam_skiplist::SkipMap;
+use scc::HashIndex;
+
+use crate::chain::{ReadAt, VersionChain};
+use crate::error::{Error, Result};
+use crate::types::{Key, Version};
+use crate::value::Value;
+
+type Hasher = foldhash::fast::RandomState;
+
+/// What a point read at a version returns: the value (None = absent or
+/// deleted) and the commit version that answered (0 = never written).
+pub type Versioned = (Option<Value>, Version);
+
+/// Both indexes over the version chains.
+#[derive(Default)]
+pub(crate) struct Store {
+    index: HashIndex<Key, Arc<VersionChain>, Hasher>,
+    ordered: SkipMap<Key, Arc<VersionChain>>,
+}
+
+impl Store {
+    /// Read `key` as of version `at`.
+    pub(crate) fn read_at(&self, key: &Key, at: Version) -> Result<Versioned> {
+        let found = self.index.peek_with(key, |_, chain| {
+            let guard = crossbeam_epoch::pin();
+            resolve(chain.read_at(at, &guard), key, at)
+        });
+        found.unwrap_or(Ok((None, 0)))
+    }
+
+    /// Commit version of the newest installed version of `key` (0 if none),
+    /// visible or not. Used by commit validation under the commit lock.
+    pub(crate) fn head_commit(&self, key: &Key) -> Version {
+        self.index
+            .peek_with(key, |_, chain| chain.head_commit(&crossbeam_epoch::pin()))
+            .unwrap_or(0)
+    }
+
+    /// The chain of `key`, if the key was ever written.
+    pub(crate) fn chain(&self, key: &Key) -> Option<Arc<VersionChain>> {
+        self.index.peek_with(key, |_, chain| Arc::clone(chain))
+    }
+
+    /// The chain of `key`, created (in both indexes) if absent. Only
+    /// committers holding the commit lock call this.
+    pub(crate) fn chain_or_create(&self, key: &Key) -> Arc<VersionChain> {
+        if let Some(chain) = self.chain(key) {
+            return chain;
+        }
+        let chain = Arc::new(VersionChain::new());
+        // The commit lock serialises creators, so the insert cannot race.
+        if let Err((_, existing)) = self.index.insert_sync(key.clone(), Arc::clone(&chain)) {
+            return existing;
+        }
+        self.ordered.insert(key.clone(), Arc::clone(&chain));
+        chain
+    }
+
+    /// Keys with `prefix` (same ns/scope/tag, user bytes starting with
+    /// `prefix.user`), strictly after `after` if given, in key order, as of
+    /// `at`; deleted keys skipped; at most `limit`.
+    pub(crate) fn scan_at(
+        &self,
+        prefix: &Key,
+        after: Option<&Key>,
+        at: Version,
+        limit: usize,
+    ) -> Result<Vec<(Key, Value, Version)>> {
+        let guard = crossbeam_epoch::pin();
+        let mut out = Vec::new();
+        for (key, chain) in self.range(prefix, after) {
+            if out.len() >= limit {
+                break;
+            }
+            if let (Some(v), ver) = resolve(chain.read_at(at, &guard), &key, at)? {
+                out.push((key, v, ver));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Newest installed commit among keys with `prefix` (0 if none). Used by
+    /// serializable validation of scanned ranges.
+    pub(crate) fn newest_commit_in(&self, prefix: &Key, guard: &Guard) -> (Version, Option<Key>) {
+        let mut best = (0, None);
+        for (key, chain) in self.range(prefix, None) {
+            let c = chain.head_commit(guard);
+            if c > best.0 {
+                best = (c, Some(key));
+            }
+        }
+        best
+    }
+
+    fn range<'a>(
+        &'a self,
+        prefix: &'a Key,
+        after: Option<&Key>,
+    ) -> impl Iterator<Item = (Key, Arc<VersionChain>)> + 'a {
+        let start = match after {
+            Some(a) if a > prefix => Bound::Excluded(a.clone()),
+            _ => Bound::Included(prefix.clone()),
+        };
+        self.ordered
+            .range((start, Bound::Unbounded))
+            .take_while(move |e| e.key().has_prefix(prefix))
+            .map(|e| (e.key().clone(), Arc::clone(e.value())))
+    }
+
+    /// Visit every chain in key order.
+    pub(crate) fn for_each_chain(&self, mut f: impl FnMut(&Key, &VersionChain)) {
+        for e in self.ordered.iter() {
+            f(e.key(), e.value());
+        }
+    }
+
+    /// Number of keys ever written.
+    pub(crate) fn key_count(&self) -> usize {
+        self.index.len()
+    }
+}
+
+fn resolve(read: ReadAt<'_>, key: &Key, at: Version) -> Result<Versioned> {
+    match read {
+        ReadAt::Found(node) => Ok((node.value.clone(), node.commit)),
+        ReadAt::Absent => Ok((None, 0)),
+        ReadAt::Pruned => Err(Error::HistoryPruned {
+            key: key.to_string(),
+            requested: at,
+        }),
+    }
+}

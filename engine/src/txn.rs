@@ -1,0 +1,278 @@
+//! [`Transaction`]: optimistic, snapshot-isolated, with read-your-own-writes.
+//!
+//! A transaction reads at its start snapshot, buffers its writes, and at
+//! commit is validated against the commit versions installed since its
+//! start (see `engine.rs` for the commit protocol).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::config::Isolation;
+use crate::engine::{Snapshot, check_key, check_value};
+use crate::error::{Error, Result};
+use crate::record::RunCommit;
+use crate::sync::Ordering;
+use crate::types::{Key, RunId, Version};
+use crate::value::Value;
+
+/// An explicit transaction. Dropping it without `commit` rolls it back.
+pub struct Transaction {
+    snap: Snapshot,
+    run: RunId,
+    isolation: Isolation,
+    /// Keys read from the store and the commit version seen (serializable).
+    reads: Vec<(Key, Version)>,
+    /// Prefixes scanned (serializable).
+    scans: Vec<Key>,
+    /// Buffered writes; `None` deletes.
+    writes: BTreeMap<Key, Option<Value>>,
+    finished: Option<&'static str>,
+}
+
+impl Transaction {
+    pub(crate) fn new(snap: Snapshot, run: RunId, isolation: Isolation) -> Transaction {
+        Transaction {
+            snap,
+            run,
+            isolation,
+            reads: Vec::new(),
+            scans: Vec::new(),
+            writes: BTreeMap::new(),
+            finished: None,
+        }
+    }
+
+    /// The version this transaction reads at.
+    pub fn start_version(&self) -> Version {
+        self.snap.version()
+    }
+
+    /// The run this transaction writes for.
+    pub fn run(&self) -> RunId {
+        self.run
+    }
+
+    /// The isolation level.
+    pub fn isolation(&self) -> Isolation {
+        self.isolation
+    }
+
+    /// True once committed or rolled back.
+    pub fn is_finished(&self) -> bool {
+        self.finished.is_some()
+    }
+
+    /// Number of buffered writes.
+    pub fn write_count(&self) -> usize {
+        self.writes.len()
+    }
+
+    fn active(&self) -> Result<()> {
+        match self.finished {
+            Some(how) => Err(Error::TransactionFinished(how)),
+            None => Ok(()),
+        }
+    }
+
+    /// The value of `key`: this transaction's own write, else the snapshot's.
+    pub fn get(&mut self, key: &Key) -> Result<Option<Value>> {
+        self.get_versioned(key).map(|(v, _)| v)
+    }
+
+    /// The value of `key` and the commit version it came from. A value this
+    /// transaction wrote itself reports version `u64::MAX` (not committed).
+    pub fn get_versioned(&mut self, key: &Key) -> Result<(Option<Value>, Version)> {
+        self.active()?;
+        check_key(&self.snap.inner.config, key)?;
+        if let Some(own) = self.writes.get(key) {
+            return Ok((own.clone(), Version::MAX));
+        }
+        let (value, version) = self.snap.inner.store.read_at(key, self.snap.version())?;
+        if self.isolation == Isolation::Serializable {
+            self.reads.push((key.clone(), version));
+        }
+        Ok((value, version))
+    }
+
+    /// Live keys with `prefix`, strictly after `after`, in key order, at
+    /// most `limit`, merged with this transaction's own writes.
+    pub fn scan(
+        &mut self,
+        prefix: &Key,
+        after: Option<&Key>,
+        limit: usize,
+    ) -> Result<Vec<(Key, Value)>> {
+        self.active()?;
+        check_key(&self.snap.inner.config, prefix)?;
+        if self.isolation == Isolation::Serializable {
+            self.scans.push(prefix.clone());
+        }
+        // Own writes may delete store keys, so over-fetch by their count.
+        let own: Vec<(&Key, &Option<Value>)> = self
+            .writes
+            .iter()
+            .filter(|(k, _)| k.has_prefix(prefix) && after.is_none_or(|a| *k > a))
+            .collect();
+        let fetch = limit.saturating_add(own.len());
+        let stored = self
+            .snap
+            .inner
+            .store
+            .scan_at(prefix, after, self.snap.version(), fetch)?;
+        let mut merged: BTreeMap<Key, Value> = stored
+            .into_iter()
+            .filter(|(k, _, _)| !self.writes.contains_key(k))
+            .map(|(k, v, _)| (k, v))
+            .collect();
+        for (k, v) in own {
+            if let Some(v) = v {
+                merged.insert(k.clone(), v.clone());
+            }
+        }
+        Ok(merged.into_iter().take(limit).collect())
+    }
+
+    /// Buffer a write of `value` to `key`.
+    pub fn put(&mut self, key: Key, value: impl Into<Value>) -> Result<()> {
+        let value = value.into();
+        self.active()?;
+        check_value(&self.snap.inner.config, &value)?;
+        self.write(key, Some(value))
+    }
+
+    /// Buffer a delete of `key`.
+    pub fn delete(&mut self, key: Key) -> Result<()> {
+        self.active()?;
+        self.write(key, None)
+    }
+
+    /// Compare-and-set: write `value` (None deletes) if the commit version
+    /// of `key` this transaction sees is `expected` (0 = the key never
+    /// existed). A mismatch is `Error::CasMismatch`, nothing buffered. If
+    /// another transaction then commits `key` first, this one's commit is
+    /// a conflict (the key is in its write set).
+    pub fn cas(&mut self, key: Key, expected: Version, value: Option<Value>) -> Result<()> {
+        let (_, current) = self.get_versioned(&key)?;
+        if current != expected {
+            return Err(Error::CasMismatch {
+                key: key.to_string(),
+                expected,
+                current,
+            });
+        }
+        if let Some(v) = &value {
+            check_value(&self.snap.inner.config, v)?;
+        }
+        self.write(key, value)
+    }
+
+    fn write(&mut self, key: Key, value: Option<Value>) -> Result<()> {
+        let config = &self.snap.inner.config;
+        check_key(config, &key)?;
+        let max = config.limits.txn_writes_count_max;
+        if self.writes.len() >= max && !self.writes.contains_key(&key) {
+            return Err(Error::TooManyWrites {
+                count: self.writes.len() + 1,
+                max,
+            });
+        }
+        self.writes.insert(key, value);
+        Ok(())
+    }
+
+    /// Discard the transaction.
+    pub fn rollback(&mut self) -> Result<()> {
+        self.active()?;
+        self.finished = Some("rolled back");
+        self.writes.clear();
+        Ok(())
+    }
+
+    /// Validate and commit. Returns the commit version, or the start version
+    /// for a transaction that wrote nothing (read-only transactions never
+    /// abort). On `Err` nothing was installed and the transaction is finished.
+    pub fn commit(&mut self) -> Result<Version> {
+        self.active()?;
+        self.finished = Some("aborted");
+        if self.writes.is_empty() {
+            self.finished = Some("committed");
+            return Ok(self.snap.version());
+        }
+        let inner = Arc::clone(&self.snap.inner);
+        let mut state = inner.commit.lock();
+        self.validate()?;
+        let version = state.last + 1;
+        let wall_ms = crate::clock::wall_clock_ms();
+        let wall_ms = state.times.record(version, wall_ms);
+        let writes = std::mem::take(&mut self.writes);
+        let written = writes.len() as u64;
+        let guard = crossbeam_epoch::pin();
+        let mut keys = Vec::with_capacity(if self.run.is_nil() { 0 } else { writes.len() });
+        for (key, value) in writes {
+            let chain = inner.store.chain_or_create(&key);
+            chain.push(version, self.run, value, &guard);
+            if !self.run.is_nil() {
+                keys.push(key);
+            }
+        }
+        inner.linked_versions.fetch_add(written, Ordering::Relaxed);
+        if !self.run.is_nil() {
+            state.runs.entry(self.run).or_default().push(RunCommit {
+                version,
+                wall_ms,
+                keys: Arc::from(keys),
+            });
+        }
+        state.last = version;
+        inner.visible.store(version, Ordering::Release);
+        drop(state);
+        self.finished = Some("committed");
+        Ok(version)
+    }
+
+    /// Checks under the commit lock: no key written (snapshot) — or read or
+    /// scanned (serializable) — changed after the start version.
+    fn validate(&self) -> Result<()> {
+        let start = self.snap.version();
+        let store = &self.snap.inner.store;
+        let conflict = |key: &Key, current: Version| Error::Conflict {
+            key: key.to_string(),
+            start,
+            current,
+        };
+        for key in self.writes.keys() {
+            let current = store.head_commit(key);
+            if current > start {
+                return Err(conflict(key, current));
+            }
+        }
+        if self.isolation == Isolation::Serializable {
+            for (key, _) in &self.reads {
+                let current = store.head_commit(key);
+                if current > start {
+                    return Err(conflict(key, current));
+                }
+            }
+            let guard = crossbeam_epoch::pin();
+            for prefix in &self.scans {
+                let (current, key) = store.newest_commit_in(prefix, &guard);
+                if current > start {
+                    return Err(conflict(key.as_ref().unwrap_or(prefix), current));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Transaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction")
+            .field("start", &self.snap.version())
+            .field("run", &self.run)
+            .field("isolation", &self.isolation)
+            .field("writes", &self.writes.len())
+            .field("finished", &self.finished)
+            .finish()
+    }
+}

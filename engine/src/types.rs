@@ -1,0 +1,265 @@
+//! Core types: [`RunId`], [`TypeTag`], [`Namespace`], [`Scope`], [`Key`], [`Version`].
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A commit version. Dense and strictly increasing; 0 is the empty database.
+pub type Version = u64;
+
+/// Longest namespace accepted, in bytes.
+pub const NAMESPACE_SIZE_BYTES_MAX: usize = 256;
+
+/// A run's id: 128 bits, time-ordered (UUIDv7 layout), printed like a UUID.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RunId(u128);
+
+impl RunId {
+    /// Writes made outside any run (administration).
+    pub const NIL: RunId = RunId(0);
+
+    /// A fresh id: 48-bit milliseconds since the epoch, the version nibble 7,
+    /// the variant bits, and random bits. Ids made by one process strictly
+    /// increase, even within one millisecond.
+    pub fn new() -> RunId {
+        static LAST: AtomicU64 = AtomicU64::new(0);
+        let now_ms = crate::clock::wall_clock_ms() & ((1 << 48) - 1);
+        // 48 bits of time + 12 bits of counter in rand_a, monotonic per process.
+        let mut prev = LAST.load(Ordering::Relaxed);
+        let stamp = loop {
+            let candidate = (now_ms << 12).max(prev + 1);
+            match LAST.compare_exchange_weak(prev, candidate, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => break candidate,
+                Err(seen) => prev = seen,
+            }
+        };
+        let ms = (stamp >> 12) as u128;
+        let rand_a = (stamp & 0xfff) as u128;
+        let rand_b = (fastrand::u64(..) & ((1 << 62) - 1)) as u128;
+        RunId((ms << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b)
+    }
+
+    /// The id from its 128-bit value.
+    pub const fn from_u128(v: u128) -> RunId {
+        RunId(v)
+    }
+
+    /// The 128-bit value.
+    pub const fn as_u128(self) -> u128 {
+        self.0
+    }
+
+    /// Milliseconds since the Unix epoch encoded in the id.
+    pub fn timestamp_ms(self) -> u64 {
+        (self.0 >> 80) as u64
+    }
+
+    /// True for [`RunId::NIL`].
+    pub fn is_nil(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl Default for RunId {
+    fn default() -> Self {
+        RunId::new()
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = self.0;
+        write!(
+            f,
+            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            (v >> 96) as u32,
+            (v >> 80) as u16,
+            (v >> 64) as u16,
+            (v >> 48) as u16,
+            v & 0xffff_ffff_ffff
+        )
+    }
+}
+
+impl fmt::Debug for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RunId({self})")
+    }
+}
+
+impl FromStr for RunId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<RunId> {
+        let hex: String = s.chars().filter(|c| *c != '-').collect();
+        if hex.len() != 32 || s.len() != 36 {
+            return Err(Error::InvalidArgument(format!("not a run id: {s:?}")));
+        }
+        u128::from_str_radix(&hex, 16)
+            .map(RunId)
+            .map_err(|_| Error::InvalidArgument(format!("not a run id: {s:?}")))
+    }
+}
+
+/// Which primitive owns a key. Stable forever on disk.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum TypeTag {
+    /// Key-value memory.
+    Kv = 1,
+    /// Event log entries.
+    Event = 2,
+    /// State machines.
+    State = 3,
+    /// Trace spans.
+    Trace = 4,
+    /// Run index records.
+    Run = 5,
+}
+
+impl TypeTag {
+    /// The on-disk byte.
+    pub fn as_u8(self) -> u8 {
+        self as u8
+    }
+
+    /// Parse the on-disk byte.
+    pub fn from_u8(b: u8) -> Option<TypeTag> {
+        Some(match b {
+            1 => TypeTag::Kv,
+            2 => TypeTag::Event,
+            3 => TypeTag::State,
+            4 => TypeTag::Trace,
+            5 => TypeTag::Run,
+            _ => return None,
+        })
+    }
+}
+
+/// A validated namespace such as `"acme/support-bot"`: non-empty, at most
+/// [`NAMESPACE_SIZE_BYTES_MAX`] bytes, no NUL. Cheap to clone.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Namespace(Arc<str>);
+
+impl Namespace {
+    /// Validate and wrap a namespace.
+    pub fn new(s: &str) -> Result<Namespace> {
+        let reason = if s.is_empty() {
+            Some("empty")
+        } else if s.len() > NAMESPACE_SIZE_BYTES_MAX {
+            Some("longer than NAMESPACE_SIZE_BYTES_MAX = 256 bytes")
+        } else if s.contains('\0') {
+            Some("contains NUL")
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => Err(Error::InvalidNamespace {
+                namespace: s.chars().take(64).collect(),
+                reason,
+            }),
+            None => Ok(Namespace(Arc::from(s))),
+        }
+    }
+
+    /// The namespace as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Namespace {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Namespace::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", &*self.0)
+    }
+}
+
+/// Whether data outlives runs (`Shared`) or belongs to one run.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+pub enum Scope {
+    /// Memory shared across runs.
+    Shared,
+    /// A run's own working state, events and traces.
+    Run(RunId),
+}
+
+/// A key: ordered by (namespace, scope, tag, user bytes), so one
+/// namespace + scope + tag is one contiguous range. Cheap to clone.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Key {
+    /// The namespace.
+    pub ns: Namespace,
+    /// The scope.
+    pub scope: Scope,
+    /// The primitive that owns the key.
+    pub tag: TypeTag,
+    /// The primitive's own key bytes.
+    pub user: Arc<[u8]>,
+}
+
+impl Key {
+    /// Build a key.
+    pub fn new(ns: Namespace, scope: Scope, tag: TypeTag, user: impl AsRef<[u8]>) -> Key {
+        Key {
+            ns,
+            scope,
+            tag,
+            user: Arc::from(user.as_ref()),
+        }
+    }
+
+    /// The size this key counts against `key_size_bytes_max`: its user bytes.
+    pub fn size_bytes(&self) -> usize {
+        self.user.len()
+    }
+
+    /// True if `self` lies in the range of `prefix`: same namespace, scope
+    /// and tag, and user bytes starting with `prefix.user`.
+    pub fn has_prefix(&self, prefix: &Key) -> bool {
+        self.ns == prefix.ns
+            && self.scope == prefix.scope
+            && self.tag == prefix.tag
+            && self.user.starts_with(&prefix.user)
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scope = match self.scope {
+            Scope::Shared => "shared".to_string(),
+            Scope::Run(r) => format!("run:{r}"),
+        };
+        write!(
+            f,
+            "{}/{}/{:?}/{}",
+            self.ns,
+            scope,
+            self.tag,
+            String::from_utf8_lossy(&self.user)
+        )
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Key({self})")
+    }
+}
