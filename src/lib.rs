@@ -1,6 +1,173 @@
 //! # rewinddb
 //!
-//! An embedded, in-memory, crash-safe database for AI-agent state. This
-//! facade re-exports the engine until the primitives land.
+//! An embedded, in-memory database for AI-agent state. Agents keep memory
+//! (KV), append hash-chained events, move state machines, record traces,
+//! and every write belongs to a **run**. Every key keeps its history, so
+//! any past state can be read through [`Database::snapshot_at`].
+//!
+//! Every primitive is reached through a handle bound to where it works:
+//! - `db.kv(ns)`, `db.events(ns, run)` ...: each write is its own
+//!   transaction (retried on conflict), each read sees the newest state;
+//! - `txn.kv(ns)`, `txn.events(ns)` ... inside [`Database::transaction`]
+//!   or [`Database::begin`]: all writes commit or vanish together;
+//! - `snap.kv(ns)`, `snap.events(ns, run)` ... on a [`Snapshot`]: reads
+//!   at that version.
+//!
+//! ## Runs
+//! ```
+//! use rewinddb::{Database, RunQuery, RunSpec, RunStatus};
+//!
+//! let db = Database::in_memory()?;
+//! let run = db.begin_run(RunSpec::new("support-bot").tag("exp-7"))?;
+//! db.kv("acme/bot").put(run, "greeting", "hi")?;
+//! let info = db.end_run(run, RunStatus::Completed)?;
+//! assert_eq!(info.first_version, info.last_version);          // one commit
+//! let done = db.runs().query_runs(&RunQuery::all().tag("exp-7").status(RunStatus::Completed))?;
+//! assert_eq!(done[0].id, run);
+//! assert!(db.kv("acme/bot").put(run, "greeting", "again").is_err()); // ended
+//! # Ok::<(), rewinddb::Error>(())
+//! ```
+//!
+//! ## KV
+//! ```
+//! use rewinddb::{Database, RunId, RunSpec};
+//!
+//! let db = Database::in_memory()?;
+//! let run = db.begin_run(RunSpec::new("bot"))?;
+//! let kv = db.kv("acme/bot");                      // memory shared by runs
+//! kv.put(run, "user:42:name", "Ada")?;
+//! kv.put(run, "user:42:lang", "en")?;
+//! kv.put(RunId::NIL, "config", 7)?;                // administration
+//! assert_eq!(kv.get("user:42:name")?.unwrap().as_str(), Some("Ada"));
+//! let page = kv.list_from("user:42:", None, 1)?;   // ordered, paged
+//! assert_eq!(page.entries[0].0, "user:42:lang");
+//! let rest = kv.list_from("user:42:", page.next.as_deref(), 10)?;
+//! assert_eq!(rest.entries[0].0, "user:42:name");
+//! db.kv_run("acme/bot", run).put(run, "scratch", true)?; // the run's own
+//! assert_eq!(kv.get("scratch")?, None);
+//! # Ok::<(), rewinddb::Error>(())
+//! ```
+//!
+//! ## Event log
+//! ```
+//! use rewinddb::{Database, RunSpec, Value};
+//!
+//! let db = Database::in_memory()?;
+//! let run = db.begin_run(RunSpec::new("bot"))?;
+//! let log = db.events("acme/bot", run);
+//! assert_eq!(log.append("tool.called", "search")?, 0);
+//! assert_eq!(log.append("tool.returned", 3)?, 1);
+//! let events = log.read(0..2)?;
+//! assert_eq!(events[1].payload, Value::Int(3));
+//! assert_eq!(log.head()?.last_hash, events[1].hash);
+//! log.verify()?;                                    // the hash chain holds
+//! # Ok::<(), rewinddb::Error>(())
+//! ```
+//!
+//! ## Transactions and snapshots
+//! ```
+//! use rewinddb::{Database, Isolation, RunSpec};
+//!
+//! let db = Database::in_memory()?;
+//! let run = db.begin_run(RunSpec::new("bot"))?;
+//! let before = db.snapshot();
+//! let v = db.transaction_versioned(run, |txn| {   // retried on conflict
+//!     let n = txn.kv("acme/bot").get("count")?.and_then(|v| v.as_i64()).unwrap_or(0);
+//!     txn.kv("acme/bot").put("count", n + 1)?;
+//!     txn.events("acme/bot").append("counter.bumped", n + 1)?;
+//!     Ok(())
+//! })?.1;
+//! let txn = db.begin(run, Isolation::Snapshot)?;  // explicit
+//! txn.kv("acme/bot").put("count", 10)?;
+//! let later = txn.commit()?;
+//! assert_eq!(db.snapshot_at(v)?.kv("acme/bot").get("count")?.and_then(|v| v.as_i64()), Some(1));
+//! assert_eq!(db.snapshot_at(later)?.kv("acme/bot").get("count")?.and_then(|v| v.as_i64()), Some(10));
+//! assert_eq!(before.kv("acme/bot").get("count")?, None);
+//! assert_eq!(before.events("acme/bot", run).len()?, 0);
+//! # Ok::<(), rewinddb::Error>(())
+//! ```
+
+mod config;
+mod context;
+mod database;
+mod handles;
+
+pub use config::{Config, Durability};
+pub use context::{Access, Snapshot, Transaction};
+pub use database::Database;
+pub use handles::{EventsHandle, KvHandle, RunsHandle};
 
 pub use rewinddb_engine as engine;
+pub use rewinddb_engine::{
+    Isolation, Limits, Namespace, Retention, RetryPolicy, RunId, Scope, TypeTag, Value, Version,
+};
+pub use rewinddb_primitives as primitives;
+pub use rewinddb_primitives::{
+    Error, Event, EventHead, KvPage, Result, RunInfo, RunQuery, RunSpec, RunStatus,
+};
+
+impl Database {
+    /// The KV store of `ns`, shared by all runs.
+    pub fn kv(&self, ns: &str) -> KvHandle<'_, Database> {
+        KvHandle::new(self, ns, None)
+    }
+
+    /// The KV store of `ns` private to `run`.
+    pub fn kv_run(&self, ns: &str, run: RunId) -> KvHandle<'_, Database> {
+        KvHandle::new(self, ns, Some(run))
+    }
+
+    /// The event log of `run` in `ns`.
+    pub fn events(&self, ns: &str, run: RunId) -> EventsHandle<'_, Database> {
+        EventsHandle::new(self, ns, run)
+    }
+
+    /// The run index.
+    pub fn runs(&self) -> RunsHandle<'_, Database> {
+        RunsHandle::new(self)
+    }
+}
+
+impl Transaction {
+    /// The KV store of `ns` shared by all runs, inside this transaction.
+    pub fn kv(&self, ns: &str) -> KvHandle<'_, Transaction> {
+        KvHandle::new(self, ns, None)
+    }
+
+    /// The KV store of `ns` private to this transaction's run.
+    pub fn kv_run(&self, ns: &str) -> KvHandle<'_, Transaction> {
+        KvHandle::new(self, ns, Some(self.run()))
+    }
+
+    /// The event log of this transaction's run in `ns`.
+    pub fn events(&self, ns: &str) -> EventsHandle<'_, Transaction> {
+        EventsHandle::new(self, ns, self.run())
+    }
+
+    /// The run index, read inside this transaction.
+    pub fn runs(&self) -> RunsHandle<'_, Transaction> {
+        RunsHandle::new(self)
+    }
+}
+
+impl Snapshot {
+    /// The KV store of `ns` shared by all runs, at this version.
+    pub fn kv(&self, ns: &str) -> KvHandle<'_, Snapshot> {
+        KvHandle::new(self, ns, None)
+    }
+
+    /// The KV store of `ns` private to `run`, at this version.
+    pub fn kv_run(&self, ns: &str, run: RunId) -> KvHandle<'_, Snapshot> {
+        KvHandle::new(self, ns, Some(run))
+    }
+
+    /// The event log of `run` in `ns`, at this version.
+    pub fn events(&self, ns: &str, run: RunId) -> EventsHandle<'_, Snapshot> {
+        EventsHandle::new(self, ns, run)
+    }
+
+    /// The run index, at this version.
+    pub fn runs(&self) -> RunsHandle<'_, Snapshot> {
+        RunsHandle::new(self)
+    }
+}

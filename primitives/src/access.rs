@@ -1,0 +1,118 @@
+//! How primitives reach the engine: [`Reader`] for reads (a transaction or
+//! a snapshot), `&mut Transaction` for writes, and [`autocommit`] for one
+//! retried transaction around a closure.
+
+use rewinddb_engine::{
+    Engine, Isolation, Key, RetryPolicy, RunId, Snapshot, Transaction, Value, Version,
+};
+
+use crate::error::{Error, Result};
+
+/// Something primitives can read from: a [`Transaction`] (its own writes
+/// included) or a [`Snapshot`] (a fixed version, read-only). Every read of
+/// every primitive is written against this trait, so each one works both
+/// inside a transaction and on a point-in-time snapshot.
+pub trait Reader {
+    /// The value of `key` (None: absent or deleted).
+    fn read(&mut self, key: &Key) -> Result<Option<Value>>;
+
+    /// Live keys with `prefix`, strictly after `after`, in key order, at
+    /// most `limit`.
+    fn scan(
+        &mut self,
+        prefix: &Key,
+        after: Option<&Key>,
+        limit: usize,
+    ) -> Result<Vec<(Key, Value)>>;
+}
+
+impl Reader for Transaction {
+    fn read(&mut self, key: &Key) -> Result<Option<Value>> {
+        Ok(self.get(key)?)
+    }
+
+    fn scan(
+        &mut self,
+        prefix: &Key,
+        after: Option<&Key>,
+        limit: usize,
+    ) -> Result<Vec<(Key, Value)>> {
+        Ok(Transaction::scan(self, prefix, after, limit)?)
+    }
+}
+
+impl Reader for Snapshot {
+    fn read(&mut self, key: &Key) -> Result<Option<Value>> {
+        Ok(self.get(key)?)
+    }
+
+    fn scan(
+        &mut self,
+        prefix: &Key,
+        after: Option<&Key>,
+        limit: usize,
+    ) -> Result<Vec<(Key, Value)>> {
+        Ok(Snapshot::scan(self, prefix, after, limit)?)
+    }
+}
+
+impl Reader for &Snapshot {
+    fn read(&mut self, key: &Key) -> Result<Option<Value>> {
+        Ok(self.get(key)?)
+    }
+
+    fn scan(
+        &mut self,
+        prefix: &Key,
+        after: Option<&Key>,
+        limit: usize,
+    ) -> Result<Vec<(Key, Value)>> {
+        Ok(Snapshot::scan(self, prefix, after, limit)?)
+    }
+}
+
+/// Run `f` in a transaction of `run` and commit it, retrying on conflict
+/// (see [`retry_on_conflict`]). `f` must be re-runnable: each attempt
+/// starts from a fresh snapshot. Any other error ends the loop with nothing
+/// committed. Returns `f`'s result and the commit version.
+pub fn autocommit<T>(
+    engine: &Engine,
+    run: RunId,
+    isolation: Isolation,
+    mut f: impl FnMut(&mut Transaction) -> Result<T>,
+) -> Result<(T, Version)> {
+    retry_on_conflict(&engine.config().retry, || {
+        let mut txn = engine.begin(run, isolation);
+        let t = f(&mut txn)?;
+        Ok((t, txn.commit()?))
+    })
+}
+
+/// Call `attempt` until it returns anything but a conflict, at most
+/// `policy.attempts` times, sleeping a jittered, doubling backoff between
+/// tries. Gives up with [`Error::RetriesExhausted`] carrying the last
+/// conflict.
+pub fn retry_on_conflict<T>(
+    policy: &RetryPolicy,
+    mut attempt: impl FnMut() -> Result<T>,
+) -> Result<T> {
+    let mut backoff = policy.backoff_min;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match attempt() {
+            Err(e) if e.is_conflict() => {
+                if attempts >= policy.attempts {
+                    return Err(Error::RetriesExhausted {
+                        attempts,
+                        last: Box::new(e),
+                    });
+                }
+                let jitter = fastrand::u64(0..=backoff.as_nanos() as u64);
+                std::thread::sleep(std::time::Duration::from_nanos(jitter));
+                backoff = (backoff * 2).min(policy.backoff_max);
+            }
+            other => return other,
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! [`EventLog`]: a run's append-only, hash-chained event log.
+//!
+//! ## Encoding (TypeTag::Event, scope `Run(run)`)
+//! - head record, user key `b"h"`: `Value::Bytes` of 16 bytes,
+//!   `[len: u64 LE][last_hash: u64 LE]` (`last_hash` is 0 while empty);
+//! - event `seq`, user key `b"e"` followed by `seq` as a big-endian `u64`,
+//!   so events sort by sequence number and `read(range)` is a run of point
+//!   lookups; value: `Value::Array([type: String, payload, wall_ms: Int,
+//!   hash: Int])` (the hash's 64 bits stored as an `i64`).
+//!
+//! Every append reads and rewrites the head record. Two transactions
+//! appending to one log therefore conflict on the head key and one retries,
+//! so sequence numbers stay dense (0, 1, 2, ...) and unique.
+//!
+//! ## Hash chain
+//! `hash_i = xxh3_64(prev_hash u64 LE || seq u64 LE || type || payload)`
+//! with `prev_hash = 0` for seq 0, `type` as `[len: u64 LE][UTF-8 bytes]`
+//! and `payload` in the canonical encoding of [`hash_value`]. xxh3 (the
+//! `xxhash-rust` crate) is specified and stable across releases and
+//! platforms, unlike `std`'s `DefaultHasher`. It detects accidental damage
+//! and reordering, not a deliberate forgery.
+
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+use rewinddb_engine::{Key, Namespace, RunId, Scope, Transaction, TypeTag, Value, wall_clock_ms};
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::access::Reader;
+use crate::error::{Error, Result, check_name};
+
+const HEAD_KEY: &[u8] = b"h";
+const EVENT_PREFIX: u8 = b'e';
+
+/// One event of a log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// Its sequence number (dense from 0 within the run's log).
+    pub seq: u64,
+    /// Its type, such as `"tool.called"`.
+    pub event_type: Arc<str>,
+    /// Its payload.
+    pub payload: Value,
+    /// Wall-clock milliseconds when it was appended.
+    pub wall_ms: u64,
+    /// Its chain hash.
+    pub hash: u64,
+}
+
+/// Length and last hash of a log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventHead {
+    /// Number of events (the next sequence number).
+    pub len: u64,
+    /// Hash of the last event (0 while empty).
+    pub last_hash: u64,
+}
+
+/// The event log of one run in one namespace. Holds no state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventLog {
+    ns: Namespace,
+    run: RunId,
+}
+
+impl EventLog {
+    /// The log of `run` in `ns`.
+    pub fn new(ns: Namespace, run: RunId) -> EventLog {
+        EventLog { ns, run }
+    }
+
+    /// The run it belongs to.
+    pub fn run_id(&self) -> RunId {
+        self.run
+    }
+
+    fn key(&self, user: &[u8]) -> Key {
+        Key::new(self.ns.clone(), Scope::Run(self.run), TypeTag::Event, user)
+    }
+
+    fn event_key(&self, seq: u64) -> Key {
+        let mut user = [0u8; 9];
+        user[0] = EVENT_PREFIX;
+        user[1..].copy_from_slice(&seq.to_be_bytes());
+        self.key(&user)
+    }
+
+    /// Length and last hash.
+    pub fn head<R: Reader + ?Sized>(&self, r: &mut R) -> Result<EventHead> {
+        let key = self.key(HEAD_KEY);
+        match r.read(&key)? {
+            None => Ok(EventHead::default()),
+            Some(v) => {
+                decode_head(&v).ok_or_else(|| Error::malformed("event head", &key, "not 16 bytes"))
+            }
+        }
+    }
+
+    /// Number of events.
+    pub fn len<R: Reader + ?Sized>(&self, r: &mut R) -> Result<u64> {
+        Ok(self.head(r)?.len)
+    }
+
+    /// Append an event; returns its sequence number.
+    pub fn append(
+        &self,
+        txn: &mut Transaction,
+        event_type: &str,
+        payload: impl Into<Value>,
+    ) -> Result<u64> {
+        check_name("event type", event_type)?;
+        let payload = payload.into();
+        let head = self.head(txn)?;
+        let seq = head.len;
+        let hash = chain_hash(head.last_hash, seq, event_type, &payload);
+        let record = Value::from(vec![
+            Value::from(event_type),
+            payload,
+            Value::Int(wall_clock_ms() as i64),
+            Value::Int(hash as i64),
+        ]);
+        // The event first: if it is too large nothing at all is buffered.
+        txn.put(self.event_key(seq), record)?;
+        let next = EventHead {
+            len: seq + 1,
+            last_hash: hash,
+        };
+        txn.put(self.key(HEAD_KEY), encode_head(next))?;
+        Ok(seq)
+    }
+
+    /// The event `seq`, if the log has it.
+    pub fn get<R: Reader + ?Sized>(&self, r: &mut R, seq: u64) -> Result<Option<Event>> {
+        let key = self.event_key(seq);
+        match r.read(&key)? {
+            None => Ok(None),
+            Some(v) => decode_event(seq, &v).map(Some).ok_or_else(|| {
+                Error::malformed("event", &key, "not [type, payload, wall_ms, hash]")
+            }),
+        }
+    }
+
+    /// The events whose sequence numbers fall in `range` (clipped to the
+    /// log's length), in order. Each is a point lookup.
+    pub fn read<R: Reader + ?Sized>(
+        &self,
+        r: &mut R,
+        range: impl RangeBounds<u64>,
+    ) -> Result<Vec<Event>> {
+        let len = self.len(r)?;
+        let start = match range.start_bound() {
+            Bound::Included(&s) => s,
+            Bound::Excluded(&s) => s.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(&e) => e.saturating_add(1),
+            Bound::Excluded(&e) => e,
+            Bound::Unbounded => len,
+        }
+        .min(len);
+        let mut events = Vec::with_capacity(end.saturating_sub(start) as usize);
+        for seq in start..end {
+            let event = self.get(r, seq)?.ok_or_else(|| {
+                Error::malformed(
+                    "event",
+                    &self.event_key(seq),
+                    "missing below the head's length",
+                )
+            })?;
+            events.push(event);
+        }
+        Ok(events)
+    }
+
+    /// The last event, if any.
+    pub fn last<R: Reader + ?Sized>(&self, r: &mut R) -> Result<Option<Event>> {
+        match self.len(r)? {
+            0 => Ok(None),
+            len => self.get(r, len - 1),
+        }
+    }
+
+    /// Recompute the chain from seq 0: `Ok(())` if every stored hash and the
+    /// head's last hash match, else [`Error::ChainBroken`] naming the first
+    /// sequence number that does not.
+    pub fn verify<R: Reader + ?Sized>(&self, r: &mut R) -> Result<()> {
+        let head = self.head(r)?;
+        let mut prev = 0u64;
+        for seq in 0..head.len {
+            let ok = match self.get(r, seq) {
+                Ok(Some(e)) => {
+                    let ok = chain_hash(prev, seq, &e.event_type, &e.payload) == e.hash;
+                    prev = e.hash;
+                    ok
+                }
+                Ok(None) | Err(Error::Malformed { .. }) => false,
+                Err(e) => return Err(e),
+            };
+            if !ok {
+                return Err(self.broken(seq));
+            }
+        }
+        if prev != head.last_hash {
+            return Err(self.broken(head.len.saturating_sub(1)));
+        }
+        Ok(())
+    }
+
+    fn broken(&self, seq: u64) -> Error {
+        Error::ChainBroken {
+            namespace: self.ns.to_string(),
+            run: self.run,
+            seq,
+        }
+    }
+}
+
+/// `hash_i` from `hash_{i-1}` (see the module docs for the byte layout).
+pub fn chain_hash(prev: u64, seq: u64, event_type: &str, payload: &Value) -> u64 {
+    let mut h = Xxh3::new();
+    h.update(&prev.to_le_bytes());
+    h.update(&seq.to_le_bytes());
+    h.update(&(event_type.len() as u64).to_le_bytes());
+    h.update(event_type.as_bytes());
+    hash_value(&mut h, payload);
+    h.digest()
+}
+
+/// Feed the canonical encoding of `value` to `h`: one tag byte, then
+/// - `Null` 0x00; `Bool` 0x01 + one byte 0/1; `Int` 0x02 + i64 LE;
+///   `Float` 0x03 + the f64's bits as u64 LE;
+/// - `String` 0x04 / `Bytes` 0x05 + `[len: u64 LE]` + the bytes;
+/// - `Array` 0x06 + `[count: u64 LE]` + each element;
+/// - `Object` 0x07 + `[count: u64 LE]` + per field in key order
+///   `[key len: u64 LE][key UTF-8][value]`.
+///
+/// Iterative, so a deeply nested payload cannot overflow the stack.
+pub fn hash_value(h: &mut Xxh3, value: &Value) {
+    enum Item<'a> {
+        Value(&'a Value),
+        Field(&'a str),
+    }
+    let mut stack = vec![Item::Value(value)];
+    while let Some(item) = stack.pop() {
+        let v = match item {
+            Item::Field(k) => {
+                h.update(&(k.len() as u64).to_le_bytes());
+                h.update(k.as_bytes());
+                continue;
+            }
+            Item::Value(v) => v,
+        };
+        match v {
+            Value::Null => h.update(&[0x00]),
+            Value::Bool(b) => h.update(&[0x01, u8::from(*b)]),
+            Value::Int(i) => {
+                h.update(&[0x02]);
+                h.update(&i.to_le_bytes());
+            }
+            Value::Float(f) => {
+                h.update(&[0x03]);
+                h.update(&f.to_bits().to_le_bytes());
+            }
+            Value::String(s) => bytes(h, 0x04, s.as_bytes()),
+            Value::Bytes(b) => bytes(h, 0x05, b),
+            Value::Array(a) => {
+                h.update(&[0x06]);
+                h.update(&(a.len() as u64).to_le_bytes());
+                stack.extend(a.iter().rev().map(Item::Value));
+            }
+            Value::Object(o) => {
+                h.update(&[0x07]);
+                h.update(&(o.len() as u64).to_le_bytes());
+                for (k, v) in o.iter().rev() {
+                    stack.push(Item::Value(v));
+                    stack.push(Item::Field(k));
+                }
+            }
+        }
+    }
+}
+
+fn bytes(h: &mut Xxh3, tag: u8, b: &[u8]) {
+    h.update(&[tag]);
+    h.update(&(b.len() as u64).to_le_bytes());
+    h.update(b);
+}
+
+fn encode_head(head: EventHead) -> Value {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&head.len.to_le_bytes());
+    b[8..].copy_from_slice(&head.last_hash.to_le_bytes());
+    Value::from(&b[..])
+}
+
+fn decode_head(v: &Value) -> Option<EventHead> {
+    let b = v.as_bytes()?;
+    let len = u64::from_le_bytes(b.get(..8)?.try_into().ok()?);
+    let last_hash = u64::from_le_bytes(b.get(8..16)?.try_into().ok()?);
+    Some(EventHead { len, last_hash })
+}
+
+fn decode_event(seq: u64, v: &Value) -> Option<Event> {
+    let [t, payload, ms, hash] = v.as_array()? else {
+        return None;
+    };
+    Some(Event {
+        seq,
+        event_type: match t {
+            Value::String(s) => Arc::clone(s),
+            _ => return None,
+        },
+        payload: payload.clone(),
+        wall_ms: ms.as_i64()? as u64,
+        hash: hash.as_i64()? as u64,
+    })
+}

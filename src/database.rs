@@ -1,0 +1,134 @@
+//! [`Database`]: the entry point. Opens the engine, hands out primitive
+//! handles, runs transactions and takes snapshots.
+
+use rewinddb_engine::{Engine, Isolation, RunId, Version};
+use rewinddb_primitives::{
+    Error, Result, RunIndex, RunInfo, RunSpec, RunStatus, retry_on_conflict,
+};
+
+use crate::config::{Config, Durability};
+use crate::context::{Snapshot, Transaction};
+
+/// An open database. Cheap to clone; clones share everything and may be
+/// used from many threads.
+#[derive(Clone)]
+pub struct Database {
+    engine: Engine,
+    runs: RunIndex,
+}
+
+impl Database {
+    /// A database with no files at all.
+    pub fn in_memory() -> Result<Database> {
+        Database::open(Config::in_memory())
+    }
+
+    /// Open a database as `config` says.
+    ///
+    /// Only [`Durability::InMemory`] is available in this build: the
+    /// engine on this branch has no WAL yet, so any other durability is
+    /// refused with [`Error::Unsupported`] rather than silently kept in
+    /// memory.
+    pub fn open(config: Config) -> Result<Database> {
+        if config.durability != Durability::InMemory {
+            return Err(Error::Unsupported(format!(
+                "durability {:?} for {}: this build has no durable engine yet; \
+                 use Durability::InMemory",
+                config.durability,
+                config.path.display()
+            )));
+        }
+        Ok(Database {
+            engine: Engine::open_in_memory(config.engine)?,
+            runs: RunIndex::new()?,
+        })
+    }
+
+    /// The engine underneath, for what the facade does not cover.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub(crate) fn run_index(&self) -> &RunIndex {
+        &self.runs
+    }
+
+    /// Start a run; shorthand for `db.runs().begin_run(spec)`.
+    pub fn begin_run(&self, spec: RunSpec) -> Result<RunId> {
+        self.runs().begin_run(spec)
+    }
+
+    /// End a run with a final status; shorthand for
+    /// `db.runs().end_run(run, status)`.
+    pub fn end_run(&self, run: RunId, status: RunStatus) -> Result<RunInfo> {
+        self.runs().end_run(run, status)
+    }
+
+    /// Run `f` in a transaction of `run` (snapshot isolation) and commit,
+    /// retrying on conflict; `f` must be re-runnable. `run` must be
+    /// running (or [`RunId::NIL`] for administration). Returns `f`'s value.
+    pub fn transaction<T>(
+        &self,
+        run: RunId,
+        f: impl FnMut(&Transaction) -> Result<T>,
+    ) -> Result<T> {
+        self.transaction_versioned(run, f).map(|(t, _)| t)
+    }
+
+    /// [`Database::transaction`], also returning the commit version.
+    pub fn transaction_versioned<T>(
+        &self,
+        run: RunId,
+        mut f: impl FnMut(&Transaction) -> Result<T>,
+    ) -> Result<(T, Version)> {
+        retry_on_conflict(&self.engine.config().retry, || {
+            let txn = self.begin(run, Isolation::Snapshot)?;
+            let t = f(&txn)?;
+            Ok((t, txn.commit()?))
+        })
+    }
+
+    /// Begin an explicit transaction of `run`; commit it with
+    /// [`Transaction::commit`]. `run` must be running (or
+    /// [`RunId::NIL`]): the check reads the run index at the
+    /// transaction's start version.
+    pub fn begin(&self, run: RunId, isolation: Isolation) -> Result<Transaction> {
+        let mut txn = self.engine.begin(run, isolation);
+        self.runs.check_writable(&mut txn, run)?;
+        Ok(Transaction::new(self.engine.clone(), txn))
+    }
+
+    /// One retried transaction on the engine transaction directly: the
+    /// path every autocommit handle write takes.
+    pub(crate) fn autocommit<T>(
+        &self,
+        run: RunId,
+        mut f: impl FnMut(&mut rewinddb_engine::Transaction) -> Result<T>,
+    ) -> Result<(T, Version)> {
+        retry_on_conflict(&self.engine.config().retry, || {
+            let mut txn = self.begin(run, Isolation::Snapshot)?.into_engine_txn();
+            let t = f(&mut txn)?;
+            Ok((t, txn.commit()?))
+        })
+    }
+
+    /// A snapshot of the newest state. O(1).
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::new(self.engine.clone(), self.engine.snapshot())
+    }
+
+    /// A snapshot of the state right after commit `version`; an error if
+    /// `version` is in the future or outside retention.
+    pub fn snapshot_at(&self, version: Version) -> Result<Snapshot> {
+        Ok(Snapshot::new(
+            self.engine.clone(),
+            self.engine.snapshot_at(version)?,
+        ))
+    }
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Database(visible = {})", self.engine.visible_version())
+    }
+}

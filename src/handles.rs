@@ -1,0 +1,283 @@
+//! Primitive handles: a primitive paired with where it reads and writes.
+//!
+//! `KvHandle<'_, Database>` writes in its own retried transaction per call
+//! (autocommit) and reads the newest state; `KvHandle<'_, Transaction>`
+//! reads and writes inside that transaction; `KvHandle<'_, Snapshot>` only
+//! reads, at the snapshot's version. The same holds for every primitive.
+
+use std::ops::RangeBounds;
+
+use rewinddb_engine::{Namespace, RunId, Value, Version};
+use rewinddb_primitives::{
+    Error, Event, EventHead, EventLog, Kv, KvPage, LIST_LIMIT_DEFAULT, Result, RunInfo, RunQuery,
+    RunSpec, RunStatus, commit_span,
+};
+
+use crate::context::{Access, Transaction};
+use crate::database::Database;
+
+/// A namespace argument, parsed once when a handle is made; an invalid one
+/// is reported by every call on the handle.
+#[derive(Clone, Debug)]
+pub(crate) struct NsArg(std::result::Result<Namespace, String>);
+
+impl NsArg {
+    pub(crate) fn new(raw: &str) -> NsArg {
+        NsArg(Namespace::new(raw).map_err(|_| raw.to_string()))
+    }
+
+    pub(crate) fn get(&self) -> Result<&Namespace> {
+        self.0.as_ref().map_err(|raw| match Namespace::new(raw) {
+            Err(e) => Error::from(e),
+            Ok(_) => Error::InvalidArgument(format!("namespace {raw:?}")),
+        })
+    }
+}
+
+// ---------------------------------------------------------------- KV
+
+/// The KV store of one namespace and scope, bound to a database, a
+/// transaction or a snapshot. See [`Kv`] for the encoding.
+pub struct KvHandle<'a, C> {
+    ctx: &'a C,
+    ns: NsArg,
+    run: Option<RunId>,
+}
+
+impl<'a, C: Access> KvHandle<'a, C> {
+    pub(crate) fn new(ctx: &'a C, ns: &str, run: Option<RunId>) -> Self {
+        KvHandle {
+            ctx,
+            ns: NsArg::new(ns),
+            run,
+        }
+    }
+
+    fn kv(&self) -> Result<Kv> {
+        let ns = self.ns.get()?.clone();
+        Ok(match self.run {
+            None => Kv::shared(ns),
+            Some(run) => Kv::run(ns, run),
+        })
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Result<Option<Value>> {
+        let kv = self.kv()?;
+        self.ctx.read(|r| kv.get(r, key))
+    }
+
+    /// Up to [`LIST_LIMIT_DEFAULT`] entries whose keys start with `prefix`,
+    /// in key order; `next` resumes.
+    pub fn list(&self, prefix: &str) -> Result<KvPage> {
+        self.list_from(prefix, None, LIST_LIMIT_DEFAULT)
+    }
+
+    /// Entries whose keys start with `prefix`, strictly after `after`, in
+    /// key order, at most `limit`; `next` resumes.
+    pub fn list_from(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<KvPage> {
+        let kv = self.kv()?;
+        self.ctx.read(|r| kv.list(r, prefix, after, limit))
+    }
+}
+
+impl KvHandle<'_, Database> {
+    fn check_scope(&self, run: RunId) -> Result<()> {
+        match self.run {
+            Some(owner) if owner != run => Err(Error::InvalidArgument(format!(
+                "KV scope of run {owner} written by run {run}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Write `value` to `key` on behalf of `run` (autocommit); returns the
+    /// commit version. A run-scoped store accepts writes only from its run.
+    pub fn put(&self, run: RunId, key: &str, value: impl Into<Value>) -> Result<Version> {
+        self.check_scope(run)?;
+        let kv = self.kv()?;
+        let value = value.into();
+        let ((), v) = self
+            .ctx
+            .autocommit(run, |txn| kv.put(txn, key, value.clone()))?;
+        Ok(v)
+    }
+
+    /// Delete `key` on behalf of `run` (autocommit); returns the commit
+    /// version.
+    pub fn delete(&self, run: RunId, key: &str) -> Result<Version> {
+        self.check_scope(run)?;
+        let kv = self.kv()?;
+        let ((), v) = self.ctx.autocommit(run, |txn| kv.delete(txn, key))?;
+        Ok(v)
+    }
+}
+
+impl KvHandle<'_, Transaction> {
+    /// Write `value` to `key` in this transaction.
+    pub fn put(&self, key: &str, value: impl Into<Value>) -> Result<()> {
+        let kv = self.kv()?;
+        self.ctx.with(|txn| kv.put(txn, key, value))
+    }
+
+    /// Delete `key` in this transaction.
+    pub fn delete(&self, key: &str) -> Result<()> {
+        let kv = self.kv()?;
+        self.ctx.with(|txn| kv.delete(txn, key))
+    }
+}
+
+// ---------------------------------------------------------------- events
+
+/// The event log of one run in one namespace, bound to a database, a
+/// transaction or a snapshot. See [`EventLog`] for the encoding and chain.
+pub struct EventsHandle<'a, C> {
+    ctx: &'a C,
+    ns: NsArg,
+    run: RunId,
+}
+
+impl<'a, C: Access> EventsHandle<'a, C> {
+    pub(crate) fn new(ctx: &'a C, ns: &str, run: RunId) -> Self {
+        EventsHandle {
+            ctx,
+            ns: NsArg::new(ns),
+            run,
+        }
+    }
+
+    fn log(&self) -> Result<EventLog> {
+        Ok(EventLog::new(self.ns.get()?.clone(), self.run))
+    }
+
+    /// Number of events.
+    pub fn len(&self) -> Result<u64> {
+        let log = self.log()?;
+        self.ctx.read(|r| log.len(r))
+    }
+
+    /// True if the log holds no event.
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Length and last hash.
+    pub fn head(&self) -> Result<EventHead> {
+        let log = self.log()?;
+        self.ctx.read(|r| log.head(r))
+    }
+
+    /// Event `seq`, if present.
+    pub fn get(&self, seq: u64) -> Result<Option<Event>> {
+        let log = self.log()?;
+        self.ctx.read(|r| log.get(r, seq))
+    }
+
+    /// The last event, if any.
+    pub fn last(&self) -> Result<Option<Event>> {
+        let log = self.log()?;
+        self.ctx.read(|r| log.last(r))
+    }
+
+    /// Events with sequence numbers in `range`, in order.
+    pub fn read(&self, range: impl RangeBounds<u64>) -> Result<Vec<Event>> {
+        let log = self.log()?;
+        self.ctx.read(|r| log.read(r, range))
+    }
+
+    /// Check the hash chain: `Ok` or [`Error::ChainBroken`] with the first
+    /// broken sequence number.
+    pub fn verify(&self) -> Result<()> {
+        let log = self.log()?;
+        self.ctx.read(|r| log.verify(r))
+    }
+}
+
+impl EventsHandle<'_, Database> {
+    /// Append an event in its own transaction (autocommit, retried on
+    /// conflict); returns its sequence number.
+    pub fn append(&self, event_type: &str, payload: impl Into<Value>) -> Result<u64> {
+        let log = self.log()?;
+        let payload = payload.into();
+        let (seq, _) = self
+            .ctx
+            .autocommit(self.run, |txn| log.append(txn, event_type, payload.clone()))?;
+        Ok(seq)
+    }
+}
+
+impl EventsHandle<'_, Transaction> {
+    /// Append an event in this transaction; returns its sequence number.
+    pub fn append(&self, event_type: &str, payload: impl Into<Value>) -> Result<u64> {
+        let log = self.log()?;
+        self.ctx.with(|txn| log.append(txn, event_type, payload))
+    }
+}
+
+// ---------------------------------------------------------------- runs
+
+/// The run index, bound to a database, a transaction or a snapshot. See
+/// [`rewinddb_primitives::RunIndex`] for the encoding.
+pub struct RunsHandle<'a, C> {
+    ctx: &'a C,
+}
+
+impl<'a, C: Access> RunsHandle<'a, C> {
+    pub(crate) fn new(ctx: &'a C) -> Self {
+        RunsHandle { ctx }
+    }
+
+    fn index(&self) -> Result<rewinddb_primitives::RunIndex> {
+        rewinddb_primitives::RunIndex::new()
+    }
+
+    /// The run's record; [`Error::UnknownRun`] if there is none. For a run
+    /// still running, the commit versions are derived from the engine's
+    /// per-run commit index, up to this handle's read version.
+    pub fn get_run(&self, run: RunId) -> Result<RunInfo> {
+        let index = self.index()?;
+        let mut info = self.ctx.read(|r| index.get_run(r, run))?;
+        if info.status == RunStatus::Running {
+            let at = self.ctx.read_version();
+            let commits = self.ctx.engine().run_commits(run);
+            let mut seen = commits.iter().map(|c| c.version).take_while(|&v| v <= at);
+            info.first_version = seen.next();
+            info.last_version = seen.last().or(info.first_version);
+        }
+        Ok(info)
+    }
+
+    /// Runs matching `query`, ordered by start time.
+    pub fn query_runs(&self, query: &RunQuery) -> Result<Vec<RunInfo>> {
+        let index = self.index()?;
+        self.ctx.read(|r| index.query_runs(r, query))
+    }
+}
+
+impl RunsHandle<'_, Database> {
+    /// Start a run (status `Running`); returns its id.
+    pub fn begin_run(&self, spec: RunSpec) -> Result<RunId> {
+        let index = self.ctx.run_index();
+        let (id, _) = self
+            .ctx
+            .autocommit(RunId::NIL, |txn| index.begin_run(txn, &spec))?;
+        Ok(id)
+    }
+
+    /// Move a running run to a final status, recording its end time and
+    /// its first and last commit version. Any other change is
+    /// [`Error::InvalidStatusTransition`].
+    pub fn update_status(&self, run: RunId, status: RunStatus) -> Result<RunInfo> {
+        let index = self.ctx.run_index();
+        let engine = self.ctx.engine();
+        let (info, _) = self.ctx.autocommit(RunId::NIL, |txn| {
+            index.update_status(txn, run, status, commit_span(engine, run))
+        })?;
+        Ok(info)
+    }
+
+    /// End a run: [`RunsHandle::update_status`] to a final status.
+    pub fn end_run(&self, run: RunId, status: RunStatus) -> Result<RunInfo> {
+        self.update_status(run, status)
+    }
+}
