@@ -142,30 +142,54 @@ impl VersionChain {
     /// Only GC calls this, one caller at a time (the GC lock).
     pub fn truncate_after(&self, keep: usize, guard: &Guard) -> usize {
         debug_assert!(keep >= 1);
-        let Some(last_kept) = self.iter(guard).nth(keep - 1) else {
+        match self.iter(guard).nth(keep - 1) {
+            Some(last_kept) => self.unlink_tail(last_kept, guard),
+            None => 0,
+        }
+    }
+
+    /// Unlink every version older than the one that answers reads at `at`
+    /// (the newest with `commit <= at`), and hand them to epoch
+    /// reclamation. Returns how many were unlinked; none if no version is
+    /// that old.
+    ///
+    /// Unlike a position, a commit version names the kept node however many
+    /// versions committers push meanwhile, so GC uses this to keep what a
+    /// pinned reader needs. Only GC calls this, one caller at a time.
+    pub fn truncate_older_than(&self, at: Version, guard: &Guard) -> usize {
+        match self.iter(guard).find(|n| n.commit <= at) {
+            Some(last_kept) => self.unlink_tail(last_kept, guard),
+            None => 0,
+        }
+    }
+
+    /// Unlink every node after `last_kept` (a node of this chain).
+    fn unlink_tail(&self, last_kept: &VersionNode, guard: &Guard) -> usize {
+        // Only GC writes a kept node's `next`, so the tail cannot change
+        // between this load and the swap below.
+        let tail = last_kept.next.load(Ordering::Acquire, guard);
+        // SAFETY: pinned by `guard`; see `VersionNode::next`.
+        let Some(newest_unlinked) = (unsafe { tail.as_ref() }).map(|n| n.commit) else {
             return 0;
         };
-        let tail = last_kept.next.swap(Shared::null(), Ordering::AcqRel, guard);
-        let mut cur = tail;
+        // Raise `pruned_max` before the unlink: a reader that sees the cut
+        // (acquire on `next`) then also sees `pruned_max` and reports
+        // `Pruned`, never `Absent` for a key that had a value.
+        self.pruned_max
+            .fetch_max(newest_unlinked, Ordering::Release);
+        let mut cur = last_kept.next.swap(Shared::null(), Ordering::AcqRel, guard);
         let mut unlinked = 0;
-        let mut newest_unlinked = 0;
-        // SAFETY: `tail` and its successors were just made unreachable from
-        // `head`; readers that still hold them are pinned, and
+        // SAFETY: the tail and its successors were just made unreachable
+        // from `head`; readers that still hold them are pinned, and
         // `defer_destroy` frees them only after every such guard is gone.
         // Each node is deferred exactly once because only GC unlinks.
         unsafe {
             while let Some(node) = cur.as_ref() {
-                if newest_unlinked == 0 {
-                    newest_unlinked = node.commit;
-                }
                 let next = node.next.load(Ordering::Acquire, guard);
                 guard.defer_destroy(cur);
                 unlinked += 1;
                 cur = next;
             }
-        }
-        if unlinked > 0 {
-            self.pruned_max.fetch_max(newest_unlinked, Ordering::AcqRel);
         }
         unlinked
     }

@@ -212,20 +212,21 @@ impl Engine {
         let guard = crossbeam_epoch::pin();
         inner.store.for_each_chain(|_, chain| {
             stats.chains += 1;
-            // Position (1-based) of the version that answers reads at `v`.
-            let needed_for = |v: Version| {
-                chain
-                    .iter(&guard)
-                    .position(|n| n.commit <= v)
-                    .map(|i| i + 1)
-            };
-            let keep = match inner.config.retention {
+            // Keep every version down to the one answering reads at
+            // `keep_from`. Named by commit version, not by position, so a
+            // concurrent push cannot shift the cut past a pinned version.
+            let keep_from = match inner.config.retention {
                 Retention::KeepAll => None,
-                Retention::Window(_) => needed_for(floor),
-                Retention::Versions(n) => Some(needed_for(oldest_reader).map_or(n, |k| k.max(n))),
+                Retention::Window(_) => Some(floor),
+                // The n-th newest, or older if the oldest reader needs it. A
+                // key with fewer than n versions keeps them all.
+                Retention::Versions(n) => chain
+                    .iter(&guard)
+                    .nth(n.saturating_sub(1))
+                    .map(|nth| nth.commit.min(oldest_reader)),
             };
-            if let Some(keep) = keep {
-                stats.unlinked += chain.truncate_after(keep, &guard);
+            if let Some(at) = keep_from {
+                stats.unlinked += chain.truncate_older_than(at, &guard);
             }
         });
         inner
