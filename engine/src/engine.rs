@@ -45,6 +45,21 @@ pub(crate) struct CommitState {
     pub(crate) runs: HashMap<RunId, Vec<RunCommit>>,
     /// Commit times.
     pub(crate) times: TimeIndex,
+    /// Planted bug for tests: commit without validating.
+    #[cfg(feature = "test-hooks")]
+    pub(crate) skip_validation: bool,
+}
+
+impl CommitState {
+    /// True if commit validation was switched off by a test hook. A
+    /// constant `false` without the `test-hooks` feature.
+    #[inline(always)]
+    pub(crate) fn skips_validation(&self) -> bool {
+        #[cfg(feature = "test-hooks")]
+        return self.skip_validation;
+        #[cfg(not(feature = "test-hooks"))]
+        false
+    }
 }
 
 pub(crate) struct EngineInner {
@@ -111,6 +126,14 @@ impl Engine {
                 linked_versions: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// Test hook: switch commit validation off (`true`) or back on, so
+    /// tests can show that their checkers catch a broken engine.
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn set_skip_commit_validation(&self, skip: bool) {
+        self.inner.commit.lock().skip_validation = skip;
     }
 
     /// The configuration.
