@@ -10,7 +10,8 @@ use std::ops::RangeBounds;
 use rewinddb_engine::{Namespace, RunId, Value, Version};
 use rewinddb_primitives::{
     Error, Event, EventHead, EventLog, Kv, KvPage, LIST_LIMIT_DEFAULT, Result, RunInfo, RunQuery,
-    RunSpec, RunStatus, commit_span,
+    RunSpec, RunStatus, Span, SpanId, SpanSpec, SpanTree, StateMachines, StateRead, TraceStore,
+    Transitions, commit_span,
 };
 
 use crate::context::{Access, Transaction};
@@ -279,5 +280,256 @@ impl RunsHandle<'_, Database> {
     /// End a run: [`RunsHandle::update_status`] to a final status.
     pub fn end_run(&self, run: RunId, status: RunStatus) -> Result<RunInfo> {
         self.update_status(run, status)
+    }
+}
+
+// ---------------------------------------------------------------- state
+
+/// The state machines of one namespace and scope, bound to a database, a
+/// transaction or a snapshot. See [`StateMachines`] for the encoding.
+pub struct StateHandle<'a, C> {
+    ctx: &'a C,
+    ns: NsArg,
+    run: Option<RunId>,
+}
+
+impl<'a, C: Access> StateHandle<'a, C> {
+    pub(crate) fn new(ctx: &'a C, ns: &str, run: Option<RunId>) -> Self {
+        StateHandle {
+            ctx,
+            ns: NsArg::new(ns),
+            run,
+        }
+    }
+
+    fn machines(&self) -> Result<StateMachines> {
+        let ns = self.ns.get()?.clone();
+        Ok(match self.run {
+            None => StateMachines::shared(ns),
+            Some(run) => StateMachines::run(ns, run),
+        })
+    }
+
+    /// The current state and its version; [`Error::StateNotDefined`] for a
+    /// machine never defined.
+    pub fn read_state(&self, name: &str) -> Result<StateRead> {
+        let m = self.machines()?;
+        self.ctx.read(|r| m.read_state(r, name))
+    }
+
+    /// The allowed `(from, to)` pairs (None: any transition).
+    pub fn allowed(&self, name: &str) -> Result<Option<Transitions>> {
+        let m = self.machines()?;
+        self.ctx.read(|r| m.allowed(r, name))
+    }
+}
+
+impl StateHandle<'_, Database> {
+    /// Define machine `name` in state `initial` (version 1), allowing only
+    /// the `(from, to)` pairs in `allowed` (None: any), on behalf of `run`.
+    pub fn define(
+        &self,
+        run: RunId,
+        name: &str,
+        initial: impl Into<Value>,
+        allowed: Option<Transitions>,
+    ) -> Result<u64> {
+        let m = self.machines()?;
+        let initial = initial.into();
+        let (v, _) = self.ctx.autocommit(run, |txn| {
+            m.define(txn, name, initial.clone(), allowed.clone())
+        })?;
+        Ok(v)
+    }
+
+    /// Move to `new` if at `expected_version`; returns the new version.
+    /// [`Error::StateVersionMismatch`] carries the current state.
+    pub fn cas(
+        &self,
+        run: RunId,
+        name: &str,
+        expected_version: u64,
+        new: impl Into<Value>,
+    ) -> Result<u64> {
+        let m = self.machines()?;
+        let new = new.into();
+        let (v, _) = self
+            .ctx
+            .autocommit(run, |txn| m.cas(txn, name, expected_version, new.clone()))?;
+        Ok(v)
+    }
+
+    /// Move to `f(current)`, retried on conflict (so `f` may run more than
+    /// once, each time on the then-current state); returns the new state
+    /// and version.
+    pub fn transition<V: Into<Value>>(
+        &self,
+        run: RunId,
+        name: &str,
+        mut f: impl FnMut(&Value) -> V,
+    ) -> Result<StateRead> {
+        let m = self.machines()?;
+        let (s, _) = self
+            .ctx
+            .autocommit(run, |txn| m.transition(txn, name, &mut f))?;
+        Ok(s)
+    }
+}
+
+impl StateHandle<'_, Transaction> {
+    /// Define machine `name` in this transaction (see the autocommit form).
+    pub fn define(
+        &self,
+        name: &str,
+        initial: impl Into<Value>,
+        allowed: Option<Transitions>,
+    ) -> Result<u64> {
+        let m = self.machines()?;
+        self.ctx.with(|txn| m.define(txn, name, initial, allowed))
+    }
+
+    /// Compare-and-set in this transaction.
+    pub fn cas(&self, name: &str, expected_version: u64, new: impl Into<Value>) -> Result<u64> {
+        let m = self.machines()?;
+        self.ctx.with(|txn| m.cas(txn, name, expected_version, new))
+    }
+
+    /// Move to `f(current)` in this transaction. `f` must not use this
+    /// transaction (it is busy during the call).
+    pub fn transition<V: Into<Value>>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&Value) -> V,
+    ) -> Result<StateRead> {
+        let m = self.machines()?;
+        self.ctx.with(|txn| m.transition(txn, name, f))
+    }
+}
+
+// ---------------------------------------------------------------- traces
+
+/// The trace store of one run in one namespace, bound to a database, a
+/// transaction or a snapshot. See [`TraceStore`] for the encoding.
+pub struct TracesHandle<'a, C> {
+    ctx: &'a C,
+    ns: NsArg,
+    run: RunId,
+}
+
+impl<'a, C: Access> TracesHandle<'a, C> {
+    pub(crate) fn new(ctx: &'a C, ns: &str, run: RunId) -> Self {
+        TracesHandle {
+            ctx,
+            ns: NsArg::new(ns),
+            run,
+        }
+    }
+
+    fn store(&self) -> Result<TraceStore> {
+        Ok(TraceStore::new(self.ns.get()?.clone(), self.run))
+    }
+
+    /// Number of spans.
+    pub fn len(&self) -> Result<u64> {
+        let s = self.store()?;
+        self.ctx.read(|r| s.len(r))
+    }
+
+    /// True if no span was recorded.
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Span `seq`, if recorded.
+    pub fn get(&self, seq: u64) -> Result<Option<Span>> {
+        let s = self.store()?;
+        self.ctx.read(|r| s.get(r, seq))
+    }
+
+    /// Every span of the run, in recording order.
+    pub fn spans(&self) -> Result<Vec<Span>> {
+        let s = self.store()?;
+        self.ctx.read(|r| s.spans(r))
+    }
+
+    /// Spans of one kind (`tool_call`, `decision`, `query` or a custom name).
+    pub fn by_kind(&self, kind: &str) -> Result<Vec<Span>> {
+        let s = self.store()?;
+        self.ctx.read(|r| s.by_kind(r, kind))
+    }
+
+    /// The children of span `parent`, in recording order.
+    pub fn children(&self, parent: SpanId) -> Result<Vec<Span>> {
+        let s = self.store()?;
+        if parent.run != self.run {
+            return Err(Error::UnknownSpan {
+                run: self.run,
+                seq: parent.seq,
+            });
+        }
+        self.ctx.read(|r| s.children(r, parent.seq))
+    }
+
+    /// The run's whole span tree (its roots with their subtrees).
+    pub fn tree(&self) -> Result<Vec<SpanTree>> {
+        let s = self.store()?;
+        self.ctx.read(|r| s.tree(r))
+    }
+}
+
+impl TracesHandle<'_, Database> {
+    /// Record a span in its own transaction; returns its id.
+    pub fn record(&self, spec: SpanSpec) -> Result<SpanId> {
+        let s = self.store()?;
+        let (id, _) = self
+            .ctx
+            .autocommit(self.run, |txn| s.record(txn, spec.clone()))?;
+        Ok(id)
+    }
+
+    /// End a span now; a tool call may record its outcome.
+    pub fn end(
+        &self,
+        span: SpanId,
+        outcome: Option<std::result::Result<Value, String>>,
+    ) -> Result<Span> {
+        let s = self.store()?;
+        self.check_own(span)?;
+        let (span, _) = self
+            .ctx
+            .autocommit(self.run, |txn| s.end(txn, span.seq, None, outcome.clone()))?;
+        Ok(span)
+    }
+}
+
+impl TracesHandle<'_, Transaction> {
+    /// Record a span in this transaction; returns its id.
+    pub fn record(&self, spec: SpanSpec) -> Result<SpanId> {
+        let s = self.store()?;
+        self.ctx.with(|txn| s.record(txn, spec))
+    }
+
+    /// End a span now in this transaction.
+    pub fn end(
+        &self,
+        span: SpanId,
+        outcome: Option<std::result::Result<Value, String>>,
+    ) -> Result<Span> {
+        let s = self.store()?;
+        self.check_own(span)?;
+        self.ctx.with(|txn| s.end(txn, span.seq, None, outcome))
+    }
+}
+
+impl<C> TracesHandle<'_, C> {
+    fn check_own(&self, span: SpanId) -> Result<()> {
+        if span.run == self.run {
+            Ok(())
+        } else {
+            Err(Error::UnknownSpan {
+                run: self.run,
+                seq: span.seq,
+            })
+        }
     }
 }

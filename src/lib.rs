@@ -64,6 +64,47 @@
 //! # Ok::<(), rewinddb::Error>(())
 //! ```
 //!
+//! ## State machine
+//! ```
+//! use rewinddb::{Database, Error, RunId, Value};
+//!
+//! let db = Database::in_memory()?;
+//! let sm = db.state("acme/bot");
+//! let allowed = vec![("idle".into(), "busy".into()), ("busy".into(), "idle".into())];
+//! assert_eq!(sm.define(RunId::NIL, "worker", "idle", Some(allowed))?, 1);
+//! let v = sm.cas(RunId::NIL, "worker", 1, "busy")?;               // -> version 2
+//! match sm.cas(RunId::NIL, "worker", 1, "idle") {                 // stale version
+//!     Err(Error::StateVersionMismatch { current_version, current, .. }) => {
+//!         assert_eq!((current_version, current), (v, Value::from("busy")));
+//!     }
+//!     other => panic!("{other:?}"),
+//! }
+//! let now = sm.transition(RunId::NIL, "worker", |_| "idle")?;    // retried on conflict
+//! assert_eq!(now.version, 3);
+//! assert!(matches!(sm.cas(RunId::NIL, "worker", 3, "gone"), Err(Error::TransitionNotAllowed { .. })));
+//! assert!(matches!(sm.read_state("never"), Err(Error::StateNotDefined { .. })));
+//! # Ok::<(), rewinddb::Error>(())
+//! ```
+//!
+//! ## Trace store
+//! ```
+//! use rewinddb::{Database, RunSpec, SpanSpec, Value};
+//!
+//! let db = Database::in_memory()?;
+//! let run = db.begin_run(RunSpec::new("bot"))?;
+//! let traces = db.traces("acme/bot", run);
+//! let plan = traces.record(SpanSpec::decision(
+//!     vec!["search".into(), "answer".into()], "search", "not sure yet"))?;
+//! let call = traces.record(SpanSpec::tool_call("search", "weather paris").parent(plan).attr("attempt", 1))?;
+//! traces.end(call, Some(Ok(Value::from("sunny"))))?;
+//! traces.record(SpanSpec::query("paris", vec!["doc-1".into()]).parent(plan))?;
+//! assert_eq!(traces.children(plan)?.len(), 2);
+//! assert_eq!(traces.by_kind("tool_call")?[0].end_ms.is_some(), true);
+//! let tree = traces.tree()?;
+//! assert_eq!((tree.len(), tree[0].children.len()), (1, 2));
+//! # Ok::<(), rewinddb::Error>(())
+//! ```
+//!
 //! ## Transactions and snapshots
 //! ```
 //! use rewinddb::{Database, Isolation, RunSpec};
@@ -95,7 +136,7 @@ mod handles;
 pub use config::{Config, Durability};
 pub use context::{Access, Snapshot, Transaction};
 pub use database::Database;
-pub use handles::{EventsHandle, KvHandle, RunsHandle};
+pub use handles::{EventsHandle, KvHandle, RunsHandle, StateHandle, TracesHandle};
 
 pub use rewinddb_engine as engine;
 pub use rewinddb_engine::{
@@ -103,7 +144,8 @@ pub use rewinddb_engine::{
 };
 pub use rewinddb_primitives as primitives;
 pub use rewinddb_primitives::{
-    Error, Event, EventHead, KvPage, Result, RunInfo, RunQuery, RunSpec, RunStatus,
+    Error, Event, EventHead, KvPage, Result, RunInfo, RunQuery, RunSpec, RunStatus, Span, SpanId,
+    SpanKind, SpanSpec, SpanTree, StateRead, Transitions,
 };
 
 impl Database {
@@ -120,6 +162,21 @@ impl Database {
     /// The event log of `run` in `ns`.
     pub fn events(&self, ns: &str, run: RunId) -> EventsHandle<'_, Database> {
         EventsHandle::new(self, ns, run)
+    }
+
+    /// The state machines of `ns`, shared by all runs.
+    pub fn state(&self, ns: &str) -> StateHandle<'_, Database> {
+        StateHandle::new(self, ns, None)
+    }
+
+    /// The state machines of `ns` private to `run`.
+    pub fn state_run(&self, ns: &str, run: RunId) -> StateHandle<'_, Database> {
+        StateHandle::new(self, ns, Some(run))
+    }
+
+    /// The trace store of `run` in `ns`.
+    pub fn traces(&self, ns: &str, run: RunId) -> TracesHandle<'_, Database> {
+        TracesHandle::new(self, ns, run)
     }
 
     /// The run index.
@@ -144,6 +201,21 @@ impl Transaction {
         EventsHandle::new(self, ns, self.run())
     }
 
+    /// The state machines of `ns` shared by all runs, inside this transaction.
+    pub fn state(&self, ns: &str) -> StateHandle<'_, Transaction> {
+        StateHandle::new(self, ns, None)
+    }
+
+    /// The state machines of `ns` private to this transaction's run.
+    pub fn state_run(&self, ns: &str) -> StateHandle<'_, Transaction> {
+        StateHandle::new(self, ns, Some(self.run()))
+    }
+
+    /// The trace store of this transaction's run in `ns`.
+    pub fn traces(&self, ns: &str) -> TracesHandle<'_, Transaction> {
+        TracesHandle::new(self, ns, self.run())
+    }
+
     /// The run index, read inside this transaction.
     pub fn runs(&self) -> RunsHandle<'_, Transaction> {
         RunsHandle::new(self)
@@ -164,6 +236,21 @@ impl Snapshot {
     /// The event log of `run` in `ns`, at this version.
     pub fn events(&self, ns: &str, run: RunId) -> EventsHandle<'_, Snapshot> {
         EventsHandle::new(self, ns, run)
+    }
+
+    /// The state machines of `ns` shared by all runs, at this version.
+    pub fn state(&self, ns: &str) -> StateHandle<'_, Snapshot> {
+        StateHandle::new(self, ns, None)
+    }
+
+    /// The state machines of `ns` private to `run`, at this version.
+    pub fn state_run(&self, ns: &str, run: RunId) -> StateHandle<'_, Snapshot> {
+        StateHandle::new(self, ns, Some(run))
+    }
+
+    /// The trace store of `run` in `ns`, at this version.
+    pub fn traces(&self, ns: &str, run: RunId) -> TracesHandle<'_, Snapshot> {
+        TracesHandle::new(self, ns, run)
     }
 
     /// The run index, at this version.

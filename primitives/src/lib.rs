@@ -43,6 +43,8 @@ mod error;
 pub mod event;
 pub mod kv;
 pub mod run;
+pub mod state;
+pub mod trace;
 
 pub use access::{Reader, autocommit, retry_on_conflict};
 pub use error::{Error, NAME_SIZE_BYTES_MAX, Result};
@@ -51,6 +53,11 @@ pub use kv::{Kv, KvPage, LIST_LIMIT_DEFAULT};
 pub use run::{
     CommitSpan, RUN_TAGS_COUNT_MAX, RUNS_NAMESPACE, RunIndex, RunInfo, RunQuery, RunSpec,
     RunStatus, commit_span,
+};
+pub use state::{StateMachines, StateRead, TRANSITIONS_COUNT_MAX, Transitions};
+pub use trace::{
+    SPAN_ATTRIBUTES_COUNT_MAX, SPAN_DEPTH_MAX, Span, SpanId, SpanKind, SpanSpec, SpanTree,
+    TraceStore,
 };
 
 #[cfg(test)]

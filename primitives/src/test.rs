@@ -187,3 +187,69 @@ fn runs_move_only_from_running_to_final() {
         .unwrap();
     assert_eq!(found.len(), 1);
 }
+
+#[test]
+fn state_versions_count_changes_inside_one_transaction() {
+    use crate::StateMachines;
+    let e = engine();
+    let sm = StateMachines::shared(ns());
+    let ((), _) = autocommit(&e, RunId::NIL, Isolation::Snapshot, |t| {
+        assert_eq!(sm.define(t, "m", 0, None)?, 1);
+        assert_eq!(sm.cas(t, "m", 1, 1)?, 2);
+        assert_eq!(
+            sm.transition(t, "m", |v| v.as_i64().unwrap_or(0) + 1)?
+                .version,
+            3
+        );
+        assert!(matches!(
+            sm.define(t, "m", 0, None),
+            Err(Error::StateAlreadyDefined { .. })
+        ));
+        Ok(())
+    })
+    .unwrap();
+    let read = sm.read_state(&mut e.snapshot(), "m").unwrap();
+    assert_eq!((read.value, read.version), (Value::Int(2), 3));
+}
+
+#[test]
+fn spans_link_into_a_tree_within_one_run_only() {
+    use crate::{SpanId, SpanSpec, TraceStore};
+    let e = engine();
+    let run = RunId::new();
+    let ts = TraceStore::new(ns(), run);
+    let (ids, _) = autocommit(&e, run, Isolation::Snapshot, |t| {
+        let root = ts.record(t, SpanSpec::custom("step", 1))?;
+        let a = ts.record(t, SpanSpec::tool_call("search", "q").parent(root))?;
+        let b = ts.record(t, SpanSpec::query("q", vec![]).parent(a))?;
+        let c = ts.record(t, SpanSpec::custom("step", 2))?;
+        Ok([root, a, b, c])
+    })
+    .unwrap();
+    assert_eq!(ids.map(|i| i.seq), [0, 1, 2, 3]);
+    let mut snap = e.snapshot();
+    let tree = ts.tree(&mut snap).unwrap();
+    assert_eq!(tree.len(), 2);
+    assert_eq!(tree[0].children[0].children[0].span.id, ids[2]);
+    assert_eq!(tree[0].children[0].children[0].span.depth, 2);
+    assert_eq!(ts.children(&mut snap, 0).unwrap()[0].id, ids[1]);
+    assert_eq!(ts.by_kind(&mut snap, "step").unwrap().len(), 2);
+    let foreign = SpanId {
+        run: RunId::new(),
+        seq: 0,
+    };
+    let bad = autocommit(&e, run, Isolation::Snapshot, |t| {
+        ts.record(t, SpanSpec::custom("x", 0).parent(foreign))
+    });
+    assert!(matches!(bad, Err(Error::ParentInOtherRun { .. })));
+    let missing = SpanId { run, seq: 99 };
+    let bad = autocommit(&e, run, Isolation::Snapshot, |t| {
+        ts.record(t, SpanSpec::custom("x", 0).parent(missing))
+    });
+    assert!(matches!(bad, Err(Error::UnknownSpan { seq: 99, .. })));
+    let reserved = autocommit(&e, run, Isolation::Snapshot, |t| {
+        ts.record(t, SpanSpec::custom("query", 0))
+    });
+    assert!(matches!(reserved, Err(Error::InvalidName { .. })));
+    assert_eq!(ts.len(&mut e.snapshot()).unwrap(), 4);
+}
