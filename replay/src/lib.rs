@@ -1,5 +1,42 @@
 //! # rewinddb-replay
 //!
-//! Replay, verify, step and diff runs (under construction).
+//! Replay, verify, step through and diff runs. Every version in the engine
+//! records the run that wrote it, and the engine keeps a per-run index of
+//! commits and keys, so [`replay_run`] rebuilds what a run produced from
+//! exactly its own versions: O(run size), whatever else the database holds.
+//!
+//! - [`ReplayedRun`]: the run's [`Step`]s (one per commit: version, time,
+//!   writes), its final [`RunState`], `at_step(k)`, and a stable [`Digest`]
+//!   checked by `verify()` against the one recorded at `end_run`.
+//! - [`RunDiff`]: what two runs left differently, per primitive.
+//! - Time travel: [`version_at_step`] and [`ReplayedRun::version_at_step`]
+//!   give commit versions to read the whole database at with `snapshot_at`.
+//!
+//! Replay never writes.
 
 #![deny(unsafe_code)]
+
+mod diff;
+pub mod digest;
+mod error;
+mod key;
+mod replay;
+
+pub use diff::{Changed, Entry, KeyDiff, RunDiff, TagDiff, diff_states};
+pub use digest::Digest;
+pub use error::{Error, Result};
+pub use key::{RunKey, RunScope};
+pub use replay::{
+    Recorded, ReplayedRun, RunState, Step, Verification, Write, replay_run, version_at_step,
+};
+
+/// Replay runs `a` and `b` and compare what they left.
+pub fn diff_runs(
+    engine: &rewinddb_engine::Engine,
+    a: rewinddb_engine::RunId,
+    b: rewinddb_engine::RunId,
+) -> Result<RunDiff> {
+    let ra = replay_run(engine, a)?;
+    let rb = replay_run(engine, b)?;
+    Ok(RunDiff::between(&ra, &rb))
+}

@@ -1,0 +1,312 @@
+//! [`replay_run`]: rebuild the state a run produced from its own versions.
+//!
+//! Cost is O(run size): the engine's per-run index lists the run's commits
+//! and the keys each wrote; replay reads exactly those versions (one hash
+//! lookup per write, then a walk down that key's chain to the commit, which
+//! passes only versions written to that same key after it). It never scans
+//! the store and never looks at other runs' keys.
+
+use std::collections::BTreeMap;
+
+use rewinddb_engine::{Engine, Error as EngineError, RunCommit, RunId, TypeTag, Value, Version};
+use serde::{Deserialize, Serialize};
+
+use crate::digest::{Digest, DigestBuilder};
+use crate::error::{Error, Result};
+use crate::key::RunKey;
+
+/// One write of a step: `value == None` deletes the key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Write {
+    /// The key, relative to the replayed run.
+    pub key: RunKey,
+    /// The value written, or `None` for a delete.
+    pub value: Option<Value>,
+}
+
+/// One commit of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// Position among the run's commits, from 0.
+    pub index: usize,
+    /// The commit version (use with `snapshot_at` to see the whole database
+    /// as it was right after this step).
+    pub version: Version,
+    /// Wall-clock milliseconds at commit.
+    pub wall_ms: u64,
+    /// The writes, in [`RunKey`] order.
+    pub writes: Vec<Write>,
+}
+
+/// The state a run produced: every key it wrote and the last value it
+/// wrote there (keys it deleted last are absent). Only this run's writes
+/// count: other runs' writes to shared keys are not in it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunState {
+    entries: BTreeMap<RunKey, Value>,
+}
+
+impl RunState {
+    /// Apply one step's writes.
+    pub fn apply(&mut self, step: &Step) {
+        for w in &step.writes {
+            match &w.value {
+                Some(v) => self.entries.insert(w.key.clone(), v.clone()),
+                None => self.entries.remove(&w.key),
+            };
+        }
+    }
+
+    /// The value the run left at `key`.
+    pub fn get(&self, key: &RunKey) -> Option<&Value> {
+        self.entries.get(key)
+    }
+
+    /// Every key and value, in [`RunKey`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (&RunKey, &Value)> {
+        self.entries.iter()
+    }
+
+    /// The keys of one primitive, in order.
+    pub fn of_tag(&self, tag: TypeTag) -> impl Iterator<Item = (&RunKey, &Value)> {
+        self.entries
+            .iter()
+            .skip_while(move |(k, _)| k.tag < tag)
+            .take_while(move |(k, _)| k.tag == tag)
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True if the run left no key.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// What the run index says about a replayed run, for [`ReplayedRun::verify`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Recorded {
+    /// Replayed from the engine alone: nothing is known about the run's end.
+    Unknown,
+    /// The run has not ended: there is no digest to check yet.
+    InProgress,
+    /// The run ended and `end_run` recorded this digest.
+    Ended(Digest),
+}
+
+/// The outcome of a successful [`ReplayedRun::verify`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verification {
+    /// The replay's digest equals the one recorded at `end_run`.
+    Matched(Digest),
+    /// The run is still in progress: nothing to check yet.
+    InProgress,
+    /// No record of the run's end is known (engine-only replay).
+    NotRecorded,
+}
+
+/// A replayed run: its steps, the state it produced and its digest.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReplayedRun {
+    run: RunId,
+    steps: Vec<Step>,
+    state: RunState,
+    digest: Digest,
+    recorded: Recorded,
+}
+
+impl ReplayedRun {
+    /// A run that exists but has committed nothing yet.
+    pub fn empty(run: RunId) -> ReplayedRun {
+        ReplayedRun {
+            run,
+            steps: Vec::new(),
+            state: RunState::default(),
+            digest: DigestBuilder::new(run).finish(),
+            recorded: Recorded::Unknown,
+        }
+    }
+
+    /// The same replay, with what the run index says about the run's end.
+    #[must_use]
+    pub fn with_recorded(mut self, recorded: Recorded) -> ReplayedRun {
+        self.recorded = recorded;
+        self
+    }
+
+    /// The replayed run.
+    pub fn run(&self) -> RunId {
+        self.run
+    }
+
+    /// The run's commits, in order.
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// The state the run produced (after its last step).
+    pub fn state(&self) -> &RunState {
+        &self.state
+    }
+
+    /// Digest of the run's writes (see [`crate::digest`] for the encoding).
+    pub fn digest(&self) -> Digest {
+        self.digest
+    }
+
+    /// What the run index says about the run's end.
+    pub fn recorded(&self) -> Recorded {
+        self.recorded
+    }
+
+    /// True if the run has not ended yet.
+    pub fn is_in_progress(&self) -> bool {
+        self.recorded == Recorded::InProgress
+    }
+
+    /// Total writes over all steps.
+    pub fn write_count(&self) -> usize {
+        self.steps.iter().map(|s| s.writes.len()).sum()
+    }
+
+    /// The run's state right after step `k` (0-based): only steps `0..=k`
+    /// applied. O(size of those steps).
+    pub fn at_step(&self, k: usize) -> Result<RunState> {
+        self.check_step(k)?;
+        let mut state = RunState::default();
+        self.steps[..=k].iter().for_each(|s| state.apply(s));
+        Ok(state)
+    }
+
+    /// The commit version of step `k`: `snapshot_at` it to read the whole
+    /// database right after that step.
+    pub fn version_at_step(&self, k: usize) -> Result<Version> {
+        self.check_step(k)?;
+        Ok(self.steps[k].version)
+    }
+
+    /// Check the digest against the one recorded at `end_run`: an error on
+    /// a mismatch, never a silent pass.
+    pub fn verify(&self) -> Result<Verification> {
+        match self.recorded {
+            Recorded::Ended(expected) => self.verify_against(expected).map(Verification::Matched),
+            Recorded::InProgress => Ok(Verification::InProgress),
+            Recorded::Unknown => Ok(Verification::NotRecorded),
+        }
+    }
+
+    /// Check the digest against `expected`.
+    pub fn verify_against(&self, expected: Digest) -> Result<Digest> {
+        if expected == self.digest {
+            Ok(expected)
+        } else {
+            Err(Error::ReplayDiverged {
+                run: self.run,
+                expected,
+                actual: self.digest,
+            })
+        }
+    }
+
+    fn check_step(&self, k: usize) -> Result<()> {
+        if k < self.steps.len() {
+            Ok(())
+        } else {
+            Err(Error::StepOutOfRange {
+                run: self.run,
+                step: k,
+                steps: self.steps.len(),
+            })
+        }
+    }
+}
+
+/// Replay `run` from its own versions. `Error::UnknownRun` if the engine
+/// holds no commit of it; `Error::RunOutsideRetention` or
+/// `Error::HistoryPruned` if GC already took part of its history.
+pub fn replay_run(engine: &Engine, run: RunId) -> Result<ReplayedRun> {
+    let commits = engine.run_commits(run);
+    let Some(first) = commits.first() else {
+        return Err(Error::UnknownRun(run));
+    };
+    check_retention(engine, run, first.version)?;
+    let mut digest = DigestBuilder::new(run);
+    let mut steps = Vec::with_capacity(commits.len());
+    for (index, commit) in commits.iter().enumerate() {
+        let step = read_step(engine, run, index, commit)?;
+        for w in &step.writes {
+            digest.write(index, &w.key, w.value.as_ref())?;
+        }
+        steps.push(step);
+    }
+    let mut state = RunState::default();
+    steps.iter().for_each(|s| state.apply(s));
+    Ok(ReplayedRun {
+        run,
+        steps,
+        state,
+        digest: digest.finish(),
+        recorded: Recorded::Unknown,
+    })
+}
+
+/// The commit version of step `k` of `run`, from the per-run index alone.
+pub fn version_at_step(engine: &Engine, run: RunId, k: usize) -> Result<Version> {
+    let commits = engine.run_commits(run);
+    if commits.is_empty() {
+        return Err(Error::UnknownRun(run));
+    }
+    commits
+        .get(k)
+        .map(|c| c.version)
+        .ok_or(Error::StepOutOfRange {
+            run,
+            step: k,
+            steps: commits.len(),
+        })
+}
+
+/// Refuse a run whose first commit lies behind the retention floor:
+/// registering a snapshot there is the engine's own check.
+fn check_retention(engine: &Engine, run: RunId, first: Version) -> Result<()> {
+    match engine.snapshot_at(first) {
+        Ok(_) => Ok(()),
+        Err(EngineError::VersionOutsideRetention { requested, horizon }) => {
+            Err(Error::RunOutsideRetention {
+                run,
+                version: requested,
+                horizon,
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn read_step(engine: &Engine, run: RunId, index: usize, commit: &RunCommit) -> Result<Step> {
+    let mut writes = Vec::with_capacity(commit.keys.len());
+    for key in commit.keys.iter() {
+        // The index says this commit wrote `key`, so a missing version can
+        // only mean GC unlinked it.
+        let value = engine
+            .version_of(key, commit.version)
+            .ok_or_else(|| Error::HistoryPruned {
+                run,
+                version: commit.version,
+                key: key.to_string(),
+            })?;
+        writes.push(Write {
+            key: RunKey::relative_to(key, run),
+            value,
+        });
+    }
+    writes.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(Step {
+        index,
+        version: commit.version,
+        wall_ms: commit.wall_ms,
+        writes,
+    })
+}
