@@ -9,7 +9,9 @@
 //!   String), `parent` (String run id or Null), `metadata` (any),
 //!   `status` (`"running" | "completed" | "failed" | "cancelled"`),
 //!   `started_ms` (Int), `ended_ms` (Int or Null), `first_version` and
-//!   `last_version` (Int or Null; set by `end_run`).
+//!   `last_version` (Int or Null; set by `end_run`), `digest` (Int holding
+//!   the 64 bits of the replay digest, or Null; set by `end_run`; a record
+//!   without the field reads as Null).
 //!
 //! Run records are written by [`RunId::NIL`] transactions (administration),
 //! so a run's own commits hold only its own data.
@@ -143,6 +145,9 @@ pub struct RunInfo {
     pub first_version: Option<Version>,
     /// Its last commit version (None: no commit yet).
     pub last_version: Option<Version>,
+    /// Digest of the run's writes recorded when it ended (see
+    /// rewinddb-replay's `Digest`); None while running.
+    pub digest: Option<u64>,
 }
 
 /// A filter for [`RunIndex::query_runs`]; every set field must match.
@@ -256,6 +261,7 @@ impl RunIndex {
             ended_ms: None,
             first_version: None,
             last_version: None,
+            digest: None,
         };
         txn.put(self.key(id), encode(&info))?;
         Ok(id)
@@ -319,6 +325,7 @@ impl RunIndex {
         info.ended_ms = Some(wall_clock_ms());
         info.first_version = span.first;
         info.last_version = span.last;
+        info.digest = span.digest;
         txn.put(self.key(run), encode(&info))?;
         Ok(info)
     }
@@ -352,13 +359,17 @@ impl RunIndex {
     }
 }
 
-/// First and last commit version of a run.
+/// What `end_run` records about a run's commits: first and last commit
+/// version, and the digest of its writes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CommitSpan {
     /// First commit version (None: none yet).
     pub first: Option<Version>,
     /// Last commit version (None: none yet).
     pub last: Option<Version>,
+    /// Digest of the run's writes (computed by the replay crate, which this
+    /// crate does not depend on; None: not computed).
+    pub digest: Option<u64>,
 }
 
 /// The run's first and last commit version, from the engine's per-run
@@ -368,6 +379,7 @@ pub fn commit_span(engine: &Engine, run: RunId) -> CommitSpan {
     CommitSpan {
         first: commits.first().map(|c| c.version),
         last: commits.last().map(|c| c.version),
+        digest: None,
     }
 }
 
@@ -406,6 +418,9 @@ fn encode(info: &RunInfo) -> Value {
     o.insert("ended_ms".to_string(), opt_int(info.ended_ms));
     o.insert("first_version".to_string(), opt_int(info.first_version));
     o.insert("last_version".to_string(), opt_int(info.last_version));
+    // All 64 bits, reinterpreted as i64 (Value has no u64).
+    let digest = info.digest.map_or(Value::Null, |d| Value::Int(d as i64));
+    o.insert("digest".to_string(), digest);
     Value::Object(Arc::new(o))
 }
 
@@ -435,5 +450,9 @@ fn decode(id: RunId, v: &Value) -> Option<RunInfo> {
         ended_ms: get_opt("ended_ms")?,
         first_version: get_opt("first_version")?,
         last_version: get_opt("last_version")?,
+        digest: match v.get("digest") {
+            None | Some(Value::Null) => None,
+            Some(d) => Some(d.as_i64()? as u64),
+        },
     })
 }

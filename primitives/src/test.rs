@@ -189,6 +189,31 @@ fn runs_move_only_from_running_to_final() {
 }
 
 #[test]
+fn end_run_records_the_digest_with_all_64_bits() {
+    let (e, index) = (engine(), RunIndex::new().unwrap());
+    let run = autocommit(&e, RunId::NIL, Isolation::Snapshot, |t| {
+        index.begin_run(t, &RunSpec::new("r"))
+    })
+    .unwrap()
+    .0;
+    let mut snap = e.snapshot();
+    assert_eq!(index.get_run(&mut snap, run).unwrap().digest, None);
+    let span = crate::CommitSpan {
+        digest: Some(u64::MAX - 5),
+        ..Default::default()
+    };
+    autocommit(&e, RunId::NIL, Isolation::Snapshot, |t| {
+        index.update_status(t, run, RunStatus::Completed, span)
+    })
+    .unwrap();
+    let mut snap = e.snapshot();
+    assert_eq!(
+        index.get_run(&mut snap, run).unwrap().digest,
+        Some(u64::MAX - 5)
+    );
+}
+
+#[test]
 fn state_versions_count_changes_inside_one_transaction() {
     use crate::StateMachines;
     let e = engine();
