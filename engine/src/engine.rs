@@ -408,10 +408,10 @@ pub(crate) fn check_value(config: &EngineConfig, value: &Value) -> Result<()> {
     }
     let depth = value.depth();
     if depth > config.limits.value_depth_max {
-        return Err(Error::InvalidArgument(format!(
-            "value nested {depth} deep exceeds value_depth_max = {}",
-            config.limits.value_depth_max
-        )));
+        return Err(Error::ValueTooDeep {
+            depth,
+            max: config.limits.value_depth_max,
+        });
     }
     Ok(())
 }

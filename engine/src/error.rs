@@ -58,6 +58,14 @@ pub enum Error {
         /// The configured limit.
         max: usize,
     },
+    /// A value was nested deeper than `value_depth_max`.
+    #[error("value nested {depth} deep exceeds value_depth_max = {max}")]
+    ValueTooDeep {
+        /// Nesting depth of the rejected value (a scalar is 1).
+        depth: usize,
+        /// The configured limit.
+        max: usize,
+    },
     /// A transaction tried to write more keys than `txn_writes_count_max`.
     #[error("transaction writes {count} keys, more than txn_writes_count_max = {max}")]
     TooManyWrites {
