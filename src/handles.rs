@@ -9,9 +9,9 @@ use std::ops::RangeBounds;
 
 use rewinddb_engine::{Namespace, RunId, Value, Version};
 use rewinddb_primitives::{
-    Error, Event, EventHead, EventLog, Kv, KvPage, LIST_LIMIT_DEFAULT, Result, RunInfo, RunQuery,
-    RunSpec, RunStatus, Span, SpanId, SpanSpec, SpanTree, StateMachines, StateRead, TraceStore,
-    Transitions, commit_span,
+    CommitSpan, Error, Event, EventHead, EventLog, Kv, KvPage, LIST_LIMIT_DEFAULT, Result, RunInfo,
+    RunQuery, RunSpec, RunStatus, Span, SpanId, SpanSpec, SpanTree, StateMachines, StateRead,
+    TraceStore, Transitions, commit_span,
 };
 
 use crate::context::{Access, Transaction};
@@ -265,14 +265,20 @@ impl RunsHandle<'_, Database> {
         Ok(id)
     }
 
-    /// Move a running run to a final status, recording its end time and
-    /// its first and last commit version. Any other change is
+    /// Move a running run to a final status, recording its end time, its
+    /// first and last commit version and its replay digest. Any other change is
     /// [`Error::InvalidStatusTransition`].
     pub fn update_status(&self, run: RunId, status: RunStatus) -> Result<RunInfo> {
         let index = self.ctx.run_index();
         let engine = self.ctx.engine();
+        // Replayed before the status change: O(run size), once.
+        let digest = self.ctx.digest_for_end_run(run);
         let (info, _) = self.ctx.autocommit(RunId::NIL, |txn| {
-            index.update_status(txn, run, status, commit_span(engine, run))
+            let span = CommitSpan {
+                digest,
+                ..commit_span(engine, run)
+            };
+            index.update_status(txn, run, status, span)
         })?;
         Ok(info)
     }

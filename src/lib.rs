@@ -132,11 +132,18 @@ mod config;
 mod context;
 mod database;
 mod handles;
+mod time_travel;
 
 pub use config::{Config, Durability};
 pub use context::{Access, Snapshot, Transaction};
 pub use database::Database;
 pub use handles::{EventsHandle, KvHandle, RunsHandle, StateHandle, TracesHandle};
+pub use rewinddb_replay as replay;
+pub use rewinddb_replay::{
+    Change, Digest, Error as ReplayError, EventLogDiff, ReplayedRun, RunDiff, RunKey, RunScope,
+    RunState, RunView, Step, TraceDiff, Verification,
+};
+pub use time_travel::ReplayResult;
 
 pub use rewinddb_engine as engine;
 pub use rewinddb_engine::{

@@ -1,19 +1,26 @@
 //! [`RunDiff`]: what two runs left differently, per primitive.
 //!
-//! Both runs are compared by their replayed state ([`crate::RunState`]),
+//! Both runs are compared by their views ([`crate::RunView`]: the replayed
+//! state read back through the primitives, without wall-clock times),
 //! keys taken relative to each run ([`crate::RunKey`]), so run `a`'s own
 //! event log lines up with run `b`'s. Run index records (`TypeTag::Run`)
-//! are bookkeeping about the runs and are not compared.
+//! are bookkeeping about the runs and are not compared. [`diff_states`]
+//! compares raw keys, for engine-level use.
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use std::fmt;
 
-use rewinddb_engine::{RunId, TypeTag, Value};
+use rewinddb_engine::{Namespace, RunId, TypeTag, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::digest::{Digest, is_digested};
-use crate::key::RunKey;
+use crate::error::Result;
+use crate::key::{RunKey, RunScope};
 use crate::replay::{ReplayedRun, RunState};
+use crate::view::{
+    EventItem, EventLogView, KvItem, MachineItem, SpanItem, TraceView, covered_by_view,
+};
 
 /// A key and the value one run left there.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -67,8 +74,62 @@ pub struct TagDiff {
     pub keys: KeyDiff,
 }
 
-/// Everything two runs left differently. `Display` prints a readable
-/// report; serde gives a machine-readable one.
+/// One item both runs hold differently, or only one holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Change<T> {
+    /// Only run `a` left it.
+    OnlyA(T),
+    /// Only run `b` left it.
+    OnlyB(T),
+    /// Both left it, differently.
+    Changed {
+        /// Run `a`'s.
+        a: T,
+        /// Run `b`'s.
+        b: T,
+    },
+}
+
+/// Where two runs' event logs in one namespace first diverge: the first
+/// sequence number whose (type, payload) differ, or where one log ends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventLogDiff {
+    /// Namespace.
+    pub ns: Namespace,
+    /// First diverging sequence number.
+    pub seq: u64,
+    /// Run `a`'s event there (None: its log ends before).
+    pub a: Option<EventItem>,
+    /// Run `b`'s event there.
+    pub b: Option<EventItem>,
+    /// Length of `a`'s log.
+    pub len_a: usize,
+    /// Length of `b`'s log.
+    pub len_b: usize,
+}
+
+/// Where two runs' trace trees in one namespace first diverge: the first
+/// span, in tree pre-order, whose depth, kind, name or arguments differ,
+/// or where one tree ends. Outcomes, attributes and times are not compared.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TraceDiff {
+    /// Namespace.
+    pub ns: Namespace,
+    /// Position in pre-order (0 = the first root).
+    pub position: usize,
+    /// Run `a`'s span there (None: its tree ends before).
+    pub a: Option<SpanItem>,
+    /// Run `b`'s span there.
+    pub b: Option<SpanItem>,
+    /// Spans of `a` in that namespace.
+    pub len_a: usize,
+    /// Spans of `b` in that namespace.
+    pub len_b: usize,
+}
+
+/// Everything two runs left differently, per primitive. `Display` prints a
+/// readable report; serde gives a machine-readable one. Run index records
+/// are not compared (they describe the runs, not what they did).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunDiff {
     /// The first run.
@@ -83,37 +144,152 @@ pub struct RunDiff {
     pub steps_a: usize,
     /// Steps of run `b`.
     pub steps_b: usize,
-    /// One entry per primitive with at least one difference, in tag order.
-    pub tags: Vec<TagDiff>,
+    /// KV entries only in a, only in b, or changed.
+    pub kv: Vec<Change<KvItem>>,
+    /// Event logs that diverge, one entry per namespace.
+    pub events: Vec<EventLogDiff>,
+    /// State machines only in a, only in b, or changed (state or version).
+    pub state_machines: Vec<Change<MachineItem>>,
+    /// Trace trees that diverge, one entry per namespace.
+    pub traces: Vec<TraceDiff>,
+    /// Raw keys no view covers (event or trace records in another scope).
+    pub other: Vec<TagDiff>,
 }
 
 impl RunDiff {
     /// Compare two replayed runs.
-    pub fn between(a: &ReplayedRun, b: &ReplayedRun) -> RunDiff {
-        RunDiff {
+    pub fn between(a: &ReplayedRun, b: &ReplayedRun) -> Result<RunDiff> {
+        let (va, vb) = (a.view()?, b.view()?);
+        let mut other = diff_states(a.state(), b.state());
+        for t in &mut other {
+            t.keys.only_a.retain(|e| !covered_by_view(&e.key));
+            t.keys.only_b.retain(|e| !covered_by_view(&e.key));
+            t.keys.changed.retain(|c| !covered_by_view(&c.key));
+        }
+        other.retain(|t| !t.keys.is_empty());
+        Ok(RunDiff {
             a: a.run(),
             b: b.run(),
             digest_a: a.digest(),
             digest_b: b.digest(),
             steps_a: a.steps().len(),
             steps_b: b.steps().len(),
-            tags: diff_states(a.state(), b.state()),
-        }
+            kv: changes(&va.kv, &vb.kv, |i| (i.ns.clone(), i.scope, i.key.clone())),
+            events: event_diffs(&va.events, &vb.events),
+            state_machines: changes(&va.state_machines, &vb.state_machines, |i| {
+                (i.ns.clone(), i.scope, i.name.clone())
+            }),
+            traces: trace_diffs(&va.traces, &vb.traces),
+            other,
+        })
     }
 
     /// True if both runs left the same state.
     pub fn is_empty(&self) -> bool {
-        self.tags.iter().all(|t| t.keys.is_empty())
+        self.len() == 0
     }
 
-    /// The differences of one primitive (empty if none).
-    pub fn tag(&self, tag: TypeTag) -> KeyDiff {
-        self.tags
-            .iter()
-            .find(|t| t.tag == tag)
-            .map(|t| t.keys.clone())
-            .unwrap_or_default()
+    /// Number of differences reported (a diverging log or tree counts once).
+    pub fn len(&self) -> usize {
+        self.kv.len()
+            + self.events.len()
+            + self.state_machines.len()
+            + self.traces.len()
+            + self.other.iter().map(|t| t.keys.len()).sum::<usize>()
     }
+}
+
+/// Items keyed by `key` on both sides: only in a, only in b, or changed.
+fn changes<T: Clone + PartialEq, K: Ord>(
+    a: &[T],
+    b: &[T],
+    key: impl Fn(&T) -> K,
+) -> Vec<Change<T>> {
+    let mut both: BTreeMap<K, (Option<&T>, Option<&T>)> = BTreeMap::new();
+    for x in a {
+        both.entry(key(x)).or_default().0 = Some(x);
+    }
+    for x in b {
+        both.entry(key(x)).or_default().1 = Some(x);
+    }
+    both.into_values()
+        .filter_map(|pair| match pair {
+            (Some(x), None) => Some(Change::OnlyA(x.clone())),
+            (None, Some(y)) => Some(Change::OnlyB(y.clone())),
+            (Some(x), Some(y)) if x != y => Some(Change::Changed {
+                a: x.clone(),
+                b: y.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A namespace with run `a`'s and run `b`'s items there.
+type Paired<'v, I> = (Namespace, &'v [I], &'v [I]);
+
+/// Pair items by namespace: (ns, a's, b's), empty where one has none.
+fn by_ns<'v, T, I>(
+    a: &'v [T],
+    b: &'v [T],
+    ns: impl Fn(&T) -> &Namespace,
+    items: impl Fn(&'v T) -> &'v [I],
+) -> Vec<Paired<'v, I>> {
+    let mut both: BTreeMap<Namespace, Paired<'v, I>> = BTreeMap::new();
+    for x in a {
+        let n = ns(x).clone();
+        both.entry(n.clone()).or_insert((n, &[], &[])).1 = items(x);
+    }
+    for x in b {
+        let n = ns(x).clone();
+        both.entry(n.clone()).or_insert((n, &[], &[])).2 = items(x);
+    }
+    both.into_values().collect()
+}
+
+fn event_diffs(a: &[EventLogView], b: &[EventLogView]) -> Vec<EventLogDiff> {
+    by_ns(a, b, |l| &l.ns, |l| &l.events)
+        .into_iter()
+        .filter_map(|(ns, ea, eb)| {
+            let i = first_divergence(ea, eb, |x, y| x == y)?;
+            Some(EventLogDiff {
+                ns,
+                seq: i as u64,
+                a: ea.get(i).cloned(),
+                b: eb.get(i).cloned(),
+                len_a: ea.len(),
+                len_b: eb.len(),
+            })
+        })
+        .collect()
+}
+
+fn trace_diffs(a: &[TraceView], b: &[TraceView]) -> Vec<TraceDiff> {
+    let same = |x: &SpanItem, y: &SpanItem| {
+        (x.depth, &x.kind, &x.name, &x.arguments) == (y.depth, &y.kind, &y.name, &y.arguments)
+    };
+    by_ns(a, b, |t| &t.ns, |t| &t.spans)
+        .into_iter()
+        .filter_map(|(ns, sa, sb)| {
+            let i = first_divergence(sa, sb, same)?;
+            Some(TraceDiff {
+                ns,
+                position: i,
+                a: sa.get(i).cloned(),
+                b: sb.get(i).cloned(),
+                len_a: sa.len(),
+                len_b: sb.len(),
+            })
+        })
+        .collect()
+}
+
+/// First index where `a` and `b` differ (by `same`) or one ends.
+fn first_divergence<T>(a: &[T], b: &[T], same: impl Fn(&T, &T) -> bool) -> Option<usize> {
+    let common = a.len().min(b.len());
+    (0..common)
+        .find(|&i| !same(&a[i], &b[i]))
+        .or((a.len() != b.len()).then_some(common))
 }
 
 /// Merge-walk two states (both ordered by [`RunKey`]) into per-tag diffs.
@@ -192,24 +368,110 @@ impl fmt::Display for RunDiff {
         if self.is_empty() {
             return writeln!(f, "  no differences");
         }
-        for t in &self.tags {
-            writeln!(f, "  {:?}: {} difference(s)", t.tag, t.keys.len())?;
-            for c in &t.keys.changed {
-                writeln!(
-                    f,
-                    "    changed  {}: {} -> {}",
-                    c.key,
-                    show(&c.a),
-                    show(&c.b)
-                )?;
-            }
-            for e in &t.keys.only_a {
-                writeln!(f, "    only a   {} = {}", e.key, show(&e.value))?;
-            }
-            for e in &t.keys.only_b {
-                writeln!(f, "    only b   {} = {}", e.key, show(&e.value))?;
-            }
+        for c in &self.kv {
+            write_change(
+                f,
+                "kv",
+                c,
+                |i| format!("{}/{}/{}", i.ns, scope(i.scope), i.key),
+                |i| show(&i.value),
+            )?;
+        }
+        for e in &self.events {
+            writeln!(
+                f,
+                "  events {}: diverge at seq {} (a has {}, b has {} events)",
+                e.ns, e.seq, e.len_a, e.len_b
+            )?;
+            writeln!(
+                f,
+                "    a: {}",
+                e.a.as_ref().map_or("(end of log)".into(), show_event)
+            )?;
+            writeln!(
+                f,
+                "    b: {}",
+                e.b.as_ref().map_or("(end of log)".into(), show_event)
+            )?;
+        }
+        for c in &self.state_machines {
+            write_change(
+                f,
+                "state machine",
+                c,
+                |i| format!("{}/{}/{}", i.ns, scope(i.scope), i.name),
+                |i| format!("{} (version {})", show(&i.state), i.version),
+            )?;
+        }
+        for t in &self.traces {
+            writeln!(
+                f,
+                "  trace {}: diverges at span #{} in tree order (a has {}, b has {} spans)",
+                t.ns, t.position, t.len_a, t.len_b
+            )?;
+            writeln!(
+                f,
+                "    a: {}",
+                t.a.as_ref().map_or("(end of tree)".into(), show_span)
+            )?;
+            writeln!(
+                f,
+                "    b: {}",
+                t.b.as_ref().map_or("(end of tree)".into(), show_span)
+            )?;
+        }
+        for t in &self.other {
+            writeln!(
+                f,
+                "  other {:?} keys: {} difference(s)",
+                t.tag,
+                t.keys.len()
+            )?;
         }
         Ok(())
     }
+}
+
+fn write_change<T>(
+    f: &mut fmt::Formatter<'_>,
+    what: &str,
+    change: &Change<T>,
+    name: impl Fn(&T) -> String,
+    value: impl Fn(&T) -> String,
+) -> fmt::Result {
+    match change {
+        Change::Changed { a, b } => {
+            writeln!(
+                f,
+                "  {what} changed  {}: {} -> {}",
+                name(a),
+                value(a),
+                value(b)
+            )
+        }
+        Change::OnlyA(a) => writeln!(f, "  {what} only a   {} = {}", name(a), value(a)),
+        Change::OnlyB(b) => writeln!(f, "  {what} only b   {} = {}", name(b), value(b)),
+    }
+}
+
+fn scope(s: RunScope) -> String {
+    match s {
+        RunScope::Shared => "shared".into(),
+        RunScope::Own => "run".into(),
+        RunScope::Run(r) => format!("run:{r}"),
+    }
+}
+
+fn show_event(e: &EventItem) -> String {
+    format!("#{} {} {}", e.seq, e.event_type, show(&e.payload))
+}
+
+fn show_span(s: &SpanItem) -> String {
+    format!(
+        "{} {} {} (depth {})",
+        s.kind,
+        s.name,
+        show(&s.arguments),
+        s.depth
+    )
 }

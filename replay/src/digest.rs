@@ -12,18 +12,24 @@
 //! | namespace | varint length + UTF-8 |
 //! | scope | varint 0 = shared, 1 = own, 2 = another run + varint `u128` id |
 //! | user key bytes | varint length + bytes |
-//! | value | `0` = delete, or `1` + the `Value`'s serde/postcard encoding (as in the WAL) |
+//! | value | `0` = delete, or `1` + the canonical value's serde/postcard encoding (as in the WAL) |
+//!
+//! The canonical value is the value written, except for the wall-clock
+//! fields the primitives store (see [`canonical_value`]).
 //!
 //! Left out on purpose, so that the same workload gives the same digest in
 //! two fresh databases (test T5):
 //! - absolute commit versions and wall-clock times (they depend on what else
-//!   the database did), hence the run-relative step index;
+//!   the database did and when), hence the run-relative step index and the
+//!   canonical values;
 //! - the run's own id (its scope is encoded as "own", see [`crate::RunKey`]);
 //! - writes to the run index (`TypeTag::Run`): they are bookkeeping *about*
 //!   the run (name, timestamps, status, and the digest itself, written at
 //!   `end_run`), not state the run produced.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use rewinddb_engine::{RunId, TypeTag, Value};
 use serde::{Deserialize, Serialize};
@@ -59,6 +65,36 @@ impl From<u64> for Digest {
 /// True if writes with `tag` count towards a run's digest.
 pub fn is_digested(tag: TypeTag) -> bool {
     tag != TypeTag::Run
+}
+
+/// The value as the digest (and replay comparisons) see it: `value`
+/// without the wall-clock times the primitives record, which differ
+/// between two executions of the same workload. Per the primitives'
+/// documented encodings:
+/// - an event record (`TypeTag::Event`, user key `e` + 8 bytes, value
+///   `[type, payload, wall_ms, hash]`) becomes `[type, payload, hash]`;
+/// - a span record (`TypeTag::Trace`, user key `s` + 8 bytes, an object)
+///   loses its `start_ms` and `end_ms` fields.
+///
+/// Every other value is returned as is.
+pub fn canonical_value<'v>(key: &RunKey, value: &'v Value) -> Cow<'v, Value> {
+    let record_of = |prefix: u8| key.user.len() == 9 && key.user[0] == prefix;
+    match (key.tag, value) {
+        (TypeTag::Event, Value::Array(a)) if record_of(b'e') && a.len() == 4 => {
+            Cow::Owned(Value::Array(Arc::new(vec![
+                a[0].clone(),
+                a[1].clone(),
+                a[3].clone(),
+            ])))
+        }
+        (TypeTag::Trace, Value::Object(o)) if record_of(b's') => {
+            let mut o = (**o).clone();
+            o.remove("start_ms");
+            o.remove("end_ms");
+            Cow::Owned(Value::Object(Arc::new(o)))
+        }
+        _ => Cow::Borrowed(value),
+    }
 }
 
 /// One write in canonical form; field order is the wire order.
@@ -108,6 +144,7 @@ impl DigestBuilder {
         if !is_digested(key.tag) {
             return Ok(());
         }
+        let value = value.map(|v| canonical_value(key, v));
         let record = CanonicalWrite {
             step: step as u64,
             tag: key.tag.as_u8(),
@@ -118,7 +155,7 @@ impl DigestBuilder {
                 RunScope::Run(r) => CanonicalScope::Run(r.as_u128()),
             },
             user: &key.user,
-            value,
+            value: value.as_deref(),
         };
         self.buf.clear();
         let buf = std::mem::take(&mut self.buf);

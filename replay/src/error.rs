@@ -15,6 +15,9 @@ pub enum Error {
     /// The engine refused a read.
     #[error(transparent)]
     Engine(#[from] rewinddb_engine::Error),
+    /// A primitive could not read a replayed record (malformed record).
+    #[error(transparent)]
+    Primitives(#[from] rewinddb_primitives::Error),
     /// No commit of this run is known to the database.
     #[error("unknown run {0}: the database holds no commit of it")]
     UnknownRun(RunId),

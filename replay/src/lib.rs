@@ -8,6 +8,8 @@
 //! - [`ReplayedRun`]: the run's [`Step`]s (one per commit: version, time,
 //!   writes), its final [`RunState`], `at_step(k)`, and a stable [`Digest`]
 //!   checked by `verify()` against the one recorded at `end_run`.
+//! - [`RunView`]: a state read back per primitive (KV, event logs, state
+//!   machines, trace trees), without wall-clock times.
 //! - [`RunDiff`]: what two runs left differently, per primitive.
 //! - Time travel: [`version_at_step`] and [`ReplayedRun::version_at_step`]
 //!   give commit versions to read the whole database at with `snapshot_at`.
@@ -21,13 +23,20 @@ pub mod digest;
 mod error;
 mod key;
 mod replay;
+mod view;
 
-pub use diff::{Changed, Entry, KeyDiff, RunDiff, TagDiff, diff_states};
+pub use diff::{
+    Change, Changed, Entry, EventLogDiff, KeyDiff, RunDiff, TagDiff, TraceDiff, diff_states,
+};
 pub use digest::Digest;
 pub use error::{Error, Result};
 pub use key::{RunKey, RunScope};
 pub use replay::{
     Recorded, ReplayedRun, RunState, Step, Verification, Write, replay_run, version_at_step,
+};
+pub use view::{
+    EventItem, EventLogView, KvItem, MachineItem, RunView, SpanItem, StateReader, TraceView,
+    covered_by_view,
 };
 
 /// Replay runs `a` and `b` and compare what they left.
@@ -38,5 +47,5 @@ pub fn diff_runs(
 ) -> Result<RunDiff> {
     let ra = replay_run(engine, a)?;
     let rb = replay_run(engine, b)?;
-    Ok(RunDiff::between(&ra, &rb))
+    RunDiff::between(&ra, &rb)
 }

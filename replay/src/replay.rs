@@ -11,9 +11,10 @@ use std::collections::BTreeMap;
 use rewinddb_engine::{Engine, Error as EngineError, RunCommit, RunId, TypeTag, Value, Version};
 use serde::{Deserialize, Serialize};
 
-use crate::digest::{Digest, DigestBuilder};
+use crate::digest::{Digest, DigestBuilder, canonical_value};
 use crate::error::{Error, Result};
 use crate::key::RunKey;
+use crate::view::RunView;
 
 /// One write of a step: `value == None` deletes the key.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -73,6 +74,14 @@ impl RunState {
             .iter()
             .skip_while(move |(k, _)| k.tag < tag)
             .take_while(move |(k, _)| k.tag == tag)
+    }
+
+    /// Entries in a key range, in order.
+    pub(crate) fn range(
+        &self,
+        bounds: (std::ops::Bound<RunKey>, std::ops::Bound<RunKey>),
+    ) -> impl Iterator<Item = (&RunKey, &Value)> {
+        self.entries.range(bounds)
     }
 
     /// Number of keys.
@@ -179,6 +188,37 @@ impl ReplayedRun {
         let mut state = RunState::default();
         self.steps[..=k].iter().for_each(|s| state.apply(s));
         Ok(state)
+    }
+
+    /// The final state read back per primitive, without wall-clock times.
+    pub fn view(&self) -> Result<RunView> {
+        RunView::of(&self.state, self.run)
+    }
+
+    /// The state after step `k`, read back per primitive.
+    pub fn view_at_step(&self, k: usize) -> Result<RunView> {
+        RunView::of(&self.at_step(k)?, self.run)
+    }
+
+    /// Each step's writes with canonical values (no absolute versions, no
+    /// wall-clock times): what must be identical when the same workload
+    /// runs in two databases.
+    pub fn canonical_steps(&self) -> Vec<Vec<Write>> {
+        self.steps
+            .iter()
+            .map(|s| {
+                s.writes
+                    .iter()
+                    .map(|w| Write {
+                        key: w.key.clone(),
+                        value: w
+                            .value
+                            .as_ref()
+                            .map(|v| canonical_value(&w.key, v).into_owned()),
+                    })
+                    .collect()
+            })
+            .collect()
     }
 
     /// The commit version of step `k`: `snapshot_at` it to read the whole

@@ -1,0 +1,69 @@
+//! Replay, diff and time travel on a [`Database`] (see rewinddb-replay).
+//!
+//! These methods return [`ReplayError`] (rewinddb-replay's error enum,
+//! which wraps the primitives' [`crate::Error`]): a mismatch of the digest
+//! recorded at `end_run` is `ReplayError::ReplayDiverged`, a step past the
+//! end `ReplayError::StepOutOfRange`, a run whose history is gone
+//! `ReplayError::RunOutsideRetention` or `ReplayError::HistoryPruned`.
+
+use rewinddb_engine::{RunId, Version};
+use rewinddb_primitives::{Error, RunStatus};
+use rewinddb_replay::{Digest, Recorded, ReplayedRun, RunDiff};
+
+use crate::database::Database;
+
+/// Result of the replay methods.
+pub type ReplayResult<T> = std::result::Result<T, rewinddb_replay::Error>;
+
+impl Database {
+    /// Replay `run` from its own versions: its steps, final state, views
+    /// per primitive and digest. O(run size), whatever else the database
+    /// holds. A run still in progress replays too and says so
+    /// (`is_in_progress`, `verify() == Verification::InProgress`); an ended
+    /// run's `verify()` checks the digest recorded by `end_run`.
+    pub fn replay_run(&self, run: RunId) -> ReplayResult<ReplayedRun> {
+        let info = match self.runs().get_run(run) {
+            Err(Error::UnknownRun(r)) => return Err(rewinddb_replay::Error::UnknownRun(r)),
+            other => other?,
+        };
+        let recorded = match (info.status, info.digest) {
+            (RunStatus::Running, _) => Recorded::InProgress,
+            (_, Some(d)) => Recorded::Ended(Digest(d)),
+            (_, None) => Recorded::Unknown,
+        };
+        let replay = if self.engine().run_commits(run).is_empty() {
+            ReplayedRun::empty(run)
+        } else {
+            rewinddb_replay::replay_run(self.engine(), run)?
+        };
+        Ok(replay.with_recorded(recorded))
+    }
+
+    /// Replay runs `a` and `b` and compare what they left, per primitive.
+    pub fn diff_runs(&self, a: RunId, b: RunId) -> ReplayResult<RunDiff> {
+        RunDiff::between(&self.replay_run(a)?, &self.replay_run(b)?)
+    }
+
+    /// The commit version of step `k` (0-based) of `run`: pass it to
+    /// [`Database::snapshot_at`] to read every primitive right after it.
+    pub fn version_at_step(&self, run: RunId, k: usize) -> ReplayResult<Version> {
+        rewinddb_replay::version_at_step(self.engine(), run, k)
+    }
+
+    /// The newest version committed at or before wall-clock `ms` (0 if
+    /// none): pass it to [`Database::snapshot_at`].
+    pub fn version_at_time(&self, ms: u64) -> Version {
+        self.engine().version_at_time(ms)
+    }
+
+    /// The digest `end_run` records: the run's replay digest, or None if
+    /// its history can no longer be replayed (retention).
+    pub(crate) fn digest_for_end_run(&self, run: RunId) -> Option<u64> {
+        if self.engine().run_commits(run).is_empty() {
+            return Some(ReplayedRun::empty(run).digest().0);
+        }
+        rewinddb_replay::replay_run(self.engine(), run)
+            .ok()
+            .map(|r| r.digest().0)
+    }
+}
