@@ -112,7 +112,7 @@ impl Store {
         after: Option<&Key>,
     ) -> impl Iterator<Item = (Key, Arc<VersionChain>)> + 'a {
         let start = match after {
-            Some(a) if a > prefix => Bound::Excluded(a.clone()),
+            Some(a) if a >= prefix => Bound::Excluded(a.clone()),
             _ => Bound::Included(prefix.clone()),
         };
         self.ordered
