@@ -1,0 +1,154 @@
+//! Primitive and facade micro-benchmarks (issue 4, "Performance"): event
+//! append, span record, state cas, a KV `list` of 100 keys out of 1M, and
+//! the cost the facade adds over the raw engine for a single-key put.
+//!
+//! Run: `cargo bench --bench primitives` (add `-- append` etc. to filter).
+//! Targets (in memory, 2 shared cores): event append >= 1M/s single
+//! thread; facade single-key put within 1.2x of the raw engine.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+
+use divan::Bencher;
+use divan::counter::ItemsCount;
+use rewinddb::engine::{Key, Scope};
+use rewinddb::{Database, Isolation, Namespace, RunId, RunSpec, SpanSpec, TypeTag, Value};
+
+fn main() {
+    divan::main();
+}
+
+const NS: &str = "bench/ns";
+/// Events per transaction in the batched append benchmark.
+const BATCH: usize = 1000;
+
+fn db_and_run() -> (Database, RunId) {
+    let db = Database::in_memory().unwrap();
+    let run = db.begin_run(RunSpec::new("bench")).unwrap();
+    (db, run)
+}
+
+fn payload() -> Value {
+    Value::from("tool returned 42 results")
+}
+
+/// One append per transaction (autocommit through the facade).
+#[divan::bench]
+fn event_append_autocommit(bencher: Bencher) {
+    let (db, run) = db_and_run();
+    let log = db.events(NS, run);
+    let p = payload();
+    bencher
+        .counter(ItemsCount::new(1usize))
+        .bench_local(|| log.append("tool.returned", p.clone()).unwrap());
+}
+
+/// `BATCH` appends in one transaction: the throughput an agent gets when it
+/// groups a step's events.
+#[divan::bench]
+fn event_append_batched(bencher: Bencher) {
+    let (db, run) = db_and_run();
+    let p = payload();
+    bencher.counter(ItemsCount::new(BATCH)).bench_local(|| {
+        db.transaction(run, |txn| {
+            let log = txn.events(NS);
+            for _ in 0..BATCH {
+                log.append("tool.returned", p.clone())?;
+            }
+            Ok(())
+        })
+        .unwrap()
+    });
+}
+
+/// One tool-call span (with a parent and an attribute) per transaction.
+#[divan::bench]
+fn span_record(bencher: Bencher) {
+    let (db, run) = db_and_run();
+    let traces = db.traces(NS, run);
+    let root = traces.record(SpanSpec::custom("step", 0)).unwrap();
+    let spec = SpanSpec::tool_call("search", "weather in paris")
+        .parent(root)
+        .attr("attempt", 1);
+    bencher
+        .counter(ItemsCount::new(1usize))
+        .bench_local(|| traces.record(spec.clone()).unwrap());
+}
+
+/// Sequential `cas` moves of one state machine, each its own transaction.
+#[divan::bench]
+fn state_cas(bencher: Bencher) {
+    let (db, run) = db_and_run();
+    let sm = db.state(NS);
+    sm.define(run, "m", 0, None).unwrap();
+    let mut version = 1;
+    bencher.counter(ItemsCount::new(1usize)).bench_local(|| {
+        version = sm.cas(run, "m", version, version as i64).unwrap();
+    });
+}
+
+/// `list(prefix)` of 100 keys out of 1M shared KV keys.
+#[divan::bench(sample_count = 200)]
+fn kv_list_100_of_1m(bencher: Bencher) {
+    let db = Database::in_memory().unwrap();
+    for chunk in 0..100 {
+        db.transaction(RunId::NIL, |txn| {
+            let kv = txn.kv(NS);
+            for i in chunk * 10_000..(chunk + 1) * 10_000 {
+                kv.put(&format!("k{i:07}"), i)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    }
+    let kv = db.kv(NS);
+    let mut prefix = 0usize;
+    bencher.counter(ItemsCount::new(100usize)).bench_local(|| {
+        // A different 100-key prefix each time: k0000xx .. k0099xx.
+        prefix = (prefix + 7919) % 10_000;
+        let page = kv.list_from(&format!("k{prefix:05}"), None, 100).unwrap();
+        assert_eq!(page.entries.len(), 100);
+        black_box(page)
+    });
+}
+
+/// Baseline: a single-key put transaction on the raw engine, for a run.
+#[divan::bench]
+fn put_raw_engine(bencher: Bencher) {
+    let (db, run) = db_and_run();
+    let engine = db.engine().clone();
+    let key = Key::new(Namespace::new(NS).unwrap(), Scope::Shared, TypeTag::Kv, "k");
+    let mut i = 0i64;
+    bencher.bench_local(|| {
+        i += 1;
+        engine
+            .transaction(run, Isolation::Snapshot, |t| t.put(key.clone(), i))
+            .unwrap()
+    });
+}
+
+/// The same put through the facade: `db.kv(ns).put(run, key, value)`,
+/// which also checks that the run is still running.
+#[divan::bench]
+fn put_facade(bencher: Bencher) {
+    let (db, run) = db_and_run();
+    let kv = db.kv(NS);
+    let mut i = 0i64;
+    bencher.bench_local(|| {
+        i += 1;
+        kv.put(run, "k", i).unwrap()
+    });
+}
+
+/// The same put through the facade for `RunId::NIL` (no run check).
+#[divan::bench]
+fn put_facade_nil_run(bencher: Bencher) {
+    let (db, _) = db_and_run();
+    let kv = db.kv(NS);
+    let mut i = 0i64;
+    bencher.bench_local(|| {
+        i += 1;
+        kv.put(RunId::NIL, "k", i).unwrap()
+    });
+}
