@@ -95,14 +95,29 @@ impl fmt::Debug for RunId {
 
 impl FromStr for RunId {
     type Err = Error;
+
+    /// Parses the canonical form only: 8-4-4-4-12 hex digits (either case)
+    /// separated by dashes, as `Display` prints it.
     fn from_str(s: &str) -> Result<RunId> {
-        let hex: String = s.chars().filter(|c| *c != '-').collect();
-        if hex.len() != 32 || s.len() != 36 {
-            return Err(Error::InvalidArgument(format!("not a run id: {s:?}")));
+        let bad = || Error::InvalidArgument(format!("not a run id: {s:?}"));
+        const DASHES: [usize; 4] = [8, 13, 18, 23];
+        let bytes = s.as_bytes();
+        if bytes.len() != 36 {
+            return Err(bad());
         }
-        u128::from_str_radix(&hex, 16)
-            .map(RunId)
-            .map_err(|_| Error::InvalidArgument(format!("not a run id: {s:?}")))
+        let mut v: u128 = 0;
+        for (i, b) in bytes.iter().enumerate() {
+            if DASHES.contains(&i) {
+                if *b != b'-' {
+                    return Err(bad());
+                }
+                continue;
+            }
+            // `to_digit` rather than `from_str_radix`, which would accept a sign.
+            let digit = char::from(*b).to_digit(16).ok_or_else(bad)?;
+            v = (v << 4) | u128::from(digit);
+        }
+        Ok(RunId(v))
     }
 }
 
