@@ -293,8 +293,12 @@ impl Engine {
         self.inner.commit.lock().times.version_at(ms, visible)
     }
 
-    /// Wall-clock milliseconds at which `version` committed (0 if unknown).
+    /// Wall-clock milliseconds at which `version` committed (0 if unknown:
+    /// version 0, or a version not visible yet).
     pub fn commit_time(&self, version: Version) -> u64 {
+        if version > self.visible_version() {
+            return 0;
+        }
         self.inner.commit.lock().times.time_of(version)
     }
 
