@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use rewinddb_engine::{
     Engine, EngineConfig, Isolation, Key, Namespace, RunId, Scope, TypeTag, Value, wall_clock_ms,
 };
@@ -210,6 +211,11 @@ fn arb_key() -> impl Strategy<Value = Key> {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig {
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct("tests/proptest-regressions/types.txt"))),
+        ..ProptestConfig::default()
+    })]
+
     // The store's scans rely on this: the keys with a prefix form one contiguous run in key
     // order, starting at or after the prefix key itself.
     #[test]
@@ -258,6 +264,11 @@ fn arb_json() -> impl Strategy<Value = serde_json::Value> {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig {
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct("tests/proptest-regressions/types.txt"))),
+        ..ProptestConfig::default()
+    })]
+
     #[test]
     fn json_values_round_trip_through_value(json in arb_json()) {
         let value = Value::from(json.clone());
