@@ -93,6 +93,8 @@ struct TxnRecord {
     id: TxnId,
     isolation: Isolation,
     start: Version,
+    /// Newest commit version returned to this thread before this transaction began.
+    begun_after: Version,
     ops: Vec<Op>,
     outcome: Outcome,
 }
@@ -125,6 +127,19 @@ enum Violation {
         start: Version,
         overwritten_at: Version,
         commit: Version,
+    },
+    /// A transaction began after its thread saw a commit return, but did not see it.
+    StartBeforeOwnCommit {
+        txn: TxnId,
+        start: Version,
+        begun_after: Version,
+    },
+    /// A past read (`snapshot_at`) returned another version than history says.
+    WrongPastRead {
+        at: Version,
+        key: usize,
+        seen: (Version, Option<i64>),
+        expected: (Version, Option<i64>),
     },
     Error {
         txn: TxnId,
@@ -203,6 +218,13 @@ fn check(history: &[TxnRecord]) -> Vec<Violation> {
     let committed = Committed::new(history);
     let mut out = check_dense(history);
     for t in history {
+        if t.start < t.begun_after {
+            out.push(Violation::StartBeforeOwnCommit {
+                txn: t.id,
+                start: t.start,
+                begun_after: t.begun_after,
+            });
+        }
         check_reads(t, &committed, &mut out);
         if t.isolation == Isolation::Serializable {
             check_serializable(t, &committed, &mut out);
@@ -426,6 +448,7 @@ fn setup(engine: &Engine) -> TxnRecord {
         id: (usize::MAX, 0),
         isolation: Isolation::Snapshot,
         start: 0,
+        begun_after: 0,
         ops,
         outcome: Outcome::Committed(v),
     }
@@ -454,8 +477,9 @@ fn worker(engine: &Engine, w: Workload, thread: usize) -> Vec<TxnRecord> {
     let mut rng =
         fastrand::Rng::with_seed(w.seed.wrapping_mul(1_000_003).wrapping_add(thread as u64));
     let mut open: Vec<Open> = Vec::new();
-    let mut done = Vec::new();
+    let mut done: Vec<TxnRecord> = Vec::new();
     let mut begun = 0;
+    let mut last_commit = 0;
     let mut next_value = (thread as i64 + 1) << 40;
     while done.len() < w.txns_per_thread {
         let can_begin = begun < w.txns_per_thread && open.len() < OPEN_MAX;
@@ -470,6 +494,7 @@ fn worker(engine: &Engine, w: Workload, thread: usize) -> Vec<TxnRecord> {
                 id: (thread, begun),
                 isolation,
                 start: txn.start_version(),
+                begun_after: last_commit,
                 ops: Vec::new(),
                 outcome: Outcome::RolledBack,
             };
@@ -482,7 +507,11 @@ fn worker(engine: &Engine, w: Workload, thread: usize) -> Vec<TxnRecord> {
         let finish = rng.u8(..8) == 0 || o.rec.ops.len() >= OPS_MAX;
         if finish {
             let o = open.swap_remove(i);
-            done.push(finish_txn(o, &mut rng));
+            let rec = finish_txn(o, &mut rng);
+            if let Outcome::Committed(v) = rec.outcome {
+                last_commit = v;
+            }
+            done.push(rec);
         } else {
             next_value += 1;
             step(o, &mut rng, next_value);
@@ -656,8 +685,58 @@ fn mixed_isolation_histories_are_clean() {
     }
 }
 
+/// A read through `snapshot_at` of the past: `Some((version, value))`, or `None` for
+/// `HistoryPruned`.
+struct PastRead {
+    at: Version,
+    key: usize,
+    seen: Option<(Version, Option<i64>)>,
+}
+
+/// Until `stop`, read random keys at random past versions while GC unlinks history.
+fn time_traveller(engine: &Engine, stop: &AtomicBool, seed: u64) -> Vec<PastRead> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut reads = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        let at = rng.u64(0..=engine.visible_version());
+        let snap = engine
+            .snapshot_at(at)
+            .expect("Versions retention keeps no floor");
+        for _ in 0..2 {
+            let k = rng.usize(..KEYS.len());
+            let seen = match snap.get_versioned(&key(KEYS[k])) {
+                Ok((value, version)) => Some((version, value.map(|v| v.as_i64().unwrap()))),
+                Err(rewinddb_engine::Error::HistoryPruned { .. }) => None,
+                Err(e) => panic!("past read failed: {e}"),
+            };
+            reads.push(PastRead { at, key: k, seen });
+        }
+    }
+    reads
+}
+
+/// Every past read that answered matches the committed history at its version.
+fn check_past_reads(history: &[TxnRecord], reads: &[PastRead]) -> Vec<Violation> {
+    let committed = Committed::new(history);
+    reads
+        .iter()
+        .filter_map(|r| {
+            let seen = r.seen?;
+            let expected = committed.at(r.key, r.at);
+            (seen != expected).then_some(Violation::WrongPastRead {
+                at: r.at,
+                key: r.key,
+                seen,
+                expected,
+            })
+        })
+        .collect()
+}
+
 // GC runs all the time, keeping one version per key beyond what live readers pin: no read of a
-// live transaction may fail with `HistoryPruned` or see a wrong version.
+// live transaction may fail with `HistoryPruned` or see a wrong version. A time traveller reads
+// the past through `snapshot_at` meanwhile: each of its reads either fails with
+// `HistoryPruned` or returns exactly what history says (never "absent" for a pruned value).
 #[test]
 fn histories_stay_clean_under_concurrent_gc() {
     for (seed, threads) in [(31, 2), (32, 3)] {
@@ -676,6 +755,10 @@ fn histories_stay_clean_under_concurrent_gc() {
                 unlinked
             })
         };
+        let traveller = {
+            let (engine, stop) = (engine.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || time_traveller(&engine, &stop, seed))
+        };
         let w = Workload {
             seed,
             threads,
@@ -685,10 +768,27 @@ fn histories_stay_clean_under_concurrent_gc() {
         let history = run(&engine, w);
         stop.store(true, Ordering::Relaxed);
         let unlinked = gc.join().unwrap();
+        let past = traveller.join().unwrap();
         assert_clean(&engine, &history, false);
+        let wrong = check_past_reads(&history, &past);
+        assert!(
+            wrong.is_empty(),
+            "{} wrong past reads, first: {:?}",
+            wrong.len(),
+            wrong.first()
+        );
+        let pruned = past.iter().filter(|r| r.seen.is_none()).count();
+        eprintln!(
+            "{} past reads, {pruned} pruned; GC unlinked {unlinked}",
+            past.len()
+        );
         assert!(
             unlinked > 0,
             "GC never unlinked anything; the test proved nothing"
+        );
+        assert!(
+            pruned > 0 && pruned < past.len(),
+            "past reads must meet both kept and pruned history"
         );
     }
 }
