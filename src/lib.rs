@@ -141,7 +141,7 @@ pub use handles::{EventsHandle, KvHandle, RunsHandle, StateHandle, TracesHandle}
 pub use rewinddb_replay as replay;
 pub use rewinddb_replay::{
     Change, Digest, Error as ReplayError, EventLogDiff, ReplayedRun, RunDiff, RunKey, RunScope,
-    RunState, RunView, Step, TraceDiff, Verification,
+    RunState, RunView, Step, TraceDiff, Verification, describe_write,
 };
 pub use time_travel::ReplayResult;
 

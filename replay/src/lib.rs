@@ -36,7 +36,7 @@ pub use replay::{
 };
 pub use view::{
     EventItem, EventLogView, KvItem, MachineItem, RunView, SpanItem, StateReader, TraceView,
-    covered_by_view,
+    covered_by_view, describe_write,
 };
 
 /// Replay runs `a` and `b` and compare what they left.

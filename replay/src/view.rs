@@ -310,3 +310,54 @@ fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
             .collect::<std::collections::BTreeMap<_, _>>(),
     )
 }
+
+/// One line saying what a write did, per the primitives' encodings, or
+/// None for their internal records (log and trace heads, child links).
+/// For reports and tools that list a run's steps.
+pub fn describe_write(w: &crate::replay::Write) -> Option<String> {
+    let user = &w.key.user;
+    let seq = || {
+        let bytes: [u8; 8] = user.get(1..9)?.try_into().ok()?;
+        Some(u64::from_be_bytes(bytes))
+    };
+    let text = String::from_utf8_lossy(user);
+    let Some(value) = &w.value else {
+        return Some(format!("{:?} {text} deleted", w.key.tag));
+    };
+    let json = |v: &Value| v.to_json().to_string();
+    Some(match w.key.tag {
+        TypeTag::Kv => format!("kv {}/{text} = {}", scope_name(w.key.scope), json(value)),
+        TypeTag::State => match value.as_array() {
+            Some([state, version, _]) => {
+                format!("state {text} = {} (v{})", json(state), json(version))
+            }
+            _ => format!("state {text}"),
+        },
+        TypeTag::Event if user.len() == 9 && user[0] == b'e' => match value.as_array() {
+            Some([t, payload, _, _]) => format!(
+                "event #{} {} {}",
+                seq()?,
+                t.as_str().unwrap_or("?"),
+                json(payload)
+            ),
+            _ => format!("event #{}", seq()?),
+        },
+        TypeTag::Trace if user.len() == 9 && user[0] == b's' => {
+            let kind = value.get("kind").and_then(Value::as_str).unwrap_or("?");
+            let data = value.get("data").map(json).unwrap_or_default();
+            let ended = value.get("end_ms").is_some_and(|v| !v.is_null());
+            let end = if ended { " (ended)" } else { "" };
+            format!("span #{} {kind} {data}{end}", seq()?)
+        }
+        TypeTag::Run => "run record".to_string(),
+        TypeTag::Event | TypeTag::Trace => return None,
+    })
+}
+
+fn scope_name(scope: RunScope) -> String {
+    match scope {
+        RunScope::Shared => "shared".into(),
+        RunScope::Own => "run".into(),
+        RunScope::Run(r) => format!("run:{r}"),
+    }
+}
