@@ -6,7 +6,8 @@
 //! model exactly (value, version, or `HistoryPruned`), and any read that succeeds must also
 //! agree with the full history. Two transaction slots (slot 0 Snapshot, slot 1 Serializable by
 //! default) interleave, so commits can conflict; the model predicts which.
-//! Shrunk failures are kept in `proptest-regressions/` and replayed first.
+//! Shrunk failures are kept in `proptest-regressions/` and replayed first. 256 cases by
+//! default; `PROPTEST_CASES=5000 cargo test -p rewinddb-engine --test model` digs deeper.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -612,7 +613,6 @@ impl Harness {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 512,
         // Integration tests have no lib.rs beside them, so name the file; cargo runs tests
         // from the package root.
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct("tests/proptest-regressions/model.txt"))),
