@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use rewinddb_engine::{
     Engine, EngineConfig, Isolation, Key, Namespace, Retention, RunId, Scope, Transaction, TypeTag,
@@ -693,15 +694,22 @@ struct PastRead {
     seen: Option<(Version, Option<i64>)>,
 }
 
-/// Until `stop`, read random keys at random past versions while GC unlinks history.
-fn time_traveller(engine: &Engine, stop: &AtomicBool, seed: u64) -> Vec<PastRead> {
+/// Until `stop`, read random keys at random past versions while GC unlinks history. Returns
+/// the reads and how many `snapshot_at` calls were refused as outside retention.
+fn time_traveller(engine: &Engine, stop: &AtomicBool, seed: u64) -> (Vec<PastRead>, usize) {
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut reads = Vec::new();
+    let mut refused = 0;
     while !stop.load(Ordering::Relaxed) {
         let at = rng.u64(0..=engine.visible_version());
-        let snap = engine
-            .snapshot_at(at)
-            .expect("Versions retention keeps no floor");
+        let snap = match engine.snapshot_at(at) {
+            Ok(snap) => snap,
+            Err(rewinddb_engine::Error::VersionOutsideRetention { .. }) => {
+                refused += 1;
+                continue;
+            }
+            Err(e) => panic!("snapshot_at({at}): {e}"),
+        };
         for _ in 0..2 {
             let k = rng.usize(..KEYS.len());
             let seen = match snap.get_versioned(&key(KEYS[k])) {
@@ -712,7 +720,7 @@ fn time_traveller(engine: &Engine, stop: &AtomicBool, seed: u64) -> Vec<PastRead
             reads.push(PastRead { at, key: k, seen });
         }
     }
-    reads
+    (reads, refused)
 }
 
 /// Every past read that answered matches the committed history at its version.
@@ -733,16 +741,20 @@ fn check_past_reads(history: &[TxnRecord], reads: &[PastRead]) -> Vec<Violation>
         .collect()
 }
 
-// GC runs all the time, keeping one version per key beyond what live readers pin: no read of a
-// live transaction may fail with `HistoryPruned` or see a wrong version. A time traveller reads
-// the past through `snapshot_at` meanwhile: each of its reads either fails with
-// `HistoryPruned` or returns exactly what history says (never "absent" for a pruned value).
+// GC runs all the time: no read of a live transaction may fail with `HistoryPruned` or see a
+// wrong version. A time traveller reads the past through `snapshot_at` meanwhile: each of its
+// reads either returns exactly what history says (never "absent" for a pruned value) or, under
+// `Versions(1)`, fails with `HistoryPruned`. Under a `Window`, `snapshot_at` refuses versions
+// behind the floor instead, and a snapshot it grants never meets pruned history.
 #[test]
 fn histories_stay_clean_under_concurrent_gc() {
-    for (seed, threads) in [(31, 2), (32, 3)] {
-        let engine =
-            Engine::open_in_memory(EngineConfig::default().retention(Retention::Versions(1)))
-                .unwrap();
+    let window = Retention::Window(Duration::from_millis(2));
+    for (seed, threads, retention) in [
+        (31, 2, Retention::Versions(1)),
+        (32, 3, Retention::Versions(1)),
+        (33, 2, window),
+    ] {
+        let engine = Engine::open_in_memory(EngineConfig::default().retention(retention)).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let gc = {
             let (engine, stop) = (engine.clone(), Arc::clone(&stop));
@@ -768,7 +780,7 @@ fn histories_stay_clean_under_concurrent_gc() {
         let history = run(&engine, w);
         stop.store(true, Ordering::Relaxed);
         let unlinked = gc.join().unwrap();
-        let past = traveller.join().unwrap();
+        let (past, refused) = traveller.join().unwrap();
         assert_clean(&engine, &history, false);
         let wrong = check_past_reads(&history, &past);
         assert!(
@@ -779,17 +791,21 @@ fn histories_stay_clean_under_concurrent_gc() {
         );
         let pruned = past.iter().filter(|r| r.seen.is_none()).count();
         eprintln!(
-            "{} past reads, {pruned} pruned; GC unlinked {unlinked}",
+            "{retention:?}: {} past reads, {pruned} pruned, {refused} refused; GC unlinked {unlinked}",
             past.len()
         );
         assert!(
             unlinked > 0,
             "GC never unlinked anything; the test proved nothing"
         );
-        assert!(
-            pruned > 0 && pruned < past.len(),
-            "past reads must meet both kept and pruned history"
-        );
+        if retention == window {
+            assert_eq!(pruned, 0, "a snapshot inside the window met pruned history");
+        } else {
+            assert!(
+                pruned > 0 && pruned < past.len(),
+                "past reads must meet both kept and pruned history"
+            );
+        }
     }
 }
 
