@@ -1,0 +1,135 @@
+//! Replay is O(run size) (issue 5): `replay_run` of a 1,000-write run in a
+//! database holding nothing else vs one holding 1M other versions written
+//! by other runs interleaved with it (10,000 runs x 100 writes, and 1,000
+//! runs x 1,000 writes). Target: ratio <= 1.2.
+//!
+//! Run: `cargo bench --bench replay`. The three databases are built once
+//! (a few seconds each, about 1 GB together). Before divan's per-config
+//! table, the binary prints an interleaved comparison: rounds in which each
+//! configuration is replayed once, in rotating order, so load from other
+//! processes hits all of them alike; the ratios come from that table.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use divan::Bencher;
+use divan::counter::ItemsCount;
+use rewinddb::engine::{Key, Scope};
+use rewinddb::{Database, Isolation, Namespace, RunId, RunSpec, TypeTag};
+
+fn main() {
+    ratio_report();
+    divan::main();
+}
+
+/// The configurations: writes of each other run (0: no other runs).
+const PER_RUN: [usize; 3] = [0, 100, 1000];
+/// Rounds of the interleaved comparison.
+const ROUNDS: usize = 300;
+
+/// The databases of the three configurations, built once.
+fn databases() -> &'static [(Database, RunId)] {
+    static DBS: OnceLock<Vec<(Database, RunId)>> = OnceLock::new();
+    DBS.get_or_init(|| {
+        PER_RUN
+            .iter()
+            .map(|&per_run| {
+                let others = OTHER_VERSIONS.checked_div(per_run).unwrap_or(0);
+                let (db, run) = setup(others, per_run);
+                let versions = db.engine().stats().versions;
+                eprintln!("setup: {others} other runs x {per_run} writes: {versions} versions");
+                (db, run)
+            })
+            .collect()
+    })
+}
+
+/// Replay every configuration once per round, rotating the order, and
+/// print min and median per configuration and their ratio to "0 others".
+fn ratio_report() {
+    let dbs = databases();
+    let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(ROUNDS); dbs.len()];
+    for round in 0..ROUNDS {
+        for k in 0..dbs.len() {
+            let i = (round + k) % dbs.len();
+            let (db, run) = &dbs[i];
+            let t = Instant::now();
+            black_box(db.replay_run(*run).unwrap());
+            times[i].push(t.elapsed());
+        }
+    }
+    for t in &mut times {
+        t.sort();
+    }
+    let (min0, med0) = (times[0][0], times[0][ROUNDS / 2]);
+    eprintln!("interleaved, {ROUNDS} rounds: replay_run of a {RUN_WRITES}-write run");
+    for (t, per_run) in times.iter().zip(PER_RUN) {
+        let (min, med) = (t[0], t[ROUNDS / 2]);
+        eprintln!(
+            "  other runs x {per_run:>4} writes: min {min:>10.1?} median {med:>10.1?}  \
+             ratio min {:.2} median {:.2}",
+            min.as_secs_f64() / min0.as_secs_f64(),
+            med.as_secs_f64() / med0.as_secs_f64()
+        );
+    }
+}
+
+/// Writes of the replayed run.
+const RUN_WRITES: usize = 1_000;
+/// Writes per commit, for every run.
+const COMMIT_WRITES: usize = 10;
+/// Versions written by other runs, when there are any.
+const OTHER_VERSIONS: usize = 1_000_000;
+
+/// One commit of `run`: `COMMIT_WRITES` keys, one in five shared and the
+/// rest in the run's own scope, numbered from `first`.
+fn commit(db: &Database, ns: &Namespace, run: RunId, first: usize) {
+    let mut txn = db.engine().begin(run, Isolation::Snapshot);
+    for i in first..first + COMMIT_WRITES {
+        let scope = if i % 5 == 0 {
+            Scope::Shared
+        } else {
+            Scope::Run(run)
+        };
+        let user = format!("{}:{i}", run.as_u128() as u64);
+        txn.put(Key::new(ns.clone(), scope, TypeTag::Kv, user), i as i64)
+            .unwrap();
+    }
+    txn.commit().unwrap();
+}
+
+/// A database with the replayed run and `others` runs of `per_run` writes
+/// each, their commits spread evenly between the replayed run's commits.
+fn setup(others: usize, per_run: usize) -> (Database, RunId) {
+    let db = Database::in_memory().unwrap();
+    let ns = Namespace::new("bench/agent").unwrap();
+    let run = db.begin_run(RunSpec::new("replayed")).unwrap();
+    let other_ids: Vec<RunId> = (0..others).map(|_| RunId::new()).collect();
+    let other_commits = others * per_run / COMMIT_WRITES;
+    let run_commits = RUN_WRITES / COMMIT_WRITES;
+    let mut next_other = 0;
+    for c in 0..run_commits {
+        commit(&db, &ns, run, c * COMMIT_WRITES);
+        let until = other_commits * (c + 1) / run_commits;
+        while next_other < until {
+            // Round-robin over the other runs, so all of them interleave.
+            let id = other_ids[next_other % others];
+            commit(&db, &ns, id, (next_other / others) * COMMIT_WRITES);
+            next_other += 1;
+        }
+    }
+    assert_eq!(db.replay_run(run).unwrap().write_count(), RUN_WRITES);
+    (db, run)
+}
+
+/// Index into [`PER_RUN`]: 0 = no other runs, 1 = 10,000 x 100, 2 = 1,000 x 1,000.
+#[divan::bench(args = [0, 1, 2], sample_count = 200)]
+fn replay_run_of_1000_writes(bencher: Bencher, config: usize) {
+    let (db, run) = &databases()[config];
+    bencher
+        .counter(ItemsCount::new(RUN_WRITES))
+        .bench_local(|| black_box(db.replay_run(*run).unwrap()));
+}
