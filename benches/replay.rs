@@ -21,8 +21,21 @@ use rewinddb::engine::{Key, Scope};
 use rewinddb::{Database, Isolation, Namespace, RunId, RunSpec, TypeTag};
 
 fn main() {
-    ratio_report();
+    // `cargo test --all-targets` runs this binary without `--bench`: then
+    // build small databases and skip the comparison, to keep tests fast.
+    if bench_mode() {
+        ratio_report();
+    }
     divan::main();
+}
+
+fn bench_mode() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// Versions written by other runs: 1M when benchmarking, 10,000 in tests.
+fn other_versions() -> usize {
+    if bench_mode() { OTHER_VERSIONS } else { 10_000 }
 }
 
 /// The configurations: writes of each other run (0: no other runs).
@@ -37,7 +50,7 @@ fn databases() -> &'static [(Database, RunId)] {
         PER_RUN
             .iter()
             .map(|&per_run| {
-                let others = OTHER_VERSIONS.checked_div(per_run).unwrap_or(0);
+                let others = other_versions().checked_div(per_run).unwrap_or(0);
                 let (db, run) = setup(others, per_run);
                 let versions = db.engine().stats().versions;
                 eprintln!("setup: {others} other runs x {per_run} writes: {versions} versions");
