@@ -136,6 +136,17 @@ impl VersionChain {
         self.head(guard).is_none()
     }
 
+    /// Largest commit version GC ever unlinked (0 = none).
+    pub(crate) fn pruned_max(&self) -> Version {
+        self.pruned_max.load(Ordering::Acquire)
+    }
+
+    /// Record that versions up to `v` were unlinked before a checkpoint
+    /// (recovery), so reads below the retained ones report `Pruned`.
+    pub(crate) fn mark_pruned(&self, v: Version) {
+        self.pruned_max.fetch_max(v, Ordering::AcqRel);
+    }
+
     /// Unlink every version older than the `keep`-th newest (`keep >= 1`)
     /// and hand them to epoch reclamation. Returns how many were unlinked.
     ///

@@ -1,6 +1,9 @@
 //! [`EngineConfig`], [`Limits`] and [`Retention`], with documented defaults.
 
+use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::durability::{CheckpointPolicy, Durability, RecoveryMode};
 
 /// A limit for everything a caller can make large.
 ///
@@ -85,8 +88,12 @@ impl Default for RetryPolicy {
 /// Engine configuration.
 ///
 /// ## Defaults
-/// `Limits::default()`, `Retention::KeepAll`, `RetryPolicy::default()`.
-#[derive(Clone, Debug, Default)]
+/// `Limits::default()`, `Retention::KeepAll`, `RetryPolicy::default()`;
+/// no directory (`Engine::open` then refuses; `Engine::open_in_memory`
+/// ignores every durability setting); `Durability::Strict`;
+/// `RecoveryMode::TruncateTornTail`; `CheckpointPolicy::default()` (every
+/// 5 min or 64 MiB of WAL); WAL segments of 64 MiB; background threads on.
+#[derive(Clone, Debug)]
 pub struct EngineConfig {
     /// Size limits.
     pub limits: Limits,
@@ -94,6 +101,37 @@ pub struct EngineConfig {
     pub retention: Retention,
     /// Retry policy for `Engine::transaction`.
     pub retry: RetryPolicy,
+    /// Data directory of a durable engine (`Engine::open`).
+    pub dir: Option<PathBuf>,
+    /// Default durability of commits (a transaction may override it).
+    pub durability: Durability,
+    /// What recovery does with damaged WAL records.
+    pub recovery: RecoveryMode,
+    /// When background checkpoints are written.
+    pub checkpoint: CheckpointPolicy,
+    /// A WAL segment is closed and a new one started past this size.
+    pub wal_segment_size_bytes_max: u64,
+    /// Run the WAL flusher and checkpoint threads. Without them `Batched`
+    /// syncs only on its byte trigger, `Async` writes only when its buffer
+    /// fills, and checkpoints happen only on demand: for deterministic
+    /// crash tests.
+    pub background_threads: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        EngineConfig {
+            limits: Limits::default(),
+            retention: Retention::default(),
+            retry: RetryPolicy::default(),
+            dir: None,
+            durability: Durability::default(),
+            recovery: RecoveryMode::default(),
+            checkpoint: CheckpointPolicy::default(),
+            wal_segment_size_bytes_max: 64 << 20,
+            background_threads: true,
+        }
+    }
 }
 
 impl EngineConfig {
@@ -115,6 +153,48 @@ impl EngineConfig {
     #[must_use]
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// Set the data directory (for `Engine::open`).
+    #[must_use]
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// Set the default durability.
+    #[must_use]
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Set the recovery mode.
+    #[must_use]
+    pub fn recovery(mut self, recovery: RecoveryMode) -> Self {
+        self.recovery = recovery;
+        self
+    }
+
+    /// Set the checkpoint triggers.
+    #[must_use]
+    pub fn checkpoint(mut self, checkpoint: CheckpointPolicy) -> Self {
+        self.checkpoint = checkpoint;
+        self
+    }
+
+    /// Set the WAL segment size.
+    #[must_use]
+    pub fn wal_segment_size_bytes_max(mut self, bytes: u64) -> Self {
+        self.wal_segment_size_bytes_max = bytes;
+        self
+    }
+
+    /// Turn the background threads on or off.
+    #[must_use]
+    pub fn background_threads(mut self, on: bool) -> Self {
+        self.background_threads = on;
         self
     }
 }

@@ -1,25 +1,34 @@
 //! [`Engine`]: the store, the visible-version watermark, the commit path,
 //! snapshots and GC.
 //!
-//! ## Commit protocol (in-memory path)
+//! ## Commit protocol
 //! Under the commit lock, in this order:
 //! 1. validate the transaction against the newest *installed* versions;
 //! 2. take the next commit version `v = last + 1`;
-//! 3. (durable engines) append the commit record to the WAL buffer;
+//! 3. (durable engines) append the framed commit record to the WAL buffer
+//!    (`CommitState::wal_buf`; the payload was encoded before the lock);
 //! 4. install every write as the new head of its key's chain;
 //! 5. record the commit in the per-run index and the time index;
-//! 6. publish: `visible = v` (release).
+//! 6. publish: in memory, `visible = v` (release). Durable engines raise
+//!    `visible` to the newest version below the oldest strict commit whose
+//!    record is not yet synced (`EngineInner::publish_ready`).
 //!
-//! A reader loads `visible` (acquire) and reads each chain at that version,
-//! so it sees all of a commit or none of it: every version `<= visible` was
-//! fully installed before `visible` was raised past it.
+//! Then, outside the lock, a strict commit waits for its record to be
+//! synced (group commit, `durability/mod.rs`); the syncing thread publishes
+//! again. A reader loads `visible` (acquire) and reads each chain at that
+//! version, so it sees all of a commit or none of it: every version
+//! `<= visible` was fully installed before `visible` was raised past it,
+//! and in strict mode its record was synced too. docs/format.md lists what
+//! a crash between any two steps leaves.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
 use crate::config::{EngineConfig, Isolation, Retention};
+use crate::durability::io::{FsStorage, Storage};
+use crate::durability::{Durability, Durable};
 use crate::error::{Error, Result};
 use crate::record::RunCommit;
 use crate::snapshot::SnapshotTracker;
@@ -30,10 +39,43 @@ use crate::txn::Transaction;
 use crate::types::{Key, RunId, Version};
 use crate::value::Value;
 
-/// A handle to an engine; cheap to clone, shared by threads.
-#[derive(Clone)]
+/// A handle to an engine; cheap to clone, shared by threads. When the
+/// last handle is dropped a durable engine is closed: it stops its
+/// background threads, syncs its WAL and releases its directory. Snapshots
+/// that outlive it can still read; transactions can no longer commit.
 pub struct Engine {
     pub(crate) inner: Arc<EngineInner>,
+}
+
+impl Engine {
+    fn from_inner(inner: EngineInner) -> Engine {
+        inner.handles.store(1, Ordering::Relaxed);
+        Engine {
+            inner: Arc::new(inner),
+        }
+    }
+}
+
+impl Clone for Engine {
+    fn clone(&self) -> Engine {
+        self.inner.handles.fetch_add(1, Ordering::Relaxed);
+        Engine {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // Background threads hold the engine only for a moment at a time;
+        // stopping them here (joined) makes the drop of the last handle, on
+        // this thread, release the directory lock before it returns.
+        if self.inner.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if let Some(d) = &self.inner.durable {
+                let _ = d.close(&self.inner);
+            }
+        }
+    }
 }
 
 /// State guarded by the commit lock.
@@ -45,6 +87,10 @@ pub(crate) struct CommitState {
     pub(crate) runs: HashMap<RunId, Vec<RunCommit>>,
     /// Commit times.
     pub(crate) times: TimeIndex,
+    /// Framed WAL records not yet handed to the file (durable engines).
+    pub(crate) wal_buf: Vec<u8>,
+    /// Strict commits whose records are not yet synced, oldest first.
+    pub(crate) strict_pending: VecDeque<Version>,
     /// Planted bug for tests: commit without validating.
     #[cfg(feature = "test-hooks")]
     pub(crate) skip_validation: bool,
@@ -72,6 +118,41 @@ pub(crate) struct EngineInner {
     gc_lock: Mutex<()>,
     /// Versions linked into chains (decremented when GC unlinks).
     pub(crate) linked_versions: AtomicU64,
+    /// WAL, checkpoints and their threads; `None` in memory.
+    pub(crate) durable: Option<Durable>,
+    /// Live `Engine` handles (background threads hold none).
+    handles: AtomicU64,
+}
+
+impl EngineInner {
+    /// Under the commit lock: raise `visible` to the newest installed
+    /// version that is not behind a strict commit still waiting for its
+    /// sync, so no reader sees a commit a crash could take back.
+    pub(crate) fn publish_ready(&self, state: &CommitState) {
+        let ready = state.strict_pending.front().map_or(state.last, |&v| v - 1);
+        if ready > self.visible.load(Ordering::Relaxed) {
+            self.visible.store(ready, Ordering::Release);
+        }
+    }
+
+    /// After a sync through `synced`: release the strict commits it made
+    /// durable and publish.
+    pub(crate) fn publish_durable(&self, synced: Version) {
+        let mut state = self.commit.lock();
+        while state.strict_pending.front().is_some_and(|&v| v <= synced) {
+            state.strict_pending.pop_front();
+        }
+        self.publish_ready(&state);
+    }
+}
+
+impl Drop for EngineInner {
+    fn drop(&mut self) {
+        if let Some(d) = &self.durable {
+            // Best effort: a failure here was or will be reported by a commit.
+            let _ = d.shutdown(self);
+        }
+    }
 }
 
 /// Counters describing an engine, for tests and monitoring.
@@ -105,27 +186,18 @@ pub struct GcStats {
 impl Engine {
     /// An engine with no files at all.
     pub fn open_in_memory(config: EngineConfig) -> Result<Engine> {
-        if let Retention::Versions(0) = config.retention {
-            return Err(Error::InvalidArgument(
-                "Retention::Versions(n) needs n >= 1".into(),
-            ));
-        }
-        if config.retry.attempts == 0 {
-            return Err(Error::InvalidArgument(
-                "RetryPolicy::attempts must be >= 1".into(),
-            ));
-        }
-        Ok(Engine {
-            inner: Arc::new(EngineInner {
-                config,
-                store: Store::default(),
-                visible: AtomicU64::new(0),
-                snapshots: SnapshotTracker::default(),
-                commit: Mutex::new(CommitState::default()),
-                gc_lock: Mutex::new(()),
-                linked_versions: AtomicU64::new(0),
-            }),
-        })
+        check_config(&config)?;
+        Ok(Engine::from_inner(EngineInner {
+            config,
+            store: Store::default(),
+            visible: AtomicU64::new(0),
+            snapshots: SnapshotTracker::default(),
+            commit: Mutex::new(CommitState::default()),
+            gc_lock: Mutex::new(()),
+            linked_versions: AtomicU64::new(0),
+            durable: None,
+            handles: AtomicU64::new(1),
+        }))
     }
 
     /// Test hook: switch commit validation off (`true`) or back on, so
@@ -136,6 +208,119 @@ impl Engine {
         self.inner.commit.lock().skip_validation = skip;
     }
 
+    /// Open the durable engine in `config.dir` (created if missing),
+    /// recovering what a previous engine left there. With
+    /// `Durability::InMemory` this is `open_in_memory`.
+    ///
+    /// Errors: no `dir`; `dir` is a file or not writable; another engine
+    /// has it open (`Error::Locked`); a file of a newer format
+    /// (`Error::UnsupportedFormat`); damage recovery may not repair
+    /// (`Error::Corruption`). On error nothing on disk was changed.
+    pub fn open(config: EngineConfig) -> Result<Engine> {
+        if config.durability == Durability::InMemory {
+            return Engine::open_in_memory(config);
+        }
+        let Some(dir) = &config.dir else {
+            return Err(Error::InvalidArgument(
+                "Engine::open needs EngineConfig::dir (or Durability::InMemory)".into(),
+            ));
+        };
+        check_config(&config)?;
+        let storage = FsStorage::open(dir)?;
+        Engine::open_with_storage(config, Arc::new(storage))
+    }
+
+    /// Open a durable engine on any [`Storage`] (the in-memory one for
+    /// crash tests, or a custom backend). `config.dir` is ignored.
+    pub fn open_with_storage(config: EngineConfig, storage: Arc<dyn Storage>) -> Result<Engine> {
+        check_config(&config)?;
+        if config.durability == Durability::InMemory {
+            return Err(Error::InvalidArgument(
+                "Durability::InMemory has no storage: use Engine::open_in_memory".into(),
+            ));
+        }
+        let depth_max = crate::durability::codec::VALUE_DECODE_DEPTH_MAX;
+        if config.limits.value_depth_max > depth_max {
+            return Err(Error::InvalidArgument(format!(
+                "value_depth_max = {} exceeds VALUE_DECODE_DEPTH_MAX = {depth_max} of durable engines",
+                config.limits.value_depth_max
+            )));
+        }
+        let recovered = crate::durability::recover(&*storage, &config)?;
+        let last = recovered.state.last;
+        let durable = Durable::new(storage, &config, recovered.writer, recovered.checkpoints);
+        let background = config.background_threads;
+        let engine = Engine::from_inner(EngineInner {
+            config,
+            store: recovered.store,
+            visible: AtomicU64::new(last),
+            snapshots: recovered.snapshots,
+            commit: Mutex::new(recovered.state),
+            gc_lock: Mutex::new(()),
+            linked_versions: AtomicU64::new(recovered.linked_versions),
+            durable: Some(durable),
+            handles: AtomicU64::new(1),
+        });
+        if let (true, Some(d)) = (background, &engine.inner.durable) {
+            d.start_background(&engine)?;
+        }
+        Ok(engine)
+    }
+
+    /// Write a checkpoint of the newest visible state now and delete the
+    /// WAL segments and checkpoints it makes unnecessary. Returns its
+    /// version. Writers keep going meanwhile. In memory: a no-op.
+    pub fn checkpoint(&self) -> Result<Version> {
+        match &self.inner.durable {
+            Some(d) => d.checkpoint(&self.inner),
+            None => Ok(self.visible_version()),
+        }
+    }
+
+    /// Newest version whose WAL record is on disk (in memory: the visible
+    /// version). Everything at or below it survives a power loss.
+    pub fn durable_version(&self) -> Version {
+        match &self.inner.durable {
+            Some(d) => d.durable_version(),
+            None => self.visible_version(),
+        }
+    }
+
+    /// Write and fdatasync every buffered WAL record (for `Batched` and
+    /// `Async` callers who need a durability point). In memory: a no-op.
+    pub fn flush(&self) -> Result<()> {
+        match &self.inner.durable {
+            Some(d) => d.flush(&self.inner, true),
+            None => Ok(()),
+        }
+    }
+
+    /// Stop the background threads, sync the WAL and release the directory
+    /// lock; later commits through any handle fail with `Error::Poisoned`.
+    /// Dropping the last handle does the same, ignoring errors.
+    pub fn close(self) -> Result<()> {
+        match &self.inner.durable {
+            Some(d) => d.close(&self.inner),
+            None => Ok(()),
+        }
+    }
+}
+
+fn check_config(config: &EngineConfig) -> Result<()> {
+    if let Retention::Versions(0) = config.retention {
+        return Err(Error::InvalidArgument(
+            "Retention::Versions(n) needs n >= 1".into(),
+        ));
+    }
+    if config.retry.attempts == 0 {
+        return Err(Error::InvalidArgument(
+            "RetryPolicy::attempts must be >= 1".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl Engine {
     /// The configuration.
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
@@ -149,11 +334,7 @@ impl Engine {
     /// A snapshot of the newest visible state. O(1): one atomic load and a
     /// registration; nothing is copied.
     pub fn snapshot(&self) -> Snapshot {
-        let version = self.inner.snapshots.register_visible(&self.inner.visible);
-        Snapshot {
-            inner: Arc::clone(&self.inner),
-            version,
-        }
+        snapshot_of(&self.inner)
     }
 
     /// A snapshot of the past state at `version`: an error if `version` is
@@ -390,6 +571,16 @@ impl Drop for Snapshot {
 impl std::fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Snapshot({})", self.version)
+    }
+}
+
+/// A snapshot at the visible version of `inner` (for threads that hold no
+/// `Engine` handle).
+pub(crate) fn snapshot_of(inner: &Arc<EngineInner>) -> Snapshot {
+    let version = inner.snapshots.register_visible(&inner.visible);
+    Snapshot {
+        inner: Arc::clone(inner),
+        version,
     }
 }
 

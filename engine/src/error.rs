@@ -135,6 +135,20 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// Another process (or another engine in this one) has the data
+    /// directory open.
+    #[error("data directory {0} is locked by another open database")]
+    Locked(String),
+    /// A file was written by a newer format version than this build reads.
+    #[error("{file} has format version {found}; this build reads versions up to {supported}")]
+    UnsupportedFormat {
+        /// The file.
+        file: String,
+        /// Its format version.
+        found: u32,
+        /// Newest format version this build reads.
+        supported: u32,
+    },
     /// The database can no longer accept writes (e.g. after a failed fsync).
     #[error("database is read-only after an earlier failure: {0}")]
     Poisoned(String),

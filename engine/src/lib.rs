@@ -37,6 +37,7 @@
 mod chain;
 mod clock;
 mod config;
+pub mod durability;
 mod engine;
 mod error;
 mod record;
@@ -51,6 +52,7 @@ mod value;
 pub use chain::{ReadAt, VersionChain, VersionNode};
 pub use clock::wall_clock_ms;
 pub use config::{EngineConfig, Isolation, Limits, Retention, RetryPolicy};
+pub use durability::{CheckpointPolicy, Durability, RecoveryMode};
 pub use engine::{Engine, EngineStats, GcStats, Snapshot};
 pub use error::{Error, Result};
 pub use record::{CommitRecord, RunCommit};

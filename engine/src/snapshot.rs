@@ -100,7 +100,6 @@ impl SnapshotTracker {
     }
 
     /// Raise the floor (recovery of a pruned checkpoint).
-    #[allow(dead_code)]
     pub(crate) fn raise_floor(&self, v: Version) {
         let mut live = self.live.lock();
         live.floor = live.floor.max(v);

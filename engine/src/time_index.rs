@@ -32,6 +32,18 @@ impl TimeIndex {
         }
     }
 
+    /// Rebuild from entries a checkpoint stored (checked strictly
+    /// increasing when the checkpoint was read).
+    pub(crate) fn from_entries(entries: Vec<(Version, u64)>) -> TimeIndex {
+        TimeIndex { entries }
+    }
+
+    /// The entries of versions `<= version`, for a checkpoint.
+    pub(crate) fn entries_through(&self, version: Version) -> Vec<(Version, u64)> {
+        let n = self.entries.partition_point(|&(v, _)| v <= version);
+        self.entries[..n].to_vec()
+    }
+
     /// Wall-clock time of `version` (0 if unknown).
     pub(crate) fn time_of(&self, version: Version) -> u64 {
         let i = self.entries.partition_point(|&(v, _)| v <= version);

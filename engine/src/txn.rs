@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::config::Isolation;
+use crate::durability::{Durability, Durable, wal};
+use crate::engine::{CommitState, EngineInner};
 use crate::engine::{Snapshot, check_key, check_value};
 use crate::error::{Error, Result};
 use crate::record::RunCommit;
@@ -27,6 +29,8 @@ pub struct Transaction {
     /// Buffered writes; `None` deletes.
     writes: BTreeMap<Key, Option<Value>>,
     finished: Option<&'static str>,
+    /// Per-transaction override of the database's durability.
+    durability: Option<Durability>,
 }
 
 impl Transaction {
@@ -39,7 +43,25 @@ impl Transaction {
             scans: Vec::new(),
             writes: BTreeMap::new(),
             finished: None,
+            durability: None,
         }
+    }
+
+    /// Override the database's durability for this commit: `Strict` waits
+    /// for this record (and every one before it) to be synced; `Batched`
+    /// and `Async` return once it is buffered and leave the syncing to the
+    /// database's own schedule. A strict commit before this one is never
+    /// made visible early by it. `InMemory` is refused on a durable engine
+    /// (versions are dense: every commit must be in the WAL); on an
+    /// in-memory engine every mode is accepted and means nothing.
+    pub fn set_durability(&mut self, durability: Durability) -> Result<()> {
+        if durability == Durability::InMemory && self.snap.inner.durable.is_some() {
+            return Err(Error::InvalidArgument(
+                "a commit on a durable engine cannot skip the WAL (Durability::InMemory)".into(),
+            ));
+        }
+        self.durability = Some(durability);
+        Ok(())
     }
 
     /// The version this transaction reads at.
@@ -199,6 +221,9 @@ impl Transaction {
             return Ok(self.snap.version());
         }
         let inner = Arc::clone(&self.snap.inner);
+        if let Some(durable) = &inner.durable {
+            return self.commit_durable(&inner, durable);
+        }
         let mut state = inner.commit.lock();
         if !state.skips_validation() {
             self.validate()?;
@@ -206,6 +231,48 @@ impl Transaction {
         let version = state.last + 1;
         let wall_ms = crate::clock::wall_clock_ms();
         let wall_ms = state.times.record(version, wall_ms);
+        self.install(&inner, &mut state, version, wall_ms);
+        inner.visible.store(version, Ordering::Release);
+        drop(state);
+        self.finished = Some("committed");
+        Ok(version)
+    }
+
+    /// The commit of a durable engine: encode outside the lock, buffer the
+    /// record and install under it, then wait (strict) or trigger a flush.
+    fn commit_durable(&mut self, inner: &EngineInner, durable: &Durable) -> Result<Version> {
+        let mode = self.durability.unwrap_or(durable.mode);
+        let body = wal::encode_writes(&self.writes)?;
+        let mut state = inner.commit.lock();
+        durable.check_open()?;
+        if !state.skips_validation() {
+            self.validate()?;
+        }
+        let version = state.last + 1;
+        let wall_ms = state.times.record(version, crate::clock::wall_clock_ms());
+        wal::append_frame(&mut state.wal_buf, version, self.run, wall_ms, &body);
+        self.install(inner, &mut state, version, wall_ms);
+        if mode == Durability::Strict {
+            state.strict_pending.push_back(version);
+        }
+        inner.publish_ready(&state);
+        let buffered = state.wal_buf.len();
+        drop(state);
+        // Installed and logged: from here the outcome is decided by the WAL.
+        self.finished = Some("committed");
+        durable.after_commit(inner, version, mode, buffered)?;
+        Ok(version)
+    }
+
+    /// Steps 4-5 of the commit protocol, under the commit lock: install the
+    /// writes as chain heads and index the commit.
+    fn install(
+        &mut self,
+        inner: &EngineInner,
+        state: &mut CommitState,
+        version: Version,
+        wall_ms: u64,
+    ) {
         let writes = std::mem::take(&mut self.writes);
         let written = writes.len() as u64;
         let guard = crossbeam_epoch::pin();
@@ -226,10 +293,6 @@ impl Transaction {
             });
         }
         state.last = version;
-        inner.visible.store(version, Ordering::Release);
-        drop(state);
-        self.finished = Some("committed");
-        Ok(version)
     }
 
     /// Checks under the commit lock: no key written (snapshot) — or read or

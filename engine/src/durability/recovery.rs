@@ -1,0 +1,444 @@
+//! Recovery: newest valid checkpoint (an older one if the newest is
+//! damaged), then the WAL records after it; derived indexes rebuilt.
+//!
+//! Two phases. The *read* phase validates everything and builds the state
+//! in memory; any error leaves the directory untouched. Only then the
+//! *repair* phase changes files: it removes leftover `*.tmp` files,
+//! truncates a torn WAL tail (and, with `SalvagePrefix`, what follows the
+//! damage), and opens the segment to append to.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::config::EngineConfig;
+use crate::durability::checkpoint::{
+    CheckpointError, CheckpointImage, checkpoint_name, decode_checkpoint, parse_checkpoint_name,
+};
+use crate::durability::io::Storage;
+use crate::durability::wal::{self, Decoded, HeaderError, Stop};
+use crate::durability::{RecoveryMode, WalWriter, create_segment};
+use crate::engine::CommitState;
+use crate::error::{Error, Result};
+use crate::record::{CommitRecord, RunCommit};
+use crate::snapshot::SnapshotTracker;
+use crate::store::Store;
+use crate::time_index::TimeIndex;
+use crate::types::{Key, RunId, Version};
+
+/// What recovery rebuilt.
+pub(crate) struct Recovered {
+    pub(crate) store: Store,
+    pub(crate) state: CommitState,
+    pub(crate) snapshots: SnapshotTracker,
+    pub(crate) linked_versions: u64,
+    pub(crate) writer: WalWriter,
+    pub(crate) checkpoints: Vec<Version>,
+}
+
+/// A segment found on disk.
+struct Segment {
+    first: Version,
+    name: String,
+}
+
+/// Where the WAL ends after the read phase.
+#[derive(Default)]
+struct Tail {
+    /// Segment (index in the list) to cut at a valid length: a torn tail,
+    /// or the damage point under `SalvagePrefix`.
+    truncate: Option<(usize, u64)>,
+    /// Segment to keep appending to (None: start one at `last + 1`).
+    append_to: Option<usize>,
+    /// Segments after the tail to delete (empty, torn header, salvaged).
+    doomed: Vec<String>,
+}
+
+/// Recover the state in `storage` (see the module docs).
+pub(crate) fn recover(storage: &dyn Storage, config: &EngineConfig) -> Result<Recovered> {
+    let names = storage
+        .list()
+        .map_err(|e| io_err(storage, "listing", "", e))?;
+    let mut checkpoint_versions: Vec<Version> = names
+        .iter()
+        .filter_map(|n| parse_checkpoint_name(n))
+        .collect();
+    checkpoint_versions.sort_unstable();
+    let mut segments: Vec<Segment> = names
+        .iter()
+        .filter_map(|n| {
+            wal::parse_segment_name(n).map(|first| Segment {
+                first,
+                name: n.clone(),
+            })
+        })
+        .collect();
+    segments.sort_by_key(|s| s.first);
+
+    let mut rebuilt = Rebuild::default();
+    let mut damaged = Vec::new();
+    let base = load_checkpoint(
+        storage,
+        &checkpoint_versions,
+        &segments,
+        &mut rebuilt,
+        &mut damaged,
+    )?;
+    let tail = replay_wal(storage, &segments, base, config.recovery, &mut rebuilt)?;
+
+    // Repair phase: nothing above changed a file.
+    let writer = repair(storage, &names, &segments, tail, &damaged, rebuilt.last)?;
+    let kept_checkpoints = checkpoint_versions
+        .into_iter()
+        .filter(|&v| v <= rebuilt.last && !damaged.contains(&checkpoint_name(v)))
+        .collect();
+    Ok(rebuilt.finish(writer, kept_checkpoints))
+}
+
+fn io_err(storage: &dyn Storage, what: &str, name: &str, e: std::io::Error) -> Error {
+    Error::Io {
+        context: format!("{what} {}", storage.describe(name)),
+        source: e,
+    }
+}
+
+fn corruption(storage: &dyn Storage, name: &str, offset: u64, reason: String) -> Error {
+    Error::Corruption {
+        file: storage.describe(name),
+        offset,
+        reason,
+    }
+}
+
+fn newer_format(storage: &dyn Storage, name: &str, found: u32) -> Error {
+    Error::UnsupportedFormat {
+        file: storage.describe(name),
+        found,
+        supported: wal::FORMAT_VERSION,
+    }
+}
+
+/// The state being rebuilt.
+#[derive(Default)]
+struct Rebuild {
+    store: Store,
+    times: TimeIndex,
+    runs: BTreeMap<RunId, Vec<RunCommit>>,
+    snapshots: SnapshotTracker,
+    linked: u64,
+    last: Version,
+}
+
+impl Rebuild {
+    fn load_image(&mut self, image: CheckpointImage) {
+        self.times = TimeIndex::from_entries(image.times);
+        self.snapshots.raise_floor(image.floor);
+        // (run, version) -> keys, gathered in key order.
+        let mut by_commit: BTreeMap<(Version, RunId), Vec<Key>> = BTreeMap::new();
+        let guard = crossbeam_epoch::pin();
+        for chain_image in image.chains {
+            let chain = self.store.chain_or_create(&chain_image.key);
+            for (commit, run, value) in chain_image.versions.into_iter().rev() {
+                if !run.is_nil() {
+                    by_commit
+                        .entry((commit, run))
+                        .or_default()
+                        .push(chain_image.key.clone());
+                }
+                chain.push(commit, run, value, &guard);
+                self.linked += 1;
+            }
+            chain.mark_pruned(chain_image.pruned_max);
+        }
+        for ((version, run), keys) in by_commit {
+            self.runs.entry(run).or_default().push(RunCommit {
+                version,
+                wall_ms: self.times.time_of(version),
+                keys: Arc::from(keys),
+            });
+        }
+        self.last = image.version;
+    }
+
+    fn apply(&mut self, record: CommitRecord) {
+        debug_assert_eq!(
+            record.version,
+            self.last + 1,
+            "records apply in order, once"
+        );
+        let guard = crossbeam_epoch::pin();
+        let wall_ms = self.times.record(record.version, record.wall_ms);
+        let mut keys = Vec::new();
+        for (key, value) in record.writes {
+            let chain = self.store.chain_or_create(&key);
+            chain.push(record.version, record.run, value, &guard);
+            self.linked += 1;
+            if !record.run.is_nil() {
+                keys.push(key);
+            }
+        }
+        if !record.run.is_nil() {
+            self.runs.entry(record.run).or_default().push(RunCommit {
+                version: record.version,
+                wall_ms,
+                keys: Arc::from(keys),
+            });
+        }
+        self.last = record.version;
+    }
+
+    fn finish(self, writer: WalWriter, checkpoints: Vec<Version>) -> Recovered {
+        let state = CommitState {
+            last: self.last,
+            runs: self.runs.into_iter().collect(),
+            times: self.times,
+            ..CommitState::default()
+        };
+        Recovered {
+            store: self.store,
+            state,
+            snapshots: self.snapshots,
+            linked_versions: self.linked,
+            writer,
+            checkpoints,
+        }
+    }
+}
+
+/// Load the newest valid checkpoint; returns its version (0 if none).
+fn load_checkpoint(
+    storage: &dyn Storage,
+    versions: &[Version],
+    segments: &[Segment],
+    rebuilt: &mut Rebuild,
+    damaged: &mut Vec<String>,
+) -> Result<Version> {
+    let mut newest_damage = None;
+    for &v in versions.iter().rev() {
+        let name = checkpoint_name(v);
+        let bytes = storage
+            .read(&name)
+            .map_err(|e| io_err(storage, "reading", &name, e))?;
+        match decode_checkpoint(&bytes) {
+            Ok(image) if image.version == v => {
+                rebuilt.load_image(image);
+                return Ok(v);
+            }
+            Ok(image) => {
+                let reason = format!("file name says version {v}, header {}", image.version);
+                damaged.push(name.clone());
+                newest_damage.get_or_insert((name, reason));
+            }
+            Err(CheckpointError::NewerFormat(found)) => {
+                return Err(newer_format(storage, &name, found));
+            }
+            Err(CheckpointError::Damaged(reason)) => {
+                damaged.push(name.clone());
+                newest_damage.get_or_insert((name, reason));
+            }
+        }
+    }
+    // No valid checkpoint: the WAL must then start at version 1.
+    match newest_damage {
+        Some((name, reason)) if segments.first().is_none_or(|s| s.first != 1) => Err(corruption(
+            storage,
+            &name,
+            0,
+            format!("damaged checkpoint ({reason}) and no older one to fall back to"),
+        )),
+        _ => Ok(0),
+    }
+}
+
+/// Apply every WAL record after `base`; find where the WAL ends.
+fn replay_wal(
+    storage: &dyn Storage,
+    segments: &[Segment],
+    base: Version,
+    mode: RecoveryMode,
+    rebuilt: &mut Rebuild,
+) -> Result<Tail> {
+    // The segment holding base + 1 is the last one starting at or below it.
+    let start = segments
+        .iter()
+        .rposition(|s| s.first <= base + 1)
+        .unwrap_or(0);
+    let mut doomed = Vec::new();
+    for i in start..segments.len() {
+        let seg = &segments[i];
+        let bytes = storage
+            .read(&seg.name)
+            .map_err(|e| io_err(storage, "reading", &seg.name, e))?;
+        let later_records = || later_segments_hold_records(storage, &segments[i + 1..]);
+        match wal::parse_segment_header(&bytes) {
+            Ok(first) if first == seg.first => {}
+            Err(HeaderError::NewerFormat(found)) => {
+                return Err(newer_format(storage, &seg.name, found));
+            }
+            Ok(_) | Err(HeaderError::Damaged(_)) | Err(HeaderError::Short) => {
+                // A segment whose header never became durable can only be
+                // the last one written, and empty: rotation syncs the header
+                // and the directory before any record goes into it.
+                if later_records()? || holds_records(&bytes, seg.first) {
+                    let reason = "segment header is damaged".to_string();
+                    return Err(corruption(storage, &seg.name, 0, reason));
+                }
+                doomed.extend(segments[i..].iter().map(|s| s.name.clone()));
+                return Ok(Tail {
+                    doomed,
+                    ..Tail::default()
+                });
+            }
+        }
+        if seg.first > rebuilt.last + 1 && bytes.len() > wal::SEGMENT_HEADER_SIZE {
+            let reason = format!(
+                "WAL is missing versions {}..{}: the segment starts at {}",
+                rebuilt.last + 1,
+                seg.first - 1,
+                seg.first
+            );
+            return Err(corruption(storage, &seg.name, 0, reason));
+        }
+        let decoded = decode_segment(&bytes, seg.first, rebuilt);
+        let valid_len = decoded.valid_end as u64;
+        match decoded.stop {
+            Stop::End if i + 1 < segments.len() => continue,
+            Stop::End => {}
+            Stop::Torn { .. } if !later_records()? => {}
+            Stop::Torn { offset, reason } | Stop::Corrupt { offset, reason, .. }
+                if mode == RecoveryMode::TruncateTornTail =>
+            {
+                let version = decoded.last_version + 1;
+                let reason = format!("record for version {version}: {reason}");
+                return Err(corruption(storage, &seg.name, offset as u64, reason));
+            }
+            Stop::Torn { .. } | Stop::Corrupt { .. } => {}
+        }
+        doomed.extend(segments[i + 1..].iter().map(|s| s.name.clone()));
+        // Appending continues here only if this segment ends exactly at the
+        // recovered state (not when a checkpoint is newer than its end).
+        return Ok(Tail {
+            truncate: (valid_len < bytes.len() as u64).then_some((i, valid_len)),
+            append_to: (decoded.last_version == rebuilt.last).then_some(i),
+            doomed,
+        });
+    }
+    Ok(Tail {
+        doomed,
+        ..Tail::default()
+    })
+}
+
+/// Decode one segment, applying records newer than the rebuilt state.
+fn decode_segment(bytes: &[u8], first: Version, rebuilt: &mut Rebuild) -> Decoded {
+    wal::decode_records(
+        bytes,
+        wal::SEGMENT_HEADER_SIZE,
+        first.saturating_sub(1),
+        |_, record| {
+            // Versions are checked: a record is applied only if it is the
+            // very next one, so nothing is ever applied twice.
+            if record.version == rebuilt.last + 1 {
+                rebuilt.apply(record);
+            }
+        },
+    )
+}
+
+/// True if `bytes` holds a valid record after where a header would end.
+fn holds_records(bytes: &[u8], first: Version) -> bool {
+    let mut any = false;
+    let last = first.saturating_sub(1);
+    let d = wal::decode_records(bytes, wal::SEGMENT_HEADER_SIZE, last, |_, _| any = true);
+    any || matches!(d.stop, Stop::Corrupt { .. })
+}
+
+/// True if any of `later` holds at least one valid record.
+fn later_segments_hold_records(storage: &dyn Storage, later: &[Segment]) -> Result<bool> {
+    for seg in later {
+        let bytes = storage
+            .read(&seg.name)
+            .map_err(|e| io_err(storage, "reading", &seg.name, e))?;
+        if holds_records(&bytes, seg.first) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The repair phase: make the directory match the recovered state and open
+/// the WAL for appending.
+fn repair(
+    storage: &dyn Storage,
+    names: &[String],
+    segments: &[Segment],
+    mut tail: Tail,
+    damaged_checkpoints: &[String],
+    last: Version,
+) -> Result<WalWriter> {
+    let io = |what: &str, name: &str, e| io_err(storage, what, name, e);
+    let tmp: Vec<&String> = names.iter().filter(|n| n.ends_with(".tmp")).collect();
+    for name in &tmp {
+        storage.remove(name).map_err(|e| io("removing", name, e))?;
+    }
+    for name in damaged_checkpoints {
+        let to = format!("{name}.damaged");
+        storage
+            .rename(name, &to)
+            .map_err(|e| io("setting aside", name, e))?;
+    }
+    if tail.append_to.is_none() {
+        // Segments that start past the recovered state hold nothing of it
+        // (the one at `last + 1` is recreated below).
+        let stale = segments.iter().filter(|s| s.first > last + 1);
+        tail.doomed.extend(stale.map(|s| s.name.clone()));
+    }
+    for name in &tail.doomed {
+        storage.remove(name).map_err(|e| io("removing", name, e))?;
+    }
+    if let Some((i, len)) = tail.truncate {
+        let name = &segments[i].name;
+        let file = storage
+            .open_append(name)
+            .map_err(|e| io("opening", name, e))?;
+        file.set_len(len)
+            .and_then(|()| file.sync())
+            .map_err(|e| io("truncating the torn tail of", name, e))?;
+    }
+    let mut kept: Vec<(Version, String)> = segments
+        .iter()
+        .filter(|s| !tail.doomed.contains(&s.name) && s.first <= last)
+        .map(|s| (s.first, s.name.clone()))
+        .collect();
+    let (file, segment_len) = match tail.append_to {
+        Some(i) => {
+            let name = &segments[i].name;
+            let file = storage
+                .open_append(name)
+                .map_err(|e| io("opening", name, e))?;
+            let len = tail.truncate.map_or_else(
+                || storage.read(name).map(|b| b.len() as u64),
+                |(_, len)| Ok(len),
+            );
+            (file, len.map_err(|e| io("reading", name, e))?)
+        }
+        None => {
+            let name = wal::segment_name(last + 1);
+            let file = create_segment(storage, last + 1).map_err(|e| io("creating", &name, e))?;
+            kept.push((last + 1, name));
+            (file, wal::SEGMENT_HEADER_SIZE as u64)
+        }
+    };
+    if !tail.doomed.is_empty() || !tmp.is_empty() || !damaged_checkpoints.is_empty() {
+        storage
+            .sync_dir()
+            .map_err(|e| io("syncing directory", "", e))?;
+    }
+    Ok(WalWriter {
+        file,
+        segments: kept,
+        segment_len,
+        written: last,
+        synced: last,
+        spare: Vec::new(),
+    })
+}
