@@ -44,6 +44,31 @@ fn event_append_autocommit(bencher: Bencher) {
         .bench_local(|| log.append("tool.returned", p.clone()).unwrap());
 }
 
+/// The engine work an append cannot avoid, without the primitive: per
+/// transaction, read a head key, write one new key and rewrite the head.
+#[divan::bench]
+fn event_append_engine_floor(bencher: Bencher) {
+    let (db, run) = db_and_run();
+    let engine = db.engine().clone();
+    let ns = Namespace::new(NS).unwrap();
+    let head = Key::new(ns.clone(), Scope::Run(run), TypeTag::Event, "h");
+    let record = Value::from(vec![payload(), Value::Int(0), Value::Int(0), Value::Int(0)]);
+    let mut seq = 0u64;
+    bencher.counter(ItemsCount::new(1usize)).bench_local(|| {
+        seq += 1;
+        let mut user = [b'e'; 9];
+        user[1..].copy_from_slice(&seq.to_be_bytes());
+        let key = Key::new(ns.clone(), Scope::Run(run), TypeTag::Event, user);
+        engine
+            .transaction(run, Isolation::Snapshot, |t| {
+                black_box(t.get(&head)?);
+                t.put(key.clone(), record.clone())?;
+                t.put(head.clone(), Value::from(&seq.to_le_bytes()[..]))
+            })
+            .unwrap()
+    });
+}
+
 /// `BATCH` appends in one transaction: the throughput an agent gets when it
 /// groups a step's events.
 #[divan::bench]
@@ -151,4 +176,21 @@ fn put_facade_nil_run(bencher: Bencher) {
         i += 1;
         kv.put(RunId::NIL, "k", i).unwrap()
     });
+}
+
+/// What the facade adds to every write of a run: reading its status.
+#[divan::bench]
+fn run_status_check(bencher: Bencher) {
+    let (db, run) = db_and_run();
+    let index = rewinddb::primitives::RunIndex::new().unwrap();
+    let snap = db.engine().snapshot();
+    bencher.bench_local(|| index.check_writable(&mut &snap, black_box(run)).unwrap());
+}
+
+/// A bare engine transaction that only begins and commits (no writes).
+#[divan::bench]
+fn empty_engine_transaction(bencher: Bencher) {
+    let (db, run) = db_and_run();
+    let engine = db.engine().clone();
+    bencher.bench_local(|| engine.begin(run, Isolation::Snapshot).commit().unwrap());
 }

@@ -91,10 +91,6 @@ impl Transaction {
     pub fn rollback(self) -> Result<()> {
         Ok(self.inner.into_inner().rollback()?)
     }
-
-    pub(crate) fn into_engine_txn(self) -> rewinddb_engine::Transaction {
-        self.inner.into_inner()
-    }
 }
 
 impl Access for Transaction {

@@ -6,8 +6,11 @@ use rewinddb_primitives::{
     Error, Result, RunIndex, RunInfo, RunSpec, RunStatus, retry_on_conflict,
 };
 
+use std::sync::Arc;
+
 use crate::config::{Config, Durability};
 use crate::context::{Snapshot, Transaction};
+use crate::running::RunningCache;
 
 /// An open database. Cheap to clone; clones share everything and may be
 /// used from many threads.
@@ -15,6 +18,7 @@ use crate::context::{Snapshot, Transaction};
 pub struct Database {
     engine: Engine,
     runs: RunIndex,
+    running: Arc<RunningCache>,
 }
 
 impl Database {
@@ -41,6 +45,7 @@ impl Database {
         Ok(Database {
             engine: Engine::open_in_memory(config.engine)?,
             runs: RunIndex::new()?,
+            running: Arc::default(),
         })
     }
 
@@ -92,10 +97,39 @@ impl Database {
     /// [`Transaction::commit`]. `run` must be running (or
     /// [`RunId::NIL`]): the check reads the run index at the
     /// transaction's start version.
+    ///
+    /// A transaction admitted while its run was running and still open
+    /// when `end_run` commits: under [`Isolation::Serializable`] the check
+    /// is in its read set, so its commit is a conflict (and a retry is
+    /// refused with [`Error::RunEnded`]); under [`Isolation::Snapshot`]
+    /// it may still commit after the end, and the run's recorded
+    /// `last_version` then predates it.
     pub fn begin(&self, run: RunId, isolation: Isolation) -> Result<Transaction> {
-        let mut txn = self.engine.begin(run, isolation);
-        self.runs.check_writable(&mut txn, run)?;
+        let txn = self.begin_engine(run, isolation)?;
         Ok(Transaction::new(self.engine.clone(), txn))
+    }
+
+    /// An engine transaction of `run`, admitted only if `run` may write.
+    /// Snapshot-isolated transactions of a run known to be running skip
+    /// the read; serializable ones always read the run record, so it joins
+    /// their read set.
+    fn begin_engine(
+        &self,
+        run: RunId,
+        isolation: Isolation,
+    ) -> Result<rewinddb_engine::Transaction> {
+        let mut txn = self.engine.begin(run, isolation);
+        if run.is_nil() || (isolation == Isolation::Snapshot && self.running.contains(run)) {
+            return Ok(txn);
+        }
+        self.runs.check_writable(&mut txn, run)?;
+        self.running.admit(run, txn.start_version());
+        Ok(txn)
+    }
+
+    /// `run` ended in the commit at `version`: forget it is running.
+    pub(crate) fn run_ended(&self, run: RunId, version: Version) {
+        self.running.ended(run, version);
     }
 
     /// One retried transaction on the engine transaction directly: the
@@ -106,7 +140,7 @@ impl Database {
         mut f: impl FnMut(&mut rewinddb_engine::Transaction) -> Result<T>,
     ) -> Result<(T, Version)> {
         retry_on_conflict(&self.engine.config().retry, || {
-            let mut txn = self.begin(run, Isolation::Snapshot)?.into_engine_txn();
+            let mut txn = self.begin_engine(run, Isolation::Snapshot)?;
             let t = f(&mut txn)?;
             Ok((t, txn.commit()?))
         })

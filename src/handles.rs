@@ -273,13 +273,14 @@ impl RunsHandle<'_, Database> {
         let engine = self.ctx.engine();
         // Replayed before the status change: O(run size), once.
         let digest = self.ctx.digest_for_end_run(run);
-        let (info, _) = self.ctx.autocommit(RunId::NIL, |txn| {
+        let (info, version) = self.ctx.autocommit(RunId::NIL, |txn| {
             let span = CommitSpan {
                 digest,
                 ..commit_span(engine, run)
             };
             index.update_status(txn, run, status, span)
         })?;
+        self.ctx.run_ended(run, version);
         Ok(info)
     }
 

@@ -132,6 +132,7 @@ mod config;
 mod context;
 mod database;
 mod handles;
+mod running;
 mod time_travel;
 
 pub use config::{Config, Durability};

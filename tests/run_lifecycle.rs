@@ -192,3 +192,57 @@ fn a_parent_must_exist() {
     assert!(matches!(err, Error::UnknownRun(r) if r == ghost), "{err}");
     assert_eq!(db.runs().query_runs(&RunQuery::all()).unwrap(), vec![]);
 }
+
+#[test]
+fn a_serializable_transaction_overlapping_end_run_conflicts() {
+    let db = Database::in_memory().unwrap();
+    let run = db.begin_run(RunSpec::new("late")).unwrap();
+    let txn = db.begin(run, rewinddb::Isolation::Serializable).unwrap();
+    txn.kv(NS).put("late", 1).unwrap();
+    db.end_run(run, RunStatus::Completed).unwrap();
+    let err = txn.commit().unwrap_err();
+    assert!(err.is_conflict(), "{err}");
+    assert_eq!(db.kv(NS).get("late").unwrap(), None);
+    // The retried form sees the ended run and gives up with a clear error.
+    let retried = db.transaction(run, |txn| txn.kv(NS).put("late", 2));
+    assert!(
+        matches!(retried, Err(Error::RunEnded { .. })),
+        "{retried:?}"
+    );
+}
+
+#[test]
+fn no_write_starting_after_end_run_returns_is_accepted() {
+    // The facade remembers running runs to skip re-reading the run index;
+    // writers racing end_run must not leave the run remembered as running.
+    for round in 0..20 {
+        let db = Database::in_memory().unwrap();
+        let run = db.begin_run(RunSpec::new("raced")).unwrap();
+        let ended = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            for w in 0..2 {
+                let (db, ended) = (&db, &ended);
+                s.spawn(move || {
+                    for i in 0.. {
+                        let after_end = ended.load(std::sync::atomic::Ordering::SeqCst);
+                        match db.kv(NS).put(run, &format!("w{w}:{i}"), i) {
+                            Ok(_) => assert!(
+                                !after_end,
+                                "round {round}: write accepted after end_run returned"
+                            ),
+                            Err(Error::RunEnded { .. }) => break,
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200 * round));
+            db.end_run(run, RunStatus::Completed).unwrap();
+            ended.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        assert!(matches!(
+            db.kv(NS).put(run, "late", 0),
+            Err(Error::RunEnded { .. })
+        ));
+    }
+}

@@ -87,8 +87,11 @@ impl EventLog {
 
     /// Length and last hash.
     pub fn head<R: Reader + ?Sized>(&self, r: &mut R) -> Result<EventHead> {
-        let key = self.key(HEAD_KEY);
-        match r.read(&key)? {
+        self.head_at(r, &self.key(HEAD_KEY))
+    }
+
+    fn head_at<R: Reader + ?Sized>(&self, r: &mut R, key: &Key) -> Result<EventHead> {
+        match r.read(key)? {
             None => Ok(EventHead::default()),
             Some(v) => {
                 decode_head(&v).ok_or_else(|| Error::malformed("event head", &key, "not 16 bytes"))
@@ -110,7 +113,8 @@ impl EventLog {
     ) -> Result<u64> {
         check_name("event type", event_type)?;
         let payload = payload.into();
-        let head = self.head(txn)?;
+        let head_key = self.key(HEAD_KEY);
+        let head = self.head_at(txn, &head_key)?;
         let seq = head.len;
         let hash = chain_hash(head.last_hash, seq, event_type, &payload);
         let record = Value::from(vec![
@@ -125,7 +129,7 @@ impl EventLog {
             len: seq + 1,
             last_hash: hash,
         };
-        txn.put(self.key(HEAD_KEY), encode_head(next))?;
+        txn.put(head_key, encode_head(next))?;
         Ok(seq)
     }
 
@@ -237,6 +241,10 @@ pub fn chain_hash(prev: u64, seq: u64, event_type: &str, payload: &Value) -> u64
 ///
 /// Iterative, so a deeply nested payload cannot overflow the stack.
 pub fn hash_value(h: &mut Xxh3, value: &Value) {
+    if !matches!(value, Value::Array(_) | Value::Object(_)) {
+        // No nesting: skip the work stack (and its allocation).
+        return hash_scalar(h, value);
+    }
     enum Item<'a> {
         Value(&'a Value),
         Field(&'a str),
@@ -252,18 +260,6 @@ pub fn hash_value(h: &mut Xxh3, value: &Value) {
             Item::Value(v) => v,
         };
         match v {
-            Value::Null => h.update(&[0x00]),
-            Value::Bool(b) => h.update(&[0x01, u8::from(*b)]),
-            Value::Int(i) => {
-                h.update(&[0x02]);
-                h.update(&i.to_le_bytes());
-            }
-            Value::Float(f) => {
-                h.update(&[0x03]);
-                h.update(&f.to_bits().to_le_bytes());
-            }
-            Value::String(s) => bytes(h, 0x04, s.as_bytes()),
-            Value::Bytes(b) => bytes(h, 0x05, b),
             Value::Array(a) => {
                 h.update(&[0x06]);
                 h.update(&(a.len() as u64).to_le_bytes());
@@ -277,7 +273,28 @@ pub fn hash_value(h: &mut Xxh3, value: &Value) {
                     stack.push(Item::Field(k));
                 }
             }
+            scalar => hash_scalar(h, scalar),
         }
+    }
+}
+
+/// The encoding of a value that is neither an array nor an object.
+fn hash_scalar(h: &mut Xxh3, v: &Value) {
+    match v {
+        Value::Null => h.update(&[0x00]),
+        Value::Bool(b) => h.update(&[0x01, u8::from(*b)]),
+        Value::Int(i) => {
+            h.update(&[0x02]);
+            h.update(&i.to_le_bytes());
+        }
+        Value::Float(f) => {
+            h.update(&[0x03]);
+            h.update(&f.to_bits().to_le_bytes());
+        }
+        Value::String(s) => bytes(h, 0x04, s.as_bytes()),
+        Value::Bytes(b) => bytes(h, 0x05, b),
+        // Containers are walked by `hash_value`.
+        Value::Array(_) | Value::Object(_) => {}
     }
 }
 
