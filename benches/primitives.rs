@@ -16,7 +16,69 @@ use rewinddb::engine::{Key, Scope};
 use rewinddb::{Database, Isolation, Namespace, RunId, RunSpec, SpanSpec, TypeTag, Value};
 
 fn main() {
+    // `cargo test --all-targets` runs this binary without `--bench`: then
+    // load a small KV and skip the ratio table, to keep tests fast.
+    if bench_mode() {
+        facade_ratio_report();
+    }
     divan::main();
+}
+
+fn bench_mode() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// Shared KV keys of the list benchmark: 1M when benchmarking.
+fn list_keys() -> usize {
+    if bench_mode() { 1_000_000 } else { 10_000 }
+}
+
+/// Puts per timed round, and rounds, of the interleaved ratio table.
+const RATIO_PUTS: usize = 2_000;
+const RATIO_ROUNDS: usize = 200;
+
+/// Facade vs raw engine single-key put, timed in interleaved rounds so that
+/// load from other processes hits both alike; prints min and median ns per
+/// put and their ratios.
+fn facade_ratio_report() {
+    let (db, run) = db_and_run();
+    let engine = db.engine().clone();
+    let key = Key::new(
+        Namespace::new(NS).unwrap(),
+        Scope::Shared,
+        TypeTag::Kv,
+        "raw",
+    );
+    let kv = db.kv(NS);
+    let time = |f: &mut dyn FnMut(i64)| {
+        let start = std::time::Instant::now();
+        for i in 0..RATIO_PUTS as i64 {
+            f(i);
+        }
+        start.elapsed().as_nanos() as f64 / RATIO_PUTS as f64
+    };
+    let (mut raw, mut facade) = (Vec::new(), Vec::new());
+    for _ in 0..RATIO_ROUNDS {
+        raw.push(time(&mut |i| {
+            engine
+                .transaction(run, Isolation::Snapshot, |t| t.put(key.clone(), i))
+                .unwrap();
+        }));
+        facade.push(time(&mut |i| {
+            kv.put(run, "facade", i).unwrap();
+        }));
+    }
+    raw.sort_by(f64::total_cmp);
+    facade.sort_by(f64::total_cmp);
+    let (rm, fm) = (raw[RATIO_ROUNDS / 2], facade[RATIO_ROUNDS / 2]);
+    println!("single-key put, ns/put over {RATIO_ROUNDS} interleaved rounds of {RATIO_PUTS}:");
+    println!("  raw engine: min {:.0}  median {rm:.0}", raw[0]);
+    println!("  facade:     min {:.0}  median {fm:.0}", facade[0]);
+    println!(
+        "  facade/raw: min {:.2}x  median {:.2}x",
+        facade[0] / raw[0],
+        fm / rm
+    );
 }
 
 const NS: &str = "bench/ns";
@@ -117,11 +179,12 @@ fn state_cas(bencher: Bencher) {
 #[divan::bench(sample_count = 200)]
 fn kv_list_100_of_1m(bencher: Bencher) {
     let db = Database::in_memory().unwrap();
-    for chunk in 0..100 {
+    let keys = list_keys();
+    for chunk in 0..keys / 10_000 {
         db.transaction(RunId::NIL, |txn| {
             let kv = txn.kv(NS);
             for i in chunk * 10_000..(chunk + 1) * 10_000 {
-                kv.put(&format!("k{i:07}"), i)?;
+                kv.put(&format!("k{i:07}"), i as i64)?;
             }
             Ok(())
         })
@@ -130,8 +193,9 @@ fn kv_list_100_of_1m(bencher: Bencher) {
     let kv = db.kv(NS);
     let mut prefix = 0usize;
     bencher.counter(ItemsCount::new(100usize)).bench_local(|| {
-        // A different 100-key prefix each time: k0000xx .. k0099xx.
-        prefix = (prefix + 7919) % 10_000;
+        // A different 100-key prefix each time: "k" + 5 digits covers the
+        // 100 keys k{prefix}00 ..= k{prefix}99.
+        prefix = (prefix + 7919) % (keys / 100);
         let page = kv.list_from(&format!("k{prefix:05}"), None, 100).unwrap();
         assert_eq!(page.entries.len(), 100);
         black_box(page)
