@@ -1,71 +1,51 @@
-//! [`Config`] and [`Durability`]: how a [`crate::Database`] is opened.
+//! [`Config`]: how a [`crate::Database`] is opened. A thin builder over the
+//! engine's [`EngineConfig`]; [`Durability`], [`RecoveryMode`] and
+//! [`CheckpointPolicy`] are the engine's, documented per variant there.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use rewinddb_engine::{EngineConfig, Limits, Retention, RetryPolicy};
-
-/// What a commit promises about surviving a crash.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Durability {
-    /// No files at all: everything is lost when the process ends.
-    InMemory,
-    /// Acknowledged only after the commit's WAL record is fsynced
-    /// (concurrent committers share one fsync).
-    Strict,
-    /// fsynced at least every `interval` or every `bytes` of WAL; a crash
-    /// loses at most that window.
-    Batched {
-        /// Longest time between fsyncs.
-        interval: Duration,
-        /// Most WAL bytes between fsyncs.
-        bytes: u64,
-    },
-    /// Written in the background with no fsync promise.
-    Async,
-}
+use rewinddb_engine::{
+    CheckpointPolicy, Durability, EngineConfig, Limits, RecoveryMode, Retention, RetryPolicy,
+};
 
 /// How to open a database.
 ///
 /// ## Defaults
-/// - `durability`: [`Durability::Strict`] (for [`Config::new`]) or
-///   [`Durability::InMemory`] (for [`Config::in_memory`]);
-/// - `engine`: [`EngineConfig::default`] (1 KiB keys, 1 MiB values, keep
-///   all history, 16 retry attempts).
+/// - [`Config::new`]: a durable database in the given directory,
+///   [`Durability::Strict`] (acknowledged only after fsync);
+/// - [`Config::in_memory`]: [`Durability::InMemory`], no files;
+/// - otherwise [`EngineConfig::default`]: 1 KiB keys, 1 MiB values, keep
+///   all history, 16 retry attempts, [`RecoveryMode::TruncateTornTail`],
+///   checkpoints every 5 minutes or 64 MiB of WAL.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Directory for WAL segments and checkpoints (unused in memory).
-    pub path: PathBuf,
-    /// What a commit promises.
-    pub durability: Durability,
-    /// Limits, retention and retry policy.
+    /// The engine's configuration (directory, durability, limits,
+    /// retention, retry, recovery, checkpoints).
     pub engine: EngineConfig,
 }
 
 impl Config {
-    /// A durable database in directory `path`.
+    /// A durable database in directory `path` (created if missing).
     pub fn new(path: impl Into<PathBuf>) -> Config {
         Config {
-            path: path.into(),
-            durability: Durability::Strict,
-            engine: EngineConfig::default(),
+            engine: EngineConfig::default()
+                .dir(path)
+                .durability(Durability::Strict),
         }
     }
 
     /// A database with no files.
     pub fn in_memory() -> Config {
         Config {
-            path: PathBuf::new(),
-            durability: Durability::InMemory,
-            engine: EngineConfig::default(),
+            engine: EngineConfig::default().durability(Durability::InMemory),
         }
     }
 
-    /// Set the durability.
+    /// Set the durability (for [`Durability::InMemory`] the directory is
+    /// ignored).
     #[must_use]
     pub fn durability(mut self, durability: Durability) -> Config {
-        self.durability = durability;
+        self.engine.durability = durability;
         self
     }
 
@@ -87,6 +67,20 @@ impl Config {
     #[must_use]
     pub fn retry(mut self, retry: RetryPolicy) -> Config {
         self.engine.retry = retry;
+        self
+    }
+
+    /// Set what recovery does with damaged WAL records.
+    #[must_use]
+    pub fn recovery(mut self, recovery: RecoveryMode) -> Config {
+        self.engine.recovery = recovery;
+        self
+    }
+
+    /// Set when background checkpoints are written.
+    #[must_use]
+    pub fn checkpoint(mut self, checkpoint: CheckpointPolicy) -> Config {
+        self.engine.checkpoint = checkpoint;
         self
     }
 }

@@ -2,13 +2,11 @@
 //! handles, runs transactions and takes snapshots.
 
 use rewinddb_engine::{Engine, Isolation, RunId, Version};
-use rewinddb_primitives::{
-    Error, Result, RunIndex, RunInfo, RunSpec, RunStatus, retry_on_conflict,
-};
+use rewinddb_primitives::{Result, RunIndex, RunInfo, RunSpec, RunStatus, retry_on_conflict};
 
 use std::sync::Arc;
 
-use crate::config::{Config, Durability};
+use crate::config::Config;
 use crate::context::{Snapshot, Transaction};
 use crate::running::RunningCache;
 
@@ -27,23 +25,13 @@ impl Database {
         Database::open(Config::in_memory())
     }
 
-    /// Open a database as `config` says.
-    ///
-    /// Only [`Durability::InMemory`] is available in this build: the
-    /// engine on this branch has no WAL yet, so any other durability is
-    /// refused with [`Error::Unsupported`] rather than silently kept in
-    /// memory.
+    /// Open a database as `config` says: a durable one recovers what a
+    /// previous process left in its directory (see the engine's
+    /// `Engine::open` for the errors: a locked, unwritable or damaged
+    /// directory); an in-memory one starts empty.
     pub fn open(config: Config) -> Result<Database> {
-        if config.durability != Durability::InMemory {
-            return Err(Error::Unsupported(format!(
-                "durability {:?} for {}: this build has no durable engine yet; \
-                 use Durability::InMemory",
-                config.durability,
-                config.path.display()
-            )));
-        }
         Ok(Database {
-            engine: Engine::open_in_memory(config.engine)?,
+            engine: Engine::open(config.engine)?,
             runs: RunIndex::new()?,
             running: Arc::default(),
         })
@@ -101,7 +89,7 @@ impl Database {
     /// A transaction admitted while its run was running and still open
     /// when `end_run` commits: under [`Isolation::Serializable`] the check
     /// is in its read set, so its commit is a conflict (and a retry is
-    /// refused with [`Error::RunEnded`]); under [`Isolation::Snapshot`]
+    /// refused with [`Error::RunEnded`](crate::Error::RunEnded)); under [`Isolation::Snapshot`]
     /// it may still commit after the end, and the run's recorded
     /// `last_version` then predates it.
     pub fn begin(&self, run: RunId, isolation: Isolation) -> Result<Transaction> {

@@ -135,7 +135,7 @@ mod handles;
 mod running;
 mod time_travel;
 
-pub use config::{Config, Durability};
+pub use config::Config;
 pub use context::{Access, Snapshot, Transaction};
 pub use database::Database;
 pub use handles::{EventsHandle, KvHandle, RunsHandle, StateHandle, TracesHandle};
@@ -148,7 +148,8 @@ pub use time_travel::ReplayResult;
 
 pub use rewinddb_engine as engine;
 pub use rewinddb_engine::{
-    Isolation, Limits, Namespace, Retention, RetryPolicy, RunId, Scope, TypeTag, Value, Version,
+    CheckpointPolicy, Durability, Isolation, Limits, Namespace, RecoveryMode, Retention,
+    RetryPolicy, RunId, Scope, TypeTag, Value, Version,
 };
 pub use rewinddb_primitives as primitives;
 pub use rewinddb_primitives::{

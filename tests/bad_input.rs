@@ -312,10 +312,3 @@ fn a_span_parent_must_be_a_span_of_the_same_run() {
     assert_eq!(traces.len().unwrap(), 1);
     assert!(traces.children(foreign).is_err());
 }
-
-#[test]
-fn durable_open_is_refused_not_faked() {
-    let err = Database::open(rewinddb::Config::new("/tmp/rewinddb-not-created")).unwrap_err();
-    assert!(matches!(err, Error::Unsupported(_)), "{err}");
-    assert!(!std::path::Path::new("/tmp/rewinddb-not-created").exists());
-}
