@@ -100,7 +100,9 @@ fn record_bytes() -> usize {
     let engine = open(&dir, Durability::Strict);
     put(&engine, 1);
     drop(engine);
-    let seg = dir.0.join(rewinddb_engine::durability::wal::segment_name(1));
+    let seg = dir
+        .0
+        .join(rewinddb_engine::durability::wal::segment_name(1));
     std::fs::metadata(seg).unwrap().len() as usize - 24
 }
 
@@ -235,7 +237,8 @@ fn wal_only_dir(bytes: u64) -> (BenchDir, u64) {
     while i * per_txn * 1100 < bytes {
         let mut txn = engine.begin(RunId::new(), Isolation::Snapshot);
         for j in 0..per_txn {
-            txn.put(key((i * per_txn + j) % 100_000), big.clone()).unwrap();
+            txn.put(key((i * per_txn + j) % 100_000), big.clone())
+                .unwrap();
         }
         txn.commit().unwrap();
         i += 1;
@@ -325,8 +328,14 @@ fn ratio_report() {
     let mbs = wal as f64 / 1e6 / secs;
     println!("durability ratios (median of {rounds} interleaved rounds of {dur:?}):");
     println!("  raw append+fdatasync     {raw:>10.0} /s");
-    println!("  strict commit, 1 thread  {s1:>10.0} /s   = {:.2}x raw (target >= 1.0)", s1 / raw);
-    println!("  strict commit, 64 threads{s64:>10.0} /s   = {:.1}x 1 thread (target >= 50)", s64 / s1);
+    println!(
+        "  strict commit, 1 thread  {s1:>10.0} /s   = {:.2}x raw (target >= 1.0)",
+        s1 / raw
+    );
+    println!(
+        "  strict commit, 64 threads{s64:>10.0} /s   = {:.1}x 1 thread (target >= 50)",
+        s64 / s1
+    );
     println!("  async writes, no ckpt    {wo:>10.0} /s");
     println!(
         "  async writes, checkpoints{du:>10.0} /s   = {:.2}x (target >= 0.7; {checkpoints} checkpoints of {} keys)",
