@@ -335,3 +335,68 @@ fn gc_racing_commits_never_prunes_a_pinned_version() {
     writer.join().unwrap();
     gc.join().unwrap();
 }
+
+/// (version, keys) of every commit the per-run index lists for `run`.
+fn run_index(engine: &Engine, run: RunId) -> Vec<(Version, Vec<String>)> {
+    engine
+        .run_commits(run)
+        .iter()
+        .map(|c| {
+            (
+                c.version,
+                c.keys
+                    .iter()
+                    .map(|k| String::from_utf8(k.user.to_vec()).unwrap())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+// Found by the model with durable engines, not fixed yet: the per-run index keeps the commits
+// whose versions GC unlinked (replay reports `HistoryPruned` from them), but a checkpoint
+// carries only the retained versions and recovery rebuilds the index from those, so after a
+// restart the index has lost them (and replay of such a run would look complete). The fix
+// belongs to the checkpoint format (carry the per-run index); until then this is ignored.
+// Run it with `cargo test -p rewinddb-engine --test gc -- --ignored`.
+#[test]
+#[ignore = "checkpoints do not carry the per-run index of unlinked versions yet"]
+fn run_index_survives_a_restart_after_gc() {
+    use rewinddb_engine::durability::MemStorage;
+    use rewinddb_engine::{CheckpointPolicy, Durability};
+
+    let storage = MemStorage::new();
+    let config = EngineConfig::default()
+        .retention(Retention::Versions(1))
+        .durability(Durability::Strict)
+        .checkpoint(CheckpointPolicy::MANUAL);
+    let open = || Engine::open_with_storage(config.clone(), Arc::new(storage.clone())).unwrap();
+    let engine = open();
+    let run = RunId::new();
+    let commit = |writes: &[(&str, i64)]| {
+        let mut t = engine.begin(run, Isolation::Snapshot);
+        for (k, v) in writes {
+            t.put(key(k), *v).unwrap();
+        }
+        t.commit().unwrap()
+    };
+    commit(&[("a", 1), ("b", 1)]); // 1
+    commit(&[("a", 2)]); // 2
+    commit(&[("b", 3), ("c", 3)]); // 3
+    let all = vec![
+        (1, vec!["a".to_string(), "b".into()]),
+        (2, vec!["a".into()]),
+        (3, vec!["b".into(), "c".into()]),
+    ];
+    assert_eq!(run_index(&engine, run), all);
+    assert_eq!(engine.gc().unlinked, 2, "a@1 and b@1");
+    assert_eq!(run_index(&engine, run), all, "GC keeps the index whole");
+    engine.checkpoint().unwrap();
+    engine.close().unwrap();
+    let engine = open();
+    assert_eq!(
+        run_index(&engine, run),
+        all,
+        "the index changed across a restart"
+    );
+}

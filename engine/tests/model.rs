@@ -16,9 +16,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::FileFailurePersistence;
+use std::sync::Arc;
+
+use rewinddb_engine::durability::MemStorage;
 use rewinddb_engine::{
-    Engine, EngineConfig, Error, Isolation, Key, Namespace, Retention, RunId, Scope, Snapshot,
-    Transaction, TypeTag, Value, Version,
+    CheckpointPolicy, Durability, Engine, EngineConfig, Error, Isolation, Key, Namespace,
+    Retention, RunId, Scope, Snapshot, Transaction, TypeTag, Value, Version,
 };
 
 /// Keys (user bytes), sorted; chosen so that prefixes overlap.
@@ -35,6 +38,10 @@ fn key(user: &str) -> Key {
         TypeTag::Kv,
         user,
     )
+}
+
+fn key_index(k: &Key) -> usize {
+    KEYS.iter().position(|u| u.as_bytes() == &*k.user).unwrap()
 }
 
 fn prefix_keys(prefix: usize, after: Option<usize>) -> impl Iterator<Item = usize> {
@@ -98,6 +105,11 @@ enum Op {
     },
     /// Every reader leaves: all snapshots dropped, open transactions rolled back.
     Quiesce,
+    /// Durable engines: write a checkpoint.
+    Checkpoint,
+    /// Durable engines: every reader leaves, the engine closes and is opened again from its
+    /// storage (recovery from checkpoint + WAL).
+    Reopen,
     Gc,
 }
 
@@ -123,6 +135,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(snap, prefix, after, limit)| Op::SnapScan { snap, prefix, after, limit }),
         3 => any::<Index>().prop_map(|snap| Op::DropSnapshot { snap }),
         1 => Just(Op::Quiesce),
+        1 => Just(Op::Checkpoint),
+        1 => Just(Op::Reopen),
         3 => Just(Op::Gc),
     ]
 }
@@ -163,7 +177,9 @@ struct Model {
     /// One per slot, plus one for `Autocommit`.
     txns: [Option<ModelTxn>; SLOTS + 1],
     snaps: Vec<Version>,
-    run_commits: Vec<Version>,
+    /// The run's commits and the keys each wrote, in order: the per-run index keeps them
+    /// even after GC unlinks their versions (replay reports pruned history from it).
+    run_commits: Vec<(Version, Vec<usize>)>,
 }
 
 fn read_in(versions: Option<&Versions>, pruned: bool, at: Version) -> Read {
@@ -261,7 +277,8 @@ impl Model {
                 .push((self.visible, t.run, *value));
         }
         if t.run == RUN {
-            self.run_commits.push(self.visible);
+            self.run_commits
+                .push((self.visible, t.writes.keys().copied().collect()));
         }
         Ok(self.visible)
     }
@@ -310,9 +327,21 @@ impl Model {
 
 struct Harness {
     engine: Engine,
+    /// The storage of a durable engine (None: in memory).
+    storage: Option<MemStorage>,
     model: Model,
     txns: [Option<Transaction>; SLOTS],
     snaps: Vec<Snapshot>,
+    /// Commit time of every commit, as the engine reported it right after the commit.
+    times: BTreeMap<Version, u64>,
+}
+
+fn open_durable(retention: Retention, storage: &MemStorage) -> Engine {
+    let config = EngineConfig::default()
+        .retention(retention)
+        .durability(Durability::Strict)
+        .checkpoint(CheckpointPolicy::MANUAL);
+    Engine::open_with_storage(config, Arc::new(storage.clone())).unwrap()
 }
 
 fn int(v: Option<Value>) -> Option<i64> {
@@ -348,9 +377,76 @@ impl Harness {
         let engine = Engine::open_in_memory(EngineConfig::default().retention(retention)).unwrap();
         Harness {
             engine,
+            storage: None,
             model: Model::new(retention),
             txns: Default::default(),
             snaps: Vec::new(),
+            times: BTreeMap::new(),
+        }
+    }
+
+    /// A durable engine (Strict, checkpoints only when asked) on in-memory storage.
+    fn durable(retention: Retention) -> Harness {
+        let storage = MemStorage::new();
+        let mut h = Harness::new(retention);
+        h.engine = open_durable(retention, &storage);
+        h.storage = Some(storage);
+        h
+    }
+
+    /// Close the durable engine and recover it from its storage. The recovered chains must
+    /// be a newest-first suffix of the full history that keeps every version the model still
+    /// links (recovery may bring back versions GC unlinked after the last checkpoint); the
+    /// model adopts them. Versions, commit times and the run index must come back unchanged.
+    fn reopen(&mut self) {
+        let Some(storage) = self.storage.clone() else {
+            return;
+        };
+        self.txns = Default::default();
+        self.snaps.clear();
+        self.model.txns = Default::default();
+        self.model.snaps.clear();
+        let placeholder = Engine::open_in_memory(EngineConfig::default()).unwrap();
+        std::mem::replace(&mut self.engine, placeholder)
+            .close()
+            .unwrap();
+        self.engine = open_durable(self.model.retention, &storage);
+        assert_eq!(
+            self.engine.visible_version(),
+            self.model.visible,
+            "recovery lost commits"
+        );
+        for (k, user) in KEYS.iter().enumerate() {
+            let chain: Versions = self
+                .engine
+                .history(&key(user), Version::MAX)
+                .into_iter()
+                .rev()
+                .map(|(v, run, value)| (v, run, int(value)))
+                .collect();
+            let full = self.model.full.get(&k).cloned().unwrap_or_default();
+            let kept = self.model.linked.get(&k).map_or(0, Vec::len);
+            assert!(
+                chain.len() >= kept && full.ends_with(&chain),
+                "recovered chain of {user}: {chain:?}, full history {full:?}, model kept {kept}"
+            );
+            if chain.len() < full.len() {
+                self.model.pruned.insert(k);
+            } else {
+                self.model.pruned.remove(&k);
+            }
+            if chain.is_empty() {
+                self.model.linked.remove(&k);
+            } else {
+                self.model.linked.insert(k, chain);
+            }
+        }
+        for (v, ms) in &self.times {
+            assert_eq!(
+                self.engine.commit_time(*v),
+                *ms,
+                "commit time of version {v} after recovery"
+            );
         }
     }
 
@@ -486,6 +582,12 @@ impl Harness {
                     self.apply(&Op::Abort { slot });
                 }
             }
+            Op::Checkpoint => {
+                if self.storage.is_some() {
+                    assert_eq!(self.engine.checkpoint().unwrap(), self.model.visible);
+                }
+            }
+            Op::Reopen => self.reopen(),
             Op::Gc => {
                 let stats = self.engine.gc();
                 assert_eq!(stats.oldest_reader, self.model.oldest_reader());
@@ -523,6 +625,7 @@ impl Harness {
         let slot = SLOTS;
         self.model.txns[slot] = Some(m);
         assert_eq!(Ok(v), self.model.commit(slot));
+        self.times.insert(v, self.engine.commit_time(v));
     }
 
     fn txn_get(&mut self, slot: usize, k: usize) {
@@ -568,7 +671,10 @@ impl Harness {
         };
         let got = t.commit();
         match (got, self.model.commit(slot)) {
-            (Ok(v), Ok(expected)) => assert_eq!(v, expected),
+            (Ok(v), Ok(expected)) => {
+                assert_eq!(v, expected);
+                self.times.insert(v, self.engine.commit_time(v));
+            }
             (Err(e), Err(())) => assert!(e.is_conflict(), "{e}"),
             (got, expected) => panic!("commit of slot {slot}: engine {got:?}, model {expected:?}"),
         }
@@ -601,13 +707,13 @@ impl Harness {
                 "chain of {user}"
             );
         }
-        let runs: Vec<Version> = self
+        let runs: Vec<(Version, Vec<usize>)> = self
             .engine
             .run_commits(RUN)
             .iter()
-            .map(|c| c.version)
+            .map(|c| (c.version, c.keys.iter().map(key_index).collect()))
             .collect();
-        assert_eq!(runs, self.model.run_commits);
+        assert_eq!(runs, self.model.run_commits, "per-run index");
     }
 }
 
@@ -620,8 +726,15 @@ proptest! {
     })]
 
     #[test]
-    fn engine_matches_model(retention in retention(), ops in proptest::collection::vec(op(), 1..160)) {
-        let mut h = Harness::new(retention);
+    fn engine_matches_model(retention in retention(), durable in any::<bool>(), ops in proptest::collection::vec(op(), 1..160)) {
+        // Durable engines run with KeepAll only, for now: a checkpoint does not carry the
+        // per-run index entries of versions GC unlinked, so after a restart the index loses
+        // them (see gc.rs, run_index_survives_a_restart_after_gc, ignored until fixed).
+        let mut h = if durable && retention == Retention::KeepAll {
+            Harness::durable(retention)
+        } else {
+            Harness::new(retention)
+        };
         for op in &ops {
             h.apply(op);
             h.check();
@@ -641,6 +754,9 @@ proptest! {
                 prop_assert!(vs.len() <= n);
             }
         }
+        h.apply(&Op::Reopen);
+        h.check();
+        h.check_chains();
     }
 }
 
