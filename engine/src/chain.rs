@@ -26,7 +26,25 @@ pub struct VersionNode {
     /// The value, or `None` for a delete.
     pub value: Option<Value>,
     next: Atomic<VersionNode>,
+    /// Loom's stand-in for the node's memory: written when the node is
+    /// created and when it is destroyed, read on every access through the
+    /// chain. Loom reports a read not ordered after the creation (an
+    /// unsafely published node) or not ordered before the destruction (a
+    /// use after free) as a causality violation.
+    #[cfg(loom)]
+    shadow: Shadow,
 }
+
+/// The loom cell behind `VersionNode::shadow`.
+#[cfg(loom)]
+#[derive(Debug)]
+struct Shadow(loom::cell::UnsafeCell<Version>);
+
+// SAFETY: every access goes through loom's `with`/`with_mut`, which report
+// any access not ordered with a write; sharing the cell across threads is
+// exactly what loom is asked to check.
+#[cfg(loom)]
+unsafe impl Sync for Shadow {}
 
 impl VersionNode {
     /// The next older version, if any.
@@ -34,7 +52,56 @@ impl VersionNode {
         // SAFETY: nodes are freed only via `defer_destroy` after being
         // unlinked, and `guard` keeps this epoch pinned, so any node reachable
         // while pinned stays allocated for the guard's lifetime.
-        unsafe { self.next.load(Ordering::Acquire, guard).as_ref() }
+        let next = unsafe { self.next.load(Ordering::Acquire, guard).as_ref() };
+        next.map(VersionNode::touched)
+    }
+
+    fn new(commit: Version, run: RunId, value: Option<Value>) -> VersionNode {
+        VersionNode {
+            commit,
+            run,
+            value,
+            next: Atomic::null(),
+            #[cfg(loom)]
+            shadow: Shadow(loom::cell::UnsafeCell::new(commit)),
+        }
+    }
+
+    /// Record a read of this node for loom (a no-op otherwise) and return it.
+    #[inline(always)]
+    fn touched(&self) -> &VersionNode {
+        #[cfg(loom)]
+        self.check_alive();
+        self
+    }
+
+    /// Loom only: read the node's shadow cell, as a reader using the node
+    /// would read its memory. Panics if the node was already destroyed.
+    #[cfg(loom)]
+    pub(crate) fn check_alive(&self) {
+        // SAFETY: the shadow is only written by `poison` through
+        // `with_mut`; loom itself checks that this read is ordered with it.
+        let shadow = self.shadow.0.with(|p| unsafe { *p });
+        assert_eq!(shadow, self.commit, "read a destroyed version node");
+    }
+
+    /// Loom only: mark the node's memory as gone, as freeing it would.
+    #[cfg(loom)]
+    fn poison(&self) {
+        // SAFETY: loom checks that no access to the shadow is concurrent
+        // with this write; that check is the point of the shadow.
+        self.shadow.0.with_mut(|p| unsafe { *p = Version::MAX });
+    }
+}
+
+#[cfg(loom)]
+impl Drop for VersionNode {
+    fn drop(&mut self) {
+        // While a loom failure unwinds, loom's cell state is mid-access;
+        // touching it again would turn the report into an abort.
+        if !std::thread::panicking() {
+            self.poison();
+        }
     }
 }
 
@@ -68,7 +135,8 @@ impl VersionChain {
     /// The newest version, whatever its commit.
     pub fn head<'g>(&self, guard: &'g Guard) -> Option<&'g VersionNode> {
         // SAFETY: see `VersionNode::next`: reachable nodes outlive the guard.
-        unsafe { self.head.load(Ordering::Acquire, guard).as_ref() }
+        let head = unsafe { self.head.load(Ordering::Acquire, guard).as_ref() };
+        head.map(VersionNode::touched)
     }
 
     /// Commit version of the newest version (0 if empty).
@@ -79,12 +147,7 @@ impl VersionChain {
     /// Install a new newest version. `commit` must exceed the current head's.
     /// Lock-free: a CAS loop on `head`.
     pub fn push(&self, commit: Version, run: RunId, value: Option<Value>, guard: &Guard) {
-        let mut node = Owned::new(VersionNode {
-            commit,
-            run,
-            value,
-            next: Atomic::null(),
-        });
+        let mut node = Owned::new(VersionNode::new(commit, run, value));
         let mut head = self.head.load(Ordering::Acquire, guard);
         loop {
             // SAFETY: pinned by `guard`; see `VersionNode::next`.
@@ -103,6 +166,24 @@ impl VersionChain {
                 }
             }
         }
+    }
+
+    /// Loom tests only, a planted bug: `push` without the CAS (load the head,
+    /// link to it, store the new head). Two concurrent pushers can both
+    /// link to the same head and one version is lost; the loom tests show
+    /// that they catch it.
+    #[cfg(all(test, loom))]
+    pub(crate) fn push_without_cas(
+        &self,
+        commit: Version,
+        run: RunId,
+        value: Option<Value>,
+        guard: &Guard,
+    ) {
+        let node = Owned::new(VersionNode::new(commit, run, value));
+        let head = self.head.load(Ordering::Acquire, guard);
+        node.next.store(head, Ordering::Relaxed);
+        self.head.store(node, Ordering::Release);
     }
 
     /// The newest version with `commit <= at`.
@@ -154,7 +235,7 @@ impl VersionChain {
     pub fn truncate_after(&self, keep: usize, guard: &Guard) -> usize {
         debug_assert!(keep >= 1);
         match self.iter(guard).nth(keep - 1) {
-            Some(last_kept) => self.unlink_tail(last_kept, guard),
+            Some(last_kept) => self.unlink_tail(last_kept, guard, |_| {}),
             None => 0,
         }
     }
@@ -168,14 +249,40 @@ impl VersionChain {
     /// versions committers push meanwhile, so GC uses this to keep what a
     /// pinned reader needs. Only GC calls this, one caller at a time.
     pub fn truncate_older_than(&self, at: Version, guard: &Guard) -> usize {
+        self.truncate_older_than_with(at, guard, |_| {})
+    }
+
+    /// Loom tests only, a planted bug: `truncate_older_than` that treats
+    /// each unlinked node as freed at once (it poisons the node's shadow
+    /// cell at unlink time, as a plain `drop` would free it) instead of
+    /// after every pinned reader has left. The loom tests show that they
+    /// catch it.
+    #[cfg(all(test, loom))]
+    pub(crate) fn truncate_older_than_freeing_at_once(&self, at: Version, guard: &Guard) -> usize {
+        self.truncate_older_than_with(at, guard, VersionNode::poison)
+    }
+
+    /// `truncate_older_than`, calling `on_unlink` on each node it unlinks.
+    fn truncate_older_than_with(
+        &self,
+        at: Version,
+        guard: &Guard,
+        on_unlink: impl Fn(&VersionNode),
+    ) -> usize {
         match self.iter(guard).find(|n| n.commit <= at) {
-            Some(last_kept) => self.unlink_tail(last_kept, guard),
+            Some(last_kept) => self.unlink_tail(last_kept, guard, on_unlink),
             None => 0,
         }
     }
 
-    /// Unlink every node after `last_kept` (a node of this chain).
-    fn unlink_tail(&self, last_kept: &VersionNode, guard: &Guard) -> usize {
+    /// Unlink every node after `last_kept` (a node of this chain), calling
+    /// `on_unlink` on each.
+    fn unlink_tail(
+        &self,
+        last_kept: &VersionNode,
+        guard: &Guard,
+        on_unlink: impl Fn(&VersionNode),
+    ) -> usize {
         // Only GC writes a kept node's `next`, so the tail cannot change
         // between this load and the swap below.
         let tail = last_kept.next.load(Ordering::Acquire, guard);
@@ -196,6 +303,7 @@ impl VersionChain {
         // Each node is deferred exactly once because only GC unlinks.
         unsafe {
             while let Some(node) = cur.as_ref() {
+                on_unlink(node);
                 let next = node.next.load(Ordering::Acquire, guard);
                 guard.defer_destroy(cur);
                 unlinked += 1;

@@ -9,9 +9,9 @@
 //!    (`CommitState::wal_buf`; the payload was encoded before the lock);
 //! 4. install every write as the new head of its key's chain;
 //! 5. record the commit in the per-run index and the time index;
-//! 6. publish: in memory, `visible = v` (release). Durable engines raise
-//!    `visible` to the newest version below the oldest strict commit whose
-//!    record is not yet synced (`EngineInner::publish_ready`).
+//! 6. publish: in memory, `visible = v` (release, `publish`). Durable
+//!    engines raise `visible` to the newest version below the oldest strict
+//!    commit whose record is not yet synced (`EngineInner::publish_ready`).
 //!
 //! Then, outside the lock, a strict commit waits for its record to be
 //! synced (group commit, `durability/mod.rs`); the syncing thread publishes
@@ -131,7 +131,7 @@ impl EngineInner {
     pub(crate) fn publish_ready(&self, state: &CommitState) {
         let ready = state.strict_pending.front().map_or(state.last, |&v| v - 1);
         if ready > self.visible.load(Ordering::Relaxed) {
-            self.visible.store(ready, Ordering::Release);
+            publish(&self.visible, ready);
         }
     }
 
@@ -508,6 +508,15 @@ impl Engine {
             .filter(|n| n.commit == version)
             .map(|n| n.value.clone())
     }
+}
+
+/// Step 6 of the commit protocol: make `version`, whose versions are all
+/// installed, visible to readers. The release store pairs with the acquire
+/// load of `visible` in `SnapshotTracker::register_visible` and
+/// `Engine::visible_version`: a reader that sees `version` also sees every
+/// version installed before this call, so it never sees part of a commit.
+pub(crate) fn publish(visible: &AtomicU64, version: Version) {
+    visible.store(version, Ordering::Release);
 }
 
 /// A consistent view of the database at one version. O(1) to create;

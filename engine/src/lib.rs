@@ -40,6 +40,8 @@ mod config;
 pub mod durability;
 mod engine;
 mod error;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod record;
 mod snapshot;
 mod store;

@@ -232,7 +232,7 @@ impl Transaction {
         let wall_ms = crate::clock::wall_clock_ms();
         let wall_ms = state.times.record(version, wall_ms);
         self.install(&inner, &mut state, version, wall_ms);
-        inner.visible.store(version, Ordering::Release);
+        crate::engine::publish(&inner.visible, version);
         drop(state);
         self.finished = Some("committed");
         Ok(version)
