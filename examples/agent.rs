@@ -3,7 +3,8 @@
 //! decision, using every primitive: KV memory, an event log, a state
 //! machine for its plan, traces of tool calls and decisions, and the run
 //! index. Then it replays and verifies both runs, diffs them, and reads
-//! the past with time travel.
+//! the past with time travel. Its database is `./rewinddb-data` with
+//! `Strict` durability: each invocation adds two runs to the ones before.
 //!
 //! `cargo run --release --example agent`
 
@@ -39,17 +40,12 @@ enum Policy {
     IgnoreWeather,
 }
 
-fn open_database() -> Result<(Database, String), Box<dyn Error>> {
-    let config = Config::new(DATA_DIR).durability(Durability::Strict);
-    match Database::open(config) {
-        Ok(db) => Ok((db, format!("./{DATA_DIR} (Strict durability)"))),
-        // Until the durable engine is in this build, say so and run in memory.
-        Err(rewinddb::Error::Unsupported(_)) => Ok((
-            Database::in_memory()?,
-            "in memory (this build has no durable Database::open yet)".into(),
-        )),
-        Err(e) => Err(e.into()),
-    }
+/// The embedded default: a data directory in the working directory, every
+/// commit acknowledged only once it is on disk.
+fn open_database() -> Result<Database, Box<dyn Error>> {
+    Ok(Database::open(
+        Config::new(DATA_DIR).durability(Durability::Strict),
+    )?)
 }
 
 /// One run of the task: plan a day in `city` for the user.
@@ -148,8 +144,11 @@ fn shorten(s: &str, max: usize) -> String {
 
 fn main() -> Result<(), Box<dyn Error>> {
     let started = std::time::Instant::now();
-    let (db, where_) = open_database()?;
-    println!("rewinddb agent demo, database {where_}\n");
+    let db = open_database()?;
+    let before = db.runs().query_runs(&RunQuery::all().tag("demo"))?.len();
+    println!(
+        "rewinddb agent demo: database in ./{DATA_DIR} (Strict durability), {before} earlier demo runs\n"
+    );
     db.kv(NS).put(RunId::NIL, "user:city", "Paris")?; // shared memory, admin write
 
     let a = run_task(&db, Policy::FollowWeather, "follow-weather")?;

@@ -31,10 +31,19 @@ impl Database {
             (_, Some(d)) => Recorded::Ended(Digest(d)),
             (_, None) => Recorded::Unknown,
         };
-        let replay = if self.engine().run_commits(run).is_empty() {
-            ReplayedRun::empty(run)
-        } else {
-            rewinddb_replay::replay_run(self.engine(), run)?
+        let held_first = self.engine().run_commits(run).first().map(|c| c.version);
+        // GC can drop a run's oldest commits from the engine's index (after
+        // a restart); the run record still knows where the run began.
+        if let Some(recorded_first) = info.first_version.filter(|&f| Some(f) != held_first) {
+            return Err(rewinddb_replay::Error::CommitsMissing {
+                run,
+                recorded_first,
+                held_first,
+            });
+        }
+        let replay = match held_first {
+            None => ReplayedRun::empty(run),
+            Some(_) => rewinddb_replay::replay_run(self.engine(), run)?,
         };
         Ok(replay.with_recorded(recorded))
     }

@@ -2,7 +2,8 @@
 //! step past the end, a run behind the retention window, a run still in
 //! progress (replays and says so), a run with no commits, and a run whose
 //! history no longer matches the digest recorded at end_run
-//! (`ReplayDiverged`, never a silent pass).
+//! (`ReplayDiverged`, never a silent pass); a run part of whose history
+//! GC removed, across a restart.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -138,4 +139,36 @@ fn history_changed_after_end_run_is_reported_as_diverged() {
         }
         other => panic!("{other}"),
     }
+}
+
+#[test]
+fn a_run_whose_history_gc_removed_is_an_error_after_a_restart() {
+    let dir = std::env::temp_dir().join(format!("rewinddb-replay-gc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = Config::new(&dir).retention(Retention::Versions(1));
+    let run = {
+        let db = Database::open(config.clone()).unwrap();
+        let run = db.begin_run(RunSpec::new("r")).unwrap();
+        db.kv(NS).put(run, "a", 1).unwrap(); // pruned below
+        db.kv(NS).put(run, "a", 2).unwrap();
+        db.kv(NS).put(run, "b", 3).unwrap();
+        db.end_run(run, RunStatus::Completed).unwrap();
+        db.engine().gc();
+        let err = db.replay_run(run).unwrap_err();
+        assert!(matches!(err, ReplayError::HistoryPruned { .. }), "{err}");
+        db.engine().checkpoint().unwrap();
+        run
+    };
+    let db = Database::open(config).unwrap();
+    let err = db.replay_run(run).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ReplayError::HistoryPruned { .. } | ReplayError::CommitsMissing { .. }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("garbage collected"), "{err}");
+    drop(db);
+    let _ = std::fs::remove_dir_all(&dir);
 }

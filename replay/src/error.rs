@@ -55,6 +55,20 @@ pub enum Error {
         /// The key (printed).
         key: String,
     },
+    /// The run index recorded an earlier first commit than the engine
+    /// still holds: older commits of the run were garbage collected.
+    #[error(
+        "history of run {run} is incomplete: it first committed at version {recorded_first}, \
+         the oldest of its commits still held is {held_first:?} (garbage collected behind retention)"
+    )]
+    CommitsMissing {
+        /// The run.
+        run: RunId,
+        /// First commit version recorded by `end_run`.
+        recorded_first: Version,
+        /// Oldest commit of the run the engine still indexes (None: none).
+        held_first: Option<Version>,
+    },
     /// Replay produced another digest than the one recorded at `end_run`.
     #[error(
         "replay of run {run} diverged: end_run recorded digest {expected}, replay computed {actual}"
