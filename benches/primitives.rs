@@ -3,6 +3,9 @@
 //! the cost the facade adds over the raw engine for a single-key put.
 //!
 //! Run: `cargo bench --bench primitives` (add `-- append` etc. to filter).
+//! Sample counts and sizes are fixed per benchmark: every version is kept
+//! (the default retention), so memory grows with iterations; do not raise
+//! them from the command line.
 //! Targets (in memory, 2 shared cores): event append >= 1M/s single
 //! thread; facade single-key put within 1.2x of the raw engine.
 
@@ -96,7 +99,7 @@ fn payload() -> Value {
 }
 
 /// One append per transaction (autocommit through the facade).
-#[divan::bench]
+#[divan::bench(sample_count = 100, sample_size = 1000)]
 fn event_append_autocommit(bencher: Bencher) {
     let (db, run) = db_and_run();
     let log = db.events(NS, run);
@@ -108,7 +111,7 @@ fn event_append_autocommit(bencher: Bencher) {
 
 /// The engine work an append cannot avoid, without the primitive: per
 /// transaction, read a head key, write one new key and rewrite the head.
-#[divan::bench]
+#[divan::bench(sample_count = 100, sample_size = 1000)]
 fn event_append_engine_floor(bencher: Bencher) {
     let (db, run) = db_and_run();
     let engine = db.engine().clone();
@@ -133,7 +136,7 @@ fn event_append_engine_floor(bencher: Bencher) {
 
 /// `BATCH` appends in one transaction: the throughput an agent gets when it
 /// groups a step's events.
-#[divan::bench]
+#[divan::bench(sample_count = 30, sample_size = 1)]
 fn event_append_batched(bencher: Bencher) {
     let (db, run) = db_and_run();
     let p = payload();
@@ -150,7 +153,7 @@ fn event_append_batched(bencher: Bencher) {
 }
 
 /// One tool-call span (with a parent and an attribute) per transaction.
-#[divan::bench]
+#[divan::bench(sample_count = 100, sample_size = 1000)]
 fn span_record(bencher: Bencher) {
     let (db, run) = db_and_run();
     let traces = db.traces(NS, run);
@@ -164,7 +167,7 @@ fn span_record(bencher: Bencher) {
 }
 
 /// Sequential `cas` moves of one state machine, each its own transaction.
-#[divan::bench]
+#[divan::bench(sample_count = 100, sample_size = 1000)]
 fn state_cas(bencher: Bencher) {
     let (db, run) = db_and_run();
     let sm = db.state(NS);
@@ -176,7 +179,7 @@ fn state_cas(bencher: Bencher) {
 }
 
 /// `list(prefix)` of 100 keys out of 1M shared KV keys.
-#[divan::bench(sample_count = 200)]
+#[divan::bench(sample_count = 200, sample_size = 10)]
 fn kv_list_100_of_1m(bencher: Bencher) {
     let db = Database::in_memory().unwrap();
     let keys = list_keys();
@@ -203,7 +206,7 @@ fn kv_list_100_of_1m(bencher: Bencher) {
 }
 
 /// Baseline: a single-key put transaction on the raw engine, for a run.
-#[divan::bench]
+#[divan::bench(sample_count = 100, sample_size = 1000)]
 fn put_raw_engine(bencher: Bencher) {
     let (db, run) = db_and_run();
     let engine = db.engine().clone();
@@ -219,7 +222,7 @@ fn put_raw_engine(bencher: Bencher) {
 
 /// The same put through the facade: `db.kv(ns).put(run, key, value)`,
 /// which also checks that the run is still running.
-#[divan::bench]
+#[divan::bench(sample_count = 100, sample_size = 1000)]
 fn put_facade(bencher: Bencher) {
     let (db, run) = db_and_run();
     let kv = db.kv(NS);
@@ -231,7 +234,7 @@ fn put_facade(bencher: Bencher) {
 }
 
 /// The same put through the facade for `RunId::NIL` (no run check).
-#[divan::bench]
+#[divan::bench(sample_count = 100, sample_size = 1000)]
 fn put_facade_nil_run(bencher: Bencher) {
     let (db, _) = db_and_run();
     let kv = db.kv(NS);
@@ -243,7 +246,7 @@ fn put_facade_nil_run(bencher: Bencher) {
 }
 
 /// What the facade adds to every write of a run: reading its status.
-#[divan::bench]
+#[divan::bench(sample_count = 100, sample_size = 1000)]
 fn run_status_check(bencher: Bencher) {
     let (db, run) = db_and_run();
     let index = rewinddb::primitives::RunIndex::new().unwrap();

@@ -45,11 +45,17 @@ impl Access for Database {
 pub struct Transaction {
     inner: RefCell<rewinddb_engine::Transaction>,
     engine: Engine,
+    // Copied out so they can be read while `inner` is borrowed (inside a
+    // state transition closure).
+    run: RunId,
+    start: Version,
 }
 
 impl Transaction {
     pub(crate) fn new(engine: Engine, txn: rewinddb_engine::Transaction) -> Transaction {
         Transaction {
+            run: txn.run(),
+            start: txn.start_version(),
             inner: RefCell::new(txn),
             engine,
         }
@@ -72,12 +78,12 @@ impl Transaction {
 
     /// The run it writes for.
     pub fn run(&self) -> RunId {
-        self.inner.borrow().run()
+        self.run
     }
 
     /// The version it reads at.
     pub fn start_version(&self) -> Version {
-        self.inner.borrow().start_version()
+        self.start
     }
 
     /// Validate and commit; returns the commit version (the start version

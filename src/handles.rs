@@ -17,17 +17,21 @@ use rewinddb_primitives::{
 use crate::context::{Access, Transaction};
 use crate::database::Database;
 
-/// A namespace argument, parsed once when a handle is made; an invalid one
-/// is reported by every call on the handle.
+/// A primitive built once when a handle is made, or the namespace that
+/// could not be parsed (every call on the handle then reports it).
 #[derive(Clone, Debug)]
-pub(crate) struct NsArg(std::result::Result<Namespace, String>);
+pub(crate) struct Prim<T>(std::result::Result<T, String>);
 
-impl NsArg {
-    pub(crate) fn new(raw: &str) -> NsArg {
-        NsArg(Namespace::new(raw).map_err(|_| raw.to_string()))
+impl<T> Prim<T> {
+    pub(crate) fn new(raw_ns: &str, make: impl FnOnce(Namespace) -> T) -> Prim<T> {
+        Prim(
+            Namespace::new(raw_ns)
+                .map(make)
+                .map_err(|_| raw_ns.to_string()),
+        )
     }
 
-    pub(crate) fn get(&self) -> Result<&Namespace> {
+    pub(crate) fn get(&self) -> Result<&T> {
         self.0.as_ref().map_err(|raw| match Namespace::new(raw) {
             Err(e) => Error::from(e),
             Ok(_) => Error::InvalidArgument(format!("namespace {raw:?}")),
@@ -41,25 +45,21 @@ impl NsArg {
 /// transaction or a snapshot. See [`Kv`] for the encoding.
 pub struct KvHandle<'a, C> {
     ctx: &'a C,
-    ns: NsArg,
+    kv: Prim<Kv>,
     run: Option<RunId>,
 }
 
 impl<'a, C: Access> KvHandle<'a, C> {
     pub(crate) fn new(ctx: &'a C, ns: &str, run: Option<RunId>) -> Self {
-        KvHandle {
-            ctx,
-            ns: NsArg::new(ns),
-            run,
-        }
-    }
-
-    fn kv(&self) -> Result<Kv> {
-        let ns = self.ns.get()?.clone();
-        Ok(match self.run {
+        let kv = Prim::new(ns, |ns| match run {
             None => Kv::shared(ns),
             Some(run) => Kv::run(ns, run),
-        })
+        });
+        KvHandle { ctx, kv, run }
+    }
+
+    fn kv(&self) -> Result<&Kv> {
+        self.kv.get()
     }
 
     /// The value of `key`.
@@ -134,21 +134,18 @@ impl KvHandle<'_, Transaction> {
 /// transaction or a snapshot. See [`EventLog`] for the encoding and chain.
 pub struct EventsHandle<'a, C> {
     ctx: &'a C,
-    ns: NsArg,
+    log: Prim<EventLog>,
     run: RunId,
 }
 
 impl<'a, C: Access> EventsHandle<'a, C> {
     pub(crate) fn new(ctx: &'a C, ns: &str, run: RunId) -> Self {
-        EventsHandle {
-            ctx,
-            ns: NsArg::new(ns),
-            run,
-        }
+        let log = Prim::new(ns, |ns| EventLog::new(ns, run));
+        EventsHandle { ctx, log, run }
     }
 
-    fn log(&self) -> Result<EventLog> {
-        Ok(EventLog::new(self.ns.get()?.clone(), self.run))
+    fn log(&self) -> Result<&EventLog> {
+        self.log.get()
     }
 
     /// Number of events.
@@ -296,25 +293,20 @@ impl RunsHandle<'_, Database> {
 /// transaction or a snapshot. See [`StateMachines`] for the encoding.
 pub struct StateHandle<'a, C> {
     ctx: &'a C,
-    ns: NsArg,
-    run: Option<RunId>,
+    machines: Prim<StateMachines>,
 }
 
 impl<'a, C: Access> StateHandle<'a, C> {
     pub(crate) fn new(ctx: &'a C, ns: &str, run: Option<RunId>) -> Self {
-        StateHandle {
-            ctx,
-            ns: NsArg::new(ns),
-            run,
-        }
-    }
-
-    fn machines(&self) -> Result<StateMachines> {
-        let ns = self.ns.get()?.clone();
-        Ok(match self.run {
+        let machines = Prim::new(ns, |ns| match run {
             None => StateMachines::shared(ns),
             Some(run) => StateMachines::run(ns, run),
-        })
+        });
+        StateHandle { ctx, machines }
+    }
+
+    fn machines(&self) -> Result<&StateMachines> {
+        self.machines.get()
     }
 
     /// The current state and its version; [`Error::StateNotDefined`] for a
@@ -419,21 +411,18 @@ impl StateHandle<'_, Transaction> {
 /// transaction or a snapshot. See [`TraceStore`] for the encoding.
 pub struct TracesHandle<'a, C> {
     ctx: &'a C,
-    ns: NsArg,
+    store: Prim<TraceStore>,
     run: RunId,
 }
 
 impl<'a, C: Access> TracesHandle<'a, C> {
     pub(crate) fn new(ctx: &'a C, ns: &str, run: RunId) -> Self {
-        TracesHandle {
-            ctx,
-            ns: NsArg::new(ns),
-            run,
-        }
+        let store = Prim::new(ns, |ns| TraceStore::new(ns, run));
+        TracesHandle { ctx, store, run }
     }
 
-    fn store(&self) -> Result<TraceStore> {
-        Ok(TraceStore::new(self.ns.get()?.clone(), self.run))
+    fn store(&self) -> Result<&TraceStore> {
+        self.store.get()
     }
 
     /// Number of spans.

@@ -112,3 +112,19 @@ fn a_committed_transaction_shows_all_four_at_one_version() {
     assert_eq!(after.traces(NS, f.run).len().unwrap(), 1);
     assert_eq!(after.state(NS).read_state("phase").unwrap().version, 2);
 }
+
+#[test]
+fn a_transition_closure_may_ask_its_transaction_for_run_and_version() {
+    // The closure runs while the transaction is busy: reading plain
+    // properties works, using the transaction again is an error, not a panic.
+    let f = fixture();
+    let txn = f.db.begin(f.run, Isolation::Snapshot).unwrap();
+    let start = txn.start_version();
+    let moved = txn.state(NS).transition("phase", |_| {
+        assert_eq!((txn.run(), txn.start_version()), (f.run, start));
+        assert!(txn.kv(NS).get("k").is_err());
+        "busy"
+    });
+    assert_eq!(moved.unwrap().version, 2);
+    txn.commit().unwrap();
+}

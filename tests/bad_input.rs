@@ -147,6 +147,10 @@ fn empty_and_oversized_names_are_refused() {
         "256",
     );
     assert!(db.kv("a\0b").get("k").is_err());
+    assert!(matches!(
+        db.kv(NS).list_from("", None, 0),
+        Err(Error::InvalidArgument(_))
+    ));
     // Keys over the engine's key limit.
     let huge_key = "k".repeat(2000);
     let too_long = |e: &Error| {

@@ -78,8 +78,8 @@ impl Kv {
     }
 
     /// Keys starting with `prefix` (empty: all keys), strictly after
-    /// `after` if given, in key order, at most `limit`. `next` is set when
-    /// more entries follow.
+    /// `after` if given, in key order, at most `limit` (>= 1). `next` is
+    /// set when more entries follow.
     pub fn list<R: Reader + ?Sized>(
         &self,
         r: &mut R,
@@ -87,6 +87,11 @@ impl Kv {
         after: Option<&str>,
         limit: usize,
     ) -> Result<KvPage> {
+        if limit == 0 {
+            return Err(Error::InvalidArgument(
+                "list limit must be at least 1".into(),
+            ));
+        }
         let range = Key::new(self.ns.clone(), self.scope, TypeTag::Kv, prefix);
         let after = after.map(|a| Key::new(self.ns.clone(), self.scope, TypeTag::Kv, a));
         // One extra entry tells whether another page follows.

@@ -33,7 +33,8 @@ const SPAN_PREFIX: u8 = b's';
 const CHILD_PREFIX: u8 = b'c';
 const RESERVED_KINDS: [&str; 3] = ["tool_call", "decision", "query"];
 
-/// A span's id: its run and its number within the run.
+/// A span's id: its run and its number within the run's trace store of
+/// one namespace (each namespace numbers its spans from 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SpanId {
     /// The run that recorded it.
