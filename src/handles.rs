@@ -9,9 +9,9 @@ use std::ops::RangeBounds;
 
 use rewinddb_engine::{Namespace, RunId, Value, Version};
 use rewinddb_primitives::{
-    CommitSpan, Error, Event, EventHead, EventLog, Kv, KvPage, LIST_LIMIT_DEFAULT, Result, RunInfo,
-    RunQuery, RunSpec, RunStatus, Span, SpanId, SpanSpec, SpanTree, StateMachines, StateRead,
-    TraceStore, Transitions, commit_span,
+    Error, Event, EventHead, EventLog, Kv, KvPage, LIST_LIMIT_DEFAULT, Result, RunInfo, RunQuery,
+    RunSpec, RunStatus, Span, SpanId, SpanSpec, SpanTree, StateMachines, StateRead, TraceStore,
+    Transitions,
 };
 
 use crate::context::{Access, Transaction};
@@ -267,14 +267,9 @@ impl RunsHandle<'_, Database> {
     /// [`Error::InvalidStatusTransition`].
     pub fn update_status(&self, run: RunId, status: RunStatus) -> Result<RunInfo> {
         let index = self.ctx.run_index();
-        let engine = self.ctx.engine();
-        // Replayed before the status change: O(run size), once.
-        let digest = self.ctx.digest_for_end_run(run);
+        // Replayed once before the status change: O(run size).
+        let span = self.ctx.end_run_span(run);
         let (info, version) = self.ctx.autocommit(RunId::NIL, |txn| {
-            let span = CommitSpan {
-                digest,
-                ..commit_span(engine, run)
-            };
             index.update_status(txn, run, status, span)
         })?;
         self.ctx.run_ended(run, version);

@@ -7,7 +7,7 @@
 //! `ReplayError::RunOutsideRetention` or `ReplayError::HistoryPruned`.
 
 use rewinddb_engine::{RunId, Version};
-use rewinddb_primitives::{Error, RunStatus};
+use rewinddb_primitives::{CommitSpan, Error, RunStatus, commit_span};
 use rewinddb_replay::{Digest, Recorded, ReplayedRun, RunDiff};
 
 use crate::database::Database;
@@ -65,14 +65,22 @@ impl Database {
         self.engine().version_at_time(ms)
     }
 
-    /// The digest `end_run` records: the run's replay digest, or None if
-    /// its history can no longer be replayed (retention).
-    pub(crate) fn digest_for_end_run(&self, run: RunId) -> Option<u64> {
-        if self.engine().run_commits(run).is_empty() {
-            return Some(ReplayedRun::empty(run).digest().0);
+    /// What `end_run` records about the run's commits: first and last
+    /// version and digest, all from one replay so they describe the same
+    /// commits. If the history can no longer be replayed (retention), the
+    /// span comes from the per-run index and the digest is None.
+    pub(crate) fn end_run_span(&self, run: RunId) -> CommitSpan {
+        let replay = match self.engine().run_commits(run).is_empty() {
+            true => Ok(ReplayedRun::empty(run)),
+            false => rewinddb_replay::replay_run(self.engine(), run),
+        };
+        match replay {
+            Ok(r) => CommitSpan {
+                first: r.steps().first().map(|s| s.version),
+                last: r.steps().last().map(|s| s.version),
+                digest: Some(r.digest().0),
+            },
+            Err(_) => commit_span(self.engine(), run),
         }
-        rewinddb_replay::replay_run(self.engine(), run)
-            .ok()
-            .map(|r| r.digest().0)
     }
 }
