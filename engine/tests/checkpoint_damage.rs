@@ -1,0 +1,180 @@
+//! Damaged checkpoints: a checkpoint whose body breaks one of the relations
+//! the engine always writes (header versions, time index order, key order,
+//! version order) is refused as damaged even with valid checksums;
+//! recovery then falls back to the older checkpoint plus the WAL, losing
+//! nothing, and sets the damaged file aside; a checkpoint filed under
+//! another version's name counts as damaged; and with no usable checkpoint
+//! and a WAL that no longer reaches version 1, open refuses with
+//! `Error::Corruption` naming the file, changing nothing on disk.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use rewinddb_engine::durability::MemStorage;
+use rewinddb_engine::durability::checkpoint::{
+    CheckpointError, checkpoint_name, decode_checkpoint, encode_checkpoint,
+};
+use rewinddb_engine::{
+    CheckpointPolicy, Engine, EngineConfig, Error, Isolation, Key, Namespace, RunId, Scope,
+    TypeTag, Value,
+};
+
+fn key(i: u64) -> Key {
+    Key::new(
+        Namespace::new("d/ckpt").unwrap(),
+        Scope::Shared,
+        TypeTag::Kv,
+        format!("k{}", i % 7),
+    )
+}
+
+fn open(storage: &MemStorage) -> Result<Engine, Error> {
+    let config = EngineConfig::default()
+        .checkpoint(CheckpointPolicy::MANUAL)
+        .wal_segment_size_bytes_max(1024);
+    Engine::open_with_storage(config, Arc::new(storage.clone()))
+}
+
+/// Commits `n` versions, each writing `i` (and 100 bytes of padding).
+fn commit(engine: &Engine, n: u64) {
+    for _ in 0..n {
+        let i = engine.visible_version() + 1;
+        let mut txn = engine.begin(RunId::new(), Isolation::Snapshot);
+        txn.put(
+            key(i),
+            Value::from(vec![Value::Int(i as i64), Value::from("x".repeat(100))]),
+        )
+        .unwrap();
+        assert_eq!(txn.commit().unwrap(), i);
+    }
+}
+
+/// Every version 1..=last is readable as written, and nothing after it.
+fn check_all(engine: &Engine, last: u64) {
+    assert_eq!(engine.visible_version(), last);
+    for v in 1..=last {
+        let got = engine
+            .snapshot_at(v)
+            .unwrap()
+            .get(&key(v))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            got.as_array().unwrap()[0],
+            Value::Int(v as i64),
+            "version {v}"
+        );
+        assert_eq!(engine.run_commits(engine.history(&key(v), v)[0].1).len(), 1);
+    }
+}
+
+/// A directory with two checkpoints (at 30 and 60) and WAL up to 90.
+fn two_checkpoints() -> (MemStorage, u64, u64) {
+    let storage = MemStorage::new();
+    let engine = open(&storage).unwrap();
+    commit(&engine, 30);
+    let older = engine.checkpoint().unwrap();
+    commit(&engine, 30);
+    let newer = engine.checkpoint().unwrap();
+    commit(&engine, 30);
+    engine.close().unwrap();
+    (storage, older, newer)
+}
+
+fn damage(storage: &MemStorage, name: &str) {
+    let mut bytes = storage.files()[name].clone();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    storage.put_file(name, &bytes);
+}
+
+#[test]
+fn a_damaged_newest_checkpoint_falls_back_to_the_older_one_and_is_set_aside() {
+    let (storage, older, newer) = two_checkpoints();
+    assert!(
+        !storage.files().contains_key(&format!("wal-{:020}.log", 1)),
+        "the WAL no longer starts at version 1"
+    );
+    damage(&storage, &checkpoint_name(newer));
+    let engine = open(&storage).unwrap();
+    check_all(&engine, 90);
+    let files = storage.files();
+    assert!(files.contains_key(&format!("{}.damaged", checkpoint_name(newer))));
+    assert!(files.contains_key(&checkpoint_name(older)));
+    // The recovered database takes commits and reopens cleanly.
+    commit(&engine, 5);
+    engine.close().unwrap();
+    check_all(&open(&storage).unwrap(), 95);
+}
+
+#[test]
+fn a_checkpoint_under_another_versions_name_counts_as_damaged() {
+    let (storage, older, newer) = two_checkpoints();
+    let older_bytes = storage.files()[&checkpoint_name(older)].clone();
+    storage.put_file(&checkpoint_name(newer), &older_bytes);
+    let engine = open(&storage).unwrap();
+    check_all(&engine, 90);
+    assert!(
+        storage
+            .files()
+            .contains_key(&format!("{}.damaged", checkpoint_name(newer)))
+    );
+}
+
+#[test]
+fn with_no_usable_checkpoint_and_no_wal_from_version_1_open_refuses_naming_the_file() {
+    let (storage, older, newer) = two_checkpoints();
+    damage(&storage, &checkpoint_name(older));
+    damage(&storage, &checkpoint_name(newer));
+    let before = storage.files();
+    match open(&storage) {
+        Err(Error::Corruption { file, reason, .. }) => {
+            assert!(file.contains(&checkpoint_name(newer)), "{file}");
+            assert!(reason.contains("no older one"), "{reason}");
+        }
+        Err(e) => panic!("expected Corruption, got {e}"),
+        Ok(_) => panic!("opened a database missing versions 1..={newer}"),
+    }
+    assert_eq!(storage.files(), before, "a refused open changes nothing");
+}
+
+#[test]
+fn checkpoints_breaking_the_engines_own_relations_are_refused_as_damaged() {
+    let (storage, _, newer) = two_checkpoints();
+    let valid = decode_checkpoint(&storage.files()[&checkpoint_name(newer)]).unwrap();
+    assert_eq!(
+        decode_checkpoint(&encode_checkpoint(&valid).unwrap()),
+        Ok(valid.clone())
+    );
+    assert!(valid.times.len() >= 2 && valid.chains.len() >= 2);
+
+    let mut cases: Vec<(&str, _)> = Vec::new();
+    let mut img = valid.clone();
+    img.wal_through -= 1;
+    cases.push(("header versions are inconsistent", img));
+    let mut img = valid.clone();
+    img.floor = img.version + 1;
+    cases.push(("header versions are inconsistent", img));
+    let mut img = valid.clone();
+    img.times.swap(0, 1);
+    cases.push(("time index is not strictly increasing", img));
+    let mut img = valid.clone();
+    img.times.last_mut().unwrap().0 = img.version + 1;
+    cases.push(("time index reaches past the checkpoint version", img));
+    let mut img = valid.clone();
+    img.chains.swap(0, 1);
+    cases.push(("chains are not in strictly increasing key order", img));
+    let mut img = valid.clone();
+    img.chains[0].versions.reverse();
+    cases.push(("is out of order or range", img));
+    let mut img = valid.clone();
+    img.chains[0].pruned_max = img.chains[0].versions.last().unwrap().0;
+    cases.push(("is out of order or range", img));
+
+    for (want, img) in cases {
+        match decode_checkpoint(&encode_checkpoint(&img).unwrap()) {
+            Err(CheckpointError::Damaged(reason)) => assert!(reason.contains(want), "{reason}"),
+            other => panic!("expected Damaged({want}), got {other:?}"),
+        }
+    }
+}
