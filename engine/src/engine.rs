@@ -346,6 +346,7 @@ impl Engine {
         Ok(Snapshot {
             inner: Arc::clone(&self.inner),
             version,
+            registered: true,
         })
     }
 
@@ -524,6 +525,9 @@ pub(crate) fn publish(visible: &AtomicU64, version: Version) {
 pub struct Snapshot {
     pub(crate) inner: Arc<EngineInner>,
     version: Version,
+    /// False once `release` gave the registration back (finished
+    /// transactions), so `Drop` does not release it twice.
+    registered: bool,
 }
 
 impl Snapshot {
@@ -567,13 +571,25 @@ impl Clone for Snapshot {
         Snapshot {
             inner: Arc::clone(&self.inner),
             version: self.version,
+            registered: true,
+        }
+    }
+}
+
+impl Snapshot {
+    /// Give the registration back now, so GC no longer keeps this version
+    /// for it. For a finished transaction, which reads nothing more.
+    pub(crate) fn release(&mut self) {
+        if self.registered {
+            self.registered = false;
+            self.inner.snapshots.release(self.version);
         }
     }
 }
 
 impl Drop for Snapshot {
     fn drop(&mut self) {
-        self.inner.snapshots.release(self.version);
+        self.release();
     }
 }
 
@@ -590,6 +606,7 @@ pub(crate) fn snapshot_of(inner: &Arc<EngineInner>) -> Snapshot {
     Snapshot {
         inner: Arc::clone(inner),
         version,
+        registered: true,
     }
 }
 

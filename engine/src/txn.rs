@@ -207,14 +207,23 @@ impl Transaction {
         self.active()?;
         self.finished = Some("rolled back");
         self.writes.clear();
+        self.snap.release();
         Ok(())
     }
 
     /// Validate and commit. Returns the commit version, or the start version
     /// for a transaction that wrote nothing (read-only transactions never
     /// abort). On `Err` nothing was installed and the transaction is finished.
+    /// Either way the transaction stops holding its start version against
+    /// GC: it reads nothing more.
     pub fn commit(&mut self) -> Result<Version> {
         self.active()?;
+        let outcome = self.try_commit();
+        self.snap.release();
+        outcome
+    }
+
+    fn try_commit(&mut self) -> Result<Version> {
         self.finished = Some("aborted");
         if self.writes.is_empty() {
             self.finished = Some("committed");

@@ -391,8 +391,19 @@ fn a_transaction_that_lost_a_conflict_is_finished() {
     let mut winner = engine.begin(RunId::NIL, Isolation::Snapshot);
     winner.put(key("a"), 11).unwrap();
     winner.commit().unwrap();
+    let before = state(&engine);
+    assert!(loser.commit().unwrap_err().is_conflict());
+    let after = state(&engine);
+    // Only the loser's registration is gone (a finished transaction pins nothing).
+    assert_eq!(after.live_snapshots + 1, before.live_snapshots);
+    assert_eq!(
+        State {
+            live_snapshots: before.live_snapshots,
+            ..after
+        },
+        before
+    );
     unchanged(&engine, || {
-        assert!(loser.commit().unwrap_err().is_conflict());
         assert!(loser.is_finished());
         assert!(matches!(
             loser.commit(),

@@ -175,13 +175,46 @@ fn an_open_transaction_pins_like_a_snapshot() {
     assert_eq!(engine.gc().unlinked, 0);
     assert_eq!(txn.get(&key("k")).unwrap(), Some(Value::Int(0)));
     txn.rollback().unwrap();
-    assert_eq!(
-        engine.gc().unlinked,
-        0,
-        "a finished transaction holds its snapshot until dropped"
-    );
-    drop(txn);
+    assert_eq!(engine.stats().live_snapshots, 0);
     assert_eq!(engine.gc().unlinked, 2);
+    drop(txn);
+}
+
+// Regression: a committed or rolled-back transaction kept its start version registered until
+// it was dropped, so a finished transaction kept in scope held GC back for nothing (it can
+// read nothing more). Finishing now releases it, whatever the outcome.
+#[test]
+fn a_finished_transaction_pins_nothing() {
+    let engine = engine(Retention::Versions(1));
+    put(&engine, "k", 0);
+    let mut committed = engine.begin(RunId::NIL, Isolation::Snapshot);
+    committed.put(key("other"), 1).unwrap();
+    let mut read_only = engine.begin(RunId::NIL, Isolation::Serializable);
+    read_only.get(&key("k")).unwrap();
+    let mut loser = engine.begin(RunId::NIL, Isolation::Snapshot);
+    loser.put(key("k"), 10).unwrap();
+    put(&engine, "k", 1); // 2: makes the loser conflict
+    assert_eq!(engine.stats().live_snapshots, 3);
+    committed.commit().unwrap();
+    read_only.commit().unwrap();
+    assert!(loser.commit().unwrap_err().is_conflict());
+    assert_eq!(
+        engine.stats().live_snapshots,
+        0,
+        "finished transactions still registered"
+    );
+    assert_eq!(engine.gc().unlinked, 1, "k@1 is no longer pinned");
+    assert_eq!(
+        committed.start_version(),
+        1,
+        "the start version is still reported"
+    );
+    drop((committed, read_only, loser));
+    assert_eq!(
+        engine.stats().live_snapshots,
+        0,
+        "dropping does not release twice"
+    );
 }
 
 #[test]
