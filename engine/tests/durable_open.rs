@@ -399,3 +399,52 @@ fn crc32(bytes: &[u8]) -> u32 {
     }
     !crc
 }
+
+/// Polls until a checkpoint file exists (background thread) or 10 s pass.
+fn wait_for_checkpoint(dir: &Path) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if listing(dir).iter().any(|(n, _)| n.ends_with(".ckpt")) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    false
+}
+
+#[test]
+fn background_checkpoints_fire_on_wal_bytes_and_on_time() {
+    let by_bytes = CheckpointPolicy {
+        interval: None,
+        wal_bytes: Some(2048),
+    };
+    let by_time = CheckpointPolicy {
+        interval: Some(std::time::Duration::from_millis(50)),
+        wal_bytes: None,
+    };
+    for (policy, commits) in [(by_bytes, 100), (by_time, 1)] {
+        let dir = TempDir::new("trigger");
+        let engine =
+            Engine::open(EngineConfig::default().dir(dir.path()).checkpoint(policy)).unwrap();
+        for i in 0..commits {
+            put(&engine, RunId::NIL, &format!("k{i}"), i);
+        }
+        assert!(
+            wait_for_checkpoint(dir.path()),
+            "{policy:?}: no background checkpoint"
+        );
+        drop(engine);
+        let engine = Engine::open(config(dir.path())).unwrap();
+        assert_eq!(engine.visible_version(), commits as u64);
+    }
+    // Nothing committed: the time trigger writes nothing.
+    let dir = TempDir::new("trigger-idle");
+    let engine = Engine::open(EngineConfig::default().dir(dir.path()).checkpoint(by_time)).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(
+        !listing(dir.path())
+            .iter()
+            .any(|(n, _)| n.ends_with(".ckpt"))
+    );
+    drop(engine);
+}
