@@ -170,6 +170,10 @@ pub(crate) struct Durable {
     policy: CheckpointPolicy,
     segment_size_max: u64,
     writer: Mutex<WalWriter>,
+    /// True while a strict committer leads a group sync.
+    group: Mutex<bool>,
+    /// Notified when a group sync ends.
+    group_done: Condvar,
     /// Newest version whose WAL record is synced.
     durable: AtomicU64,
     poisoned: AtomicBool,
@@ -197,6 +201,8 @@ impl Durable {
             policy: config.checkpoint,
             segment_size_max: config.wal_segment_size_bytes_max,
             writer: Mutex::new(writer),
+            group: Mutex::new(false),
+            group_done: Condvar::new(),
             durable: AtomicU64::new(synced),
             poisoned: AtomicBool::new(false),
             poison_reason: Mutex::new(String::new()),
@@ -250,17 +256,33 @@ impl Durable {
         }
     }
 
-    /// Group commit: return once `version` is synced. Committers queue on
-    /// the writer lock; each one that gets it and finds its record not yet
-    /// synced writes and syncs everything buffered so far, so one
-    /// fdatasync carries every commit buffered during the previous one.
+    /// Group commit: return once `version` is synced. One waiting committer
+    /// at a time leads: it writes and syncs everything buffered so far, so
+    /// one fdatasync carries every commit buffered during the previous one.
+    /// The others sleep on a condition variable and are all woken at once
+    /// when the leader is done (a plain mutex queue would wake them one by
+    /// one, each after a context switch: a convoy).
     fn sync_through(&self, inner: &EngineInner, version: Version) -> Result<()> {
-        let mut w = self.writer.lock();
-        if w.synced >= version {
-            return Ok(());
+        loop {
+            if self.durable.load(Ordering::Acquire) >= version {
+                return Ok(());
+            }
+            self.check_open()?;
+            let mut leading = self.group.lock();
+            if self.durable.load(Ordering::Acquire) >= version {
+                return Ok(());
+            }
+            if *leading {
+                self.group_done.wait(&mut leading);
+                continue;
+            }
+            *leading = true;
+            drop(leading);
+            let result = self.flush(inner, true);
+            *self.group.lock() = false;
+            self.group_done.notify_all();
+            result?;
         }
-        self.check_open()?;
-        self.flush_locked(&mut w, inner, true)
     }
 
     /// Write everything buffered to the WAL file, and sync it if `sync`.
@@ -289,8 +311,10 @@ impl Durable {
         if sync && w.synced < w.written {
             w.file.sync().map_err(|e| self.poison("fdatasync", e))?;
             w.synced = w.written;
-            self.durable.store(w.synced, Ordering::Release);
+            // Publish before announcing durability: a committer that sees
+            // `durable >= v` returns, and must then read its own write.
             inner.publish_durable(w.synced);
+            self.durable.store(w.synced, Ordering::Release);
         }
         if w.segment_len >= self.segment_size_max {
             self.rotate_locked(w)?;
@@ -516,9 +540,15 @@ impl EngineInner {
     /// commit lock (writers keep going).
     pub(crate) fn checkpoint_image(&self, version: Version) -> CheckpointImage {
         let times = self.commit.lock().times.entries_through(version);
-        let guard = crossbeam_epoch::pin();
+        let mut guard = crossbeam_epoch::pin();
         let mut chains = Vec::new();
         self.store.for_each_chain(|key, chain| {
+            if chains.len() % 1024 == 1023 {
+                // Let writers run on a busy machine, and let the epoch
+                // advance: this walk may take a while.
+                guard.repin();
+                std::thread::yield_now();
+            }
             // Read before the walk: GC may unlink more meanwhile, and every
             // version the walk sees is newer than what was unlinked before.
             let pruned_max = chain.pruned_max();
