@@ -1,0 +1,180 @@
+//! Engine micro-benchmarks (issue 2, "Performance"): snapshot point gets
+//! beside a bare `scc::HashIndex` over the same keys, put transactions, a
+//! 10-read/1-write transaction, and O(1) snapshot creation.
+//!
+//! Run: `cargo bench --bench engine` (add `-- get` etc. to filter).
+//! Targets (2 cores): point get at 1M keys >= 0.8x `scc::HashIndex`;
+//! single-key put transaction >= 1.5M/s; snapshot creation at 1M keys within
+//! 1.2x of 1K keys. Keys, values and access indices are generated before
+//! timing; every timed loop only indexes into them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+
+use divan::Bencher;
+use divan::counter::ItemsCount;
+use rewinddb_engine::{
+    Engine, EngineConfig, Isolation, Key, Namespace, RunId, Scope, TypeTag, Value,
+};
+use scc::HashIndex;
+
+fn main() {
+    divan::main();
+}
+
+/// Database sizes of the point-get benchmarks.
+const SIZES: [usize; 3] = [1_000, 100_000, 1_000_000];
+/// Access indices per benchmark (a power of two, cycled through).
+const ACCESSES: usize = 1 << 16;
+/// Bytes of user key and of value, as in the peer harness.
+const KEY_BYTES: usize = 16;
+const VALUE_BYTES: usize = 100;
+
+/// True under `cargo bench`; false under `cargo test --all-targets`, which
+/// runs each benchmark once: then the databases shrink to keep tests fast.
+fn benching() -> bool {
+    let mut args = std::env::args();
+    args.any(|a| a == "--bench") && !std::env::args().any(|a| a == "--test")
+}
+
+/// `n` distinct random 16-byte keys (fixed seed) in one namespace; at most
+/// 2K outside `cargo bench`.
+fn keys(n: usize) -> Vec<Key> {
+    let n = if benching() { n } else { n.min(2_000) };
+    let ns = Namespace::new("bench").unwrap();
+    let mut rng = fastrand::Rng::with_seed(0x5eed);
+    let mut seen = std::collections::HashSet::with_capacity(n);
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let user: [u8; KEY_BYTES] = std::array::from_fn(|_| rng.u8(..));
+        if seen.insert(user) {
+            out.push(Key::new(ns.clone(), Scope::Shared, TypeTag::Kv, user));
+        }
+    }
+    out
+}
+
+/// Uniform random indices into `0..n`, fixed seed.
+fn accesses(n: usize) -> Vec<usize> {
+    let mut rng = fastrand::Rng::with_seed(0xacce55);
+    (0..ACCESSES).map(|_| rng.usize(..n)).collect()
+}
+
+fn value() -> Value {
+    Value::from(vec![0xab_u8; VALUE_BYTES])
+}
+
+/// An engine holding `keys`, loaded in transactions of 10K writes.
+fn loaded_engine(keys: &[Key]) -> Engine {
+    let engine = Engine::open_in_memory(EngineConfig::default()).unwrap();
+    for chunk in keys.chunks(10_000) {
+        let mut txn = engine.begin(RunId::NIL, Isolation::Snapshot);
+        for key in chunk {
+            txn.put(key.clone(), value()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    engine
+}
+
+/// Cycles through the pre-generated access indices.
+struct Cursor {
+    at: usize,
+}
+
+impl Cursor {
+    fn next(&mut self, accesses: &[usize]) -> usize {
+        self.at = (self.at + 1) & (ACCESSES - 1);
+        accesses[self.at]
+    }
+}
+
+mod point_get {
+    use super::*;
+
+    /// `Snapshot::get` on one long-lived snapshot.
+    #[divan::bench(args = SIZES, sample_size = 1000)]
+    fn rewinddb_snapshot(bencher: Bencher, n: usize) {
+        let keys = keys(n);
+        let engine = loaded_engine(&keys);
+        let idx = accesses(keys.len());
+        let snap = engine.snapshot();
+        let mut cur = Cursor { at: 0 };
+        bencher
+            .counter(ItemsCount::new(1_usize))
+            .bench_local(|| snap.get(&keys[cur.next(&idx)]).unwrap());
+    }
+
+    /// The ceiling: a bare `scc::HashIndex<Key, Value>` with the engine's
+    /// hasher (foldhash), the same keys, and the same clone-out of the value.
+    #[divan::bench(args = SIZES, sample_size = 1000)]
+    fn scc_hash_index(bencher: Bencher, n: usize) {
+        let keys = keys(n);
+        let index: HashIndex<Key, Value, foldhash::fast::RandomState> =
+            HashIndex::with_hasher(foldhash::fast::RandomState::default());
+        for key in &keys {
+            index.insert_sync(key.clone(), value()).unwrap();
+        }
+        let idx = accesses(keys.len());
+        let mut cur = Cursor { at: 0 };
+        bencher
+            .counter(ItemsCount::new(1_usize))
+            .bench_local(|| index.peek_with(&keys[cur.next(&idx)], |_, v| v.clone()));
+    }
+}
+
+mod txn {
+    use super::*;
+
+    /// Keys in the database the transaction benchmarks write to.
+    const N: usize = 100_000;
+
+    /// One transaction writing one existing key (no durability: in memory).
+    #[divan::bench(max_time = 3, sample_size = 1000)]
+    fn put_1(bencher: Bencher) {
+        let keys = keys(N);
+        let engine = loaded_engine(&keys);
+        let idx = accesses(keys.len());
+        let value = value();
+        let mut cur = Cursor { at: 0 };
+        bencher.counter(ItemsCount::new(1_usize)).bench_local(|| {
+            let mut txn = engine.begin(RunId::NIL, Isolation::Snapshot);
+            txn.put(keys[cur.next(&idx)].clone(), value.clone())
+                .unwrap();
+            txn.commit().unwrap()
+        });
+    }
+
+    /// One transaction reading 10 keys and writing 1.
+    #[divan::bench(max_time = 3, sample_size = 1000)]
+    fn read_10_write_1(bencher: Bencher) {
+        let keys = keys(N);
+        let engine = loaded_engine(&keys);
+        let idx = accesses(keys.len());
+        let value = value();
+        let mut cur = Cursor { at: 0 };
+        bencher.counter(ItemsCount::new(1_usize)).bench_local(|| {
+            let mut txn = engine.begin(RunId::NIL, Isolation::Snapshot);
+            for _ in 0..10 {
+                black_box(txn.get(&keys[cur.next(&idx)]).unwrap());
+            }
+            txn.put(keys[cur.next(&idx)].clone(), value.clone())
+                .unwrap();
+            txn.commit().unwrap()
+        });
+    }
+}
+
+mod snapshot {
+    use super::*;
+
+    /// Take and drop a snapshot: O(1), so 1M keys should cost what 1K do.
+    #[divan::bench(args = [1_000, 1_000_000], sample_size = 1000)]
+    fn create(bencher: Bencher, n: usize) {
+        let engine = loaded_engine(&keys(n));
+        bencher
+            .counter(ItemsCount::new(1_usize))
+            .bench_local(|| black_box(engine.snapshot()).version());
+    }
+}

@@ -1,0 +1,315 @@
+//! W8 (durable commits, with raw fsync ceilings) and W9 (recovery).
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
+
+use crate::engines::{self, Contender, Mode, Scratch};
+use crate::report::Results;
+use crate::workloads::{Counts, base_value, bulk_load, make_keys, measure};
+use crate::{Key16, Opts, Res};
+
+/// Concurrent committers of the group-commit measurements.
+const COMMITTERS: usize = 64;
+/// Bytes per record of the raw fsync ceilings (a 16-byte key, a 100-byte
+/// value and a small frame, as a WAL record of one put would be).
+const RECORD_BYTES: usize = 128;
+/// Keys loaded before the durable-commit measurements.
+const DURABLE_KEYS: usize = 10_000;
+
+type Opener = Box<dyn Fn(&Path, Mode) -> Res<Box<dyn Contender>>>;
+
+/// The durable engines: name and how to open one in a directory.
+fn durable_engines(keys: &Arc<[Key16]>) -> Vec<(&'static str, Opener)> {
+    let mut out: Vec<(&'static str, Opener)> = Vec::new();
+    let k = Arc::clone(keys);
+    out.push((
+        "redb",
+        Box::new(move |dir, mode| {
+            Ok(
+                Box::new(engines::Redb::file(Arc::clone(&k), dir, mode, 64 << 20)?)
+                    as Box<dyn Contender>,
+            )
+        }),
+    ));
+    let k = Arc::clone(keys);
+    out.push((
+        "fjall",
+        Box::new(move |dir, mode| {
+            Ok(
+                Box::new(engines::Fjall::open(Arc::clone(&k), dir, mode, None)?)
+                    as Box<dyn Contender>,
+            )
+        }),
+    ));
+    let k = Arc::clone(keys);
+    out.push((
+        "surrealkv",
+        Box::new(move |dir, mode| {
+            Ok(Box::new(engines::SurrealKv::open(
+                Arc::clone(&k),
+                dir,
+                mode,
+                64 << 20,
+            )?) as Box<dyn Contender>)
+        }),
+    ));
+    out
+}
+
+/// Latencies (ns) to p50 and p99 in microseconds.
+fn percentiles(mut ns: Vec<u64>) -> (f64, f64) {
+    if ns.is_empty() {
+        return (0.0, 0.0);
+    }
+    ns.sort_unstable();
+    let at = |q: f64| ns[((ns.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
+    (at(0.5), at(0.99))
+}
+
+/// W8: durable commits. Strict 1 thread (rate, p50, p99), 64 concurrent
+/// strict committers, and the ceilings: a raw append + fdatasync loop and a
+/// group-commit emulation over the same file system.
+pub fn durable_commits(opts: &Opts, results: &mut Results) -> Res<()> {
+    let keys = make_keys(DURABLE_KEYS.min(opts.keys));
+    let engines = durable_engines(&keys);
+    for rep in 0..opts.reps {
+        eprintln!("[W8 rep {}]", rep + 1);
+        for (name, open) in &engines {
+            let dir = Scratch::new(&opts.dir, name)?;
+            let c = open(&dir.0, Mode::Strict)?;
+            bulk_load(&*c, keys.len())?;
+            let label = format!("{} (strict)", name);
+            strict_commits(&*c, &label, keys.len(), opts, results)?;
+        }
+        raw_fsync_ceilings(opts, results)?;
+    }
+    Ok(())
+}
+
+fn strict_commits(
+    c: &dyn Contender,
+    label: &str,
+    n: usize,
+    opts: &Opts,
+    results: &mut Results,
+) -> Res<()> {
+    let value = base_value();
+    let lat = Mutex::new(Vec::new());
+    let (counts, secs) = measure(1, opts.secs, |_, stop| {
+        let mut c1 = Counts::default();
+        let mut mine = Vec::new();
+        let mut i = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let t0 = Instant::now();
+            c.txn(&[], &[i % n], &value)?;
+            mine.push(t0.elapsed().as_nanos() as u64);
+            c1.ops += 1;
+            i += 7919;
+        }
+        lat.lock().map_err(|_| "poisoned")?.extend(mine);
+        Ok(c1)
+    })?;
+    let (p50, p99) = percentiles(lat.into_inner().map_err(|_| "poisoned")?);
+    let one = counts[0].ops as f64 / secs;
+    results.record("W8", "strict, 1 thread", "commits/s", label, one);
+    results.record("W8", "strict, 1 thread: p50", "µs", label, p50);
+    results.record("W8", "strict, 1 thread: p99", "µs", label, p99);
+    let (counts, secs) = measure(COMMITTERS, opts.secs, |t, stop| {
+        let mut c1 = Counts::default();
+        // Disjoint keys per committer: the measurement is of fsync sharing,
+        // not of conflicts.
+        let mut i = t;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if c.txn(&[], &[i % n], &value)? {
+                c1.ops += 1;
+            }
+            i += COMMITTERS;
+        }
+        Ok(c1)
+    })?;
+    let many: u64 = counts.iter().map(|c| c.ops).sum();
+    results.record(
+        "W8",
+        "strict, 64 committers",
+        "commits/s",
+        label,
+        many as f64 / secs,
+    );
+    results.record(
+        "W8",
+        "strict, 64 committers ÷ 1 thread",
+        "x",
+        label,
+        many as f64 / secs / one.max(1e-9),
+    );
+    Ok(())
+}
+
+/// The raw ceilings: `write(128 B) + fdatasync` in a loop, and 64 threads
+/// sharing fdatasyncs through a leader (group commit).
+fn raw_fsync_ceilings(opts: &Opts, results: &mut Results) -> Res<()> {
+    let dir = Scratch::new(&opts.dir, "raw")?;
+    let label = "raw append+fdatasync (ceiling)";
+    let file = Mutex::new(File::create(dir.0.join("loop.log"))?);
+    let lat = Mutex::new(Vec::new());
+    let (counts, secs) = measure(1, opts.secs, |_, stop| {
+        let mut f = file.lock().map_err(|_| "poisoned")?;
+        let record = [0x5a_u8; RECORD_BYTES];
+        let mut c = Counts::default();
+        let mut mine = Vec::new();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let t0 = Instant::now();
+            f.write_all(&record)?;
+            f.sync_data()?;
+            mine.push(t0.elapsed().as_nanos() as u64);
+            c.ops += 1;
+        }
+        lat.lock().map_err(|_| "poisoned")?.extend(mine);
+        Ok(c)
+    })?;
+    let (p50, p99) = percentiles(lat.into_inner().map_err(|_| "poisoned")?);
+    results.record(
+        "W8",
+        "strict, 1 thread",
+        "commits/s",
+        label,
+        counts[0].ops as f64 / secs,
+    );
+    results.record("W8", "strict, 1 thread: p50", "µs", label, p50);
+    results.record("W8", "strict, 1 thread: p99", "µs", label, p99);
+    let group = GroupCommit::new(File::create(dir.0.join("group.log"))?);
+    let (counts, secs) = measure(COMMITTERS, opts.secs, |_, stop| {
+        let mut c = Counts::default();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            group.commit(&[0x5a_u8; RECORD_BYTES])?;
+            c.ops += 1;
+        }
+        Ok(c)
+    })?;
+    let ops: u64 = counts.iter().map(|c| c.ops).sum();
+    let label = "group-commit emulation (ceiling)";
+    results.record(
+        "W8",
+        "strict, 64 committers",
+        "commits/s",
+        label,
+        ops as f64 / secs,
+    );
+    Ok(())
+}
+
+/// Group commit: committers append to a shared buffer; whoever finds no
+/// flush running writes the whole buffer and fdatasyncs once for all.
+struct GroupCommit {
+    state: Mutex<GroupState>,
+    flushed: Condvar,
+    file: Mutex<File>,
+}
+
+#[derive(Default)]
+struct GroupState {
+    buf: Vec<u8>,
+    submitted: u64,
+    durable: u64,
+    flushing: bool,
+}
+
+impl GroupCommit {
+    fn new(file: File) -> GroupCommit {
+        GroupCommit {
+            state: Mutex::new(GroupState::default()),
+            flushed: Condvar::new(),
+            file: Mutex::new(file),
+        }
+    }
+
+    fn commit(&self, record: &[u8]) -> Res<()> {
+        let mut st = self.state.lock().map_err(|_| "poisoned")?;
+        st.buf.extend_from_slice(record);
+        st.submitted += 1;
+        let mine = st.submitted;
+        while st.durable < mine {
+            if st.flushing {
+                st = self.flushed.wait(st).map_err(|_| "poisoned")?;
+                continue;
+            }
+            st.flushing = true;
+            let batch = std::mem::take(&mut st.buf);
+            let upto = st.submitted;
+            drop(st);
+            let written = self.flush(&batch);
+            st = self.state.lock().map_err(|_| "poisoned")?;
+            st.flushing = false;
+            self.flushed.notify_all();
+            written?;
+            st.durable = upto;
+        }
+        Ok(())
+    }
+
+    fn flush(&self, batch: &[u8]) -> Res<()> {
+        let mut f = self.file.lock().map_err(|_| "poisoned")?;
+        f.write_all(batch)?;
+        f.sync_data()?;
+        Ok(())
+    }
+}
+
+/// Keys `0..n` for W9: 8 mixed bytes then the index, so they are distinct
+/// without a set and scattered over the key space.
+fn recovery_keys(n: usize) -> Arc<[Key16]> {
+    (0..n as u64)
+        .map(|i| {
+            let mut k = [0u8; 16];
+            k[..8].copy_from_slice(&splitmix(i).to_le_bytes());
+            k[8..].copy_from_slice(&i.to_be_bytes());
+            k
+        })
+        .collect()
+}
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// W9: write `recovery_bytes` of keys and values (async mode), close, then
+/// time reopening until the first read answers, in seconds per GB written.
+pub fn recovery(opts: &Opts, results: &mut Results) -> Res<()> {
+    let n = (opts.recovery_bytes / (16 + crate::workloads::VALUE_BYTES as u64)) as usize;
+    let keys = recovery_keys(n);
+    let gb = (n * (16 + crate::workloads::VALUE_BYTES)) as f64 / 1e9;
+    let engines = durable_engines(&keys);
+    let mut dirs = Vec::new();
+    for (name, open) in &engines {
+        if *name == "redb" {
+            continue; // The issue compares recovery with fjall and surrealkv.
+        }
+        let dir = Scratch::new(&opts.dir, &format!("w9-{name}"))?;
+        eprintln!("[W9] writing {:.2} GB into {name}", gb);
+        let c = open(&dir.0, Mode::Async)?;
+        let rate = bulk_load(&*c, n)?;
+        drop(c);
+        results.record("W9", "write before reopen", "keys/s", name, rate);
+        dirs.push((*name, open, dir));
+    }
+    for _ in 0..opts.reps {
+        for (name, open, dir) in &dirs {
+            let t0 = Instant::now();
+            let c = open(&dir.0, Mode::Async)?;
+            let first = c.get_txn(0)?;
+            let secs = t0.elapsed().as_secs_f64();
+            if first.is_none() {
+                return Err(format!("{name}: key 0 missing after reopen").into());
+            }
+            drop(c);
+            results.record("W9", "reopen to first read", "s/GB", name, secs / gb);
+        }
+    }
+    Ok(())
+}
