@@ -6,6 +6,8 @@ use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
+use rewinddb_engine as rw;
+
 use crate::engines::{self, Contender, Mode, Scratch};
 use crate::report::Results;
 use crate::workloads::{Counts, base_value, bulk_load, make_keys, measure};
@@ -21,9 +23,35 @@ const DURABLE_KEYS: usize = 10_000;
 
 type Opener = Box<dyn Fn(&Path, Mode) -> Res<Box<dyn Contender>>>;
 
+/// rewinddb on disk in `dir` with `durability`; checkpoints only on demand
+/// (so W9 controls how much WAL there is to replay).
+fn rewind_durable(
+    keys: &[Key16],
+    dir: &Path,
+    durability: rw::Durability,
+) -> Res<Box<dyn Contender>> {
+    let config = rw::EngineConfig::default()
+        .dir(dir.join("rewinddb"))
+        .durability(durability)
+        .checkpoint(rw::CheckpointPolicy::MANUAL);
+    let engine = rw::Engine::open(config)?;
+    Ok(Box::new(engines::Rewind::over(engine, keys, "rewinddb")?))
+}
+
 /// The durable engines: name and how to open one in a directory.
 fn durable_engines(keys: &Arc<[Key16]>) -> Vec<(&'static str, Opener)> {
     let mut out: Vec<(&'static str, Opener)> = Vec::new();
+    let k = Arc::clone(keys);
+    out.push((
+        "rewinddb",
+        Box::new(move |dir, mode| {
+            let durability = match mode {
+                Mode::Strict => rw::Durability::Strict,
+                Mode::Async => rw::Durability::Async,
+            };
+            rewind_durable(&k, dir, durability)
+        }),
+    ));
     let k = Arc::clone(keys);
     out.push((
         "redb",
@@ -73,19 +101,55 @@ fn percentiles(mut ns: Vec<u64>) -> (f64, f64) {
 /// strict committers, and the ceilings: a raw append + fdatasync loop and a
 /// group-commit emulation over the same file system.
 pub fn durable_commits(opts: &Opts, results: &mut Results) -> Res<()> {
-    let keys = make_keys(DURABLE_KEYS.min(opts.keys));
+    let keys = make_keys(opts.keys);
     let engines = durable_engines(&keys);
     for rep in 0..opts.reps {
         eprintln!("[W8 rep {}]", rep + 1);
         for (name, open) in &engines {
             let dir = Scratch::new(&opts.dir, name)?;
             let c = open(&dir.0, Mode::Strict)?;
-            bulk_load(&*c, keys.len())?;
-            let label = format!("{} (strict)", name);
-            strict_commits(&*c, &label, keys.len(), opts, results)?;
+            let label = format!("{name} (strict)");
+            // W1's durable side: the same bulk load, each batch fsynced.
+            let rate = bulk_load(&*c, keys.len())?;
+            results.record("W1", "bulk load, strict", "keys/s", &label, rate);
+            strict_commits(&*c, &label, keys.len().min(DURABLE_KEYS), opts, results)?;
         }
+        batched_commits(&keys, opts, results)?;
         raw_fsync_ceilings(opts, results)?;
     }
+    Ok(())
+}
+
+/// rewinddb's `Durability::Batched` (fsync at least every 10 ms or 1 MiB):
+/// 1 thread of single-key commits. The peers have no such mode.
+fn batched_commits(keys: &Arc<[Key16]>, opts: &Opts, results: &mut Results) -> Res<()> {
+    let dir = Scratch::new(&opts.dir, "rewinddb-batched")?;
+    let durability = rw::Durability::Batched {
+        interval: std::time::Duration::from_millis(10),
+        bytes: 1 << 20,
+    };
+    let c = rewind_durable(&keys[..keys.len().min(DURABLE_KEYS)], &dir.0, durability)?;
+    let n = keys.len().min(DURABLE_KEYS);
+    bulk_load(&*c, n)?;
+    let value = base_value();
+    let (counts, secs) = measure(1, opts.secs, |_, stop| {
+        let mut c1 = Counts::default();
+        let mut i = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            c.txn(&[], &[i % n], &value)?;
+            c1.ops += 1;
+            i += 7919;
+        }
+        Ok(c1)
+    })?;
+    let label = "rewinddb (batched 10 ms / 1 MiB)";
+    results.record(
+        "W8",
+        "batched, 1 thread",
+        "commits/s",
+        label,
+        counts[0].ops as f64 / secs,
+    );
     Ok(())
 }
 
@@ -278,6 +342,48 @@ fn splitmix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// Seconds to reopen rewinddb in `dir` and read `key0` (the harness's
+/// key table is not built inside the timing, unlike `Contender` opens).
+fn reopen_rewind(dir: &Path, key0: Key16) -> Res<f64> {
+    let config = rw::EngineConfig::default()
+        .dir(dir.join("rewinddb"))
+        .durability(rw::Durability::Async)
+        .checkpoint(rw::CheckpointPolicy::MANUAL);
+    let key = rw::Key::new(
+        rw::Namespace::new("bench")?,
+        rw::Scope::Shared,
+        rw::TypeTag::Kv,
+        key0,
+    );
+    let t0 = Instant::now();
+    let engine = rw::Engine::open(config)?;
+    let first = engine.snapshot().get(&key)?;
+    let secs = t0.elapsed().as_secs_f64();
+    if first.is_none() {
+        return Err("rewinddb: key 0 missing after reopen".into());
+    }
+    engine.close()?;
+    Ok(secs)
+}
+
+fn bulk_load_range(c: &dyn Contender, range: std::ops::Range<usize>) -> Res<()> {
+    let value = base_value();
+    let mut at = range.start;
+    while at < range.end {
+        let end = (at + 10_000).min(range.end);
+        c.load(at..end, &value)?;
+        at = end;
+    }
+    Ok(())
+}
+
+fn checkpoint(c: &dyn Contender) -> Res<()> {
+    if let Some(rw) = c.as_rewind() {
+        rw.engine().checkpoint()?;
+    }
+    Ok(())
+}
+
 /// W9: write `recovery_bytes` of keys and values (async mode), close, then
 /// time reopening until the first read answers, in seconds per GB written.
 pub fn recovery(opts: &Opts, results: &mut Results) -> Res<()> {
@@ -293,21 +399,35 @@ pub fn recovery(opts: &Opts, results: &mut Results) -> Res<()> {
         let dir = Scratch::new(&opts.dir, &format!("w9-{name}"))?;
         eprintln!("[W9] writing {:.2} GB into {name}", gb);
         let c = open(&dir.0, Mode::Async)?;
-        let rate = bulk_load(&*c, n)?;
+        let rate = if *name == "rewinddb" {
+            // Half of the data in a checkpoint, half left in the WAL.
+            let t0 = Instant::now();
+            let half = n / 2;
+            bulk_load_range(&*c, 0..half)?;
+            checkpoint(&*c)?;
+            bulk_load_range(&*c, half..n)?;
+            n as f64 / t0.elapsed().as_secs_f64()
+        } else {
+            bulk_load(&*c, n)?
+        };
         drop(c);
         results.record("W9", "write before reopen", "keys/s", name, rate);
         dirs.push((*name, open, dir));
     }
     for _ in 0..opts.reps {
         for (name, open, dir) in &dirs {
-            let t0 = Instant::now();
-            let c = open(&dir.0, Mode::Async)?;
-            let first = c.get_txn(0)?;
-            let secs = t0.elapsed().as_secs_f64();
-            if first.is_none() {
-                return Err(format!("{name}: key 0 missing after reopen").into());
-            }
-            drop(c);
+            let secs = if *name == "rewinddb" {
+                reopen_rewind(&dir.0, keys[0])?
+            } else {
+                let t0 = Instant::now();
+                let c = open(&dir.0, Mode::Async)?;
+                let first = c.get_txn(0)?;
+                let secs = t0.elapsed().as_secs_f64();
+                if first.is_none() {
+                    return Err(format!("{name}: key 0 missing after reopen").into());
+                }
+                secs
+            };
             results.record("W9", "reopen to first read", "s/GB", name, secs / gb);
         }
     }

@@ -395,13 +395,13 @@ fn workload_table(md: &mut String, r: &Results, w: &str, title: &str) -> Res<()>
     for case in cases {
         let subject = rows
             .iter()
-            .find(|x| x.case == case && x.engine == SUBJECT)
+            .find(|x| x.case == case && x.engine.starts_with(SUBJECT))
             .map(|x| x.median());
         for row in rows.iter().filter(|x| x.case == case) {
             let min = row.values.iter().copied().fold(f64::INFINITY, f64::min);
             let max = row.values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let ratio = match subject {
-                Some(s) if row.engine != SUBJECT && row.median() != 0.0 => {
+                Some(s) if !row.engine.starts_with(SUBJECT) && row.median() != 0.0 => {
                     format!("{:.2}", s / row.median())
                 }
                 _ => String::new(),
