@@ -106,6 +106,22 @@ mod point_get {
             .bench_local(|| snap.get(&keys[cur.next(&idx)]).unwrap());
     }
 
+    /// `Snapshot::get_with`: the value is borrowed, not cloned.
+    #[divan::bench(args = SIZES, sample_size = 1000)]
+    fn rewinddb_snapshot_get_with(bencher: Bencher, n: usize) {
+        let keys = keys(n);
+        let engine = loaded_engine(&keys);
+        let idx = accesses(keys.len());
+        let snap = engine.snapshot();
+        let mut cur = Cursor { at: 0 };
+        bencher.counter(ItemsCount::new(1_usize)).bench_local(|| {
+            snap.get_with(&keys[cur.next(&idx)], |v| {
+                v.map(|v| v.as_bytes().map(<[u8]>::len))
+            })
+            .unwrap()
+        });
+    }
+
     /// The ceiling: a bare `scc::HashIndex<Key, Value>` with the engine's
     /// hasher (foldhash), the same keys, and the same clone-out of the value.
     #[divan::bench(args = SIZES, sample_size = 1000)]

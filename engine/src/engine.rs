@@ -547,6 +547,15 @@ impl Snapshot {
         self.inner.store.read_at(key, self.version)
     }
 
+    /// Read `key` at this snapshot and pass the value to `f` borrowed
+    /// (`None` if absent or deleted) instead of returning a clone: no
+    /// allocation and no reference-count write on the value, which matters
+    /// when several threads read the same hot keys.
+    pub fn get_with<R>(&self, key: &Key, f: impl FnOnce(Option<&Value>) -> R) -> Result<R> {
+        check_key(&self.inner.config, key)?;
+        self.inner.store.read_with(key, self.version, f)
+    }
+
     /// Live keys with `prefix`, after `after`, in key order, at most `limit`.
     pub fn scan(
         &self,

@@ -42,6 +42,37 @@ impl Store {
         found.unwrap_or(Ok((None, 0)))
     }
 
+    /// Read `key` as of version `at` and hand the value to `f` borrowed (no
+    /// clone, no reference-count traffic on the value): `f(None)` if absent
+    /// or deleted.
+    pub(crate) fn read_with<R>(
+        &self,
+        key: &Key,
+        at: Version,
+        f: impl FnOnce(Option<&Value>) -> R,
+    ) -> Result<R> {
+        let mut f = Some(f);
+        let found = self.index.peek_with(key, |_, chain| {
+            let guard = crossbeam_epoch::pin();
+            match chain.read_at(at, &guard) {
+                ReadAt::Found(node) => Ok(f.take().map(|f| f(node.value.as_ref()))),
+                ReadAt::Absent => Ok(None),
+                ReadAt::Pruned => Err(Error::HistoryPruned {
+                    key: key.to_string(),
+                    requested: at,
+                }),
+            }
+        });
+        match (found, f) {
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(Some(r))), _) => Ok(r),
+            (_, Some(f)) => Ok(f(None)),
+            // `f` is taken only when the read found a version and returned
+            // its result above.
+            (_, None) => Err(Error::InvalidArgument("read_with: value consumed".into())),
+        }
+    }
+
     /// Commit version of the newest installed version of `key` (0 if none),
     /// visible or not. Used by commit validation under the commit lock.
     pub(crate) fn head_commit(&self, key: &Key) -> Version {

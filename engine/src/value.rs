@@ -102,6 +102,14 @@ impl Value {
     /// bytes plus 8 per scalar, element and field. Iterative, so a deeply
     /// nested value cannot overflow the stack here.
     pub fn size_bytes(&self) -> usize {
+        // Scalars, strings and bytes (most values) without the stack's
+        // allocation: this runs on every put.
+        match self {
+            Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => return 8,
+            Value::String(s) => return 8 + s.len(),
+            Value::Bytes(b) => return 8 + b.len(),
+            Value::Array(_) | Value::Object(_) => {}
+        }
         let mut total = 0usize;
         let mut stack = vec![self];
         while let Some(v) = stack.pop() {
@@ -128,6 +136,9 @@ impl Value {
 
     /// Nesting depth (a scalar is 1).
     pub fn depth(&self) -> usize {
+        if !matches!(self, Value::Array(_) | Value::Object(_)) {
+            return 1; // No allocation for the common flat values.
+        }
         let mut max = 0;
         let mut stack = vec![(self, 1usize)];
         while let Some((v, d)) = stack.pop() {
