@@ -74,6 +74,9 @@ fn two_checkpoints() -> (MemStorage, u64, u64) {
     let engine = open(&storage).unwrap();
     commit(&engine, 30);
     let older = engine.checkpoint().unwrap();
+    // The time index has one entry per millisecond that saw a commit; the relation tests need
+    // at least two, and 60 commits can fit in one millisecond.
+    std::thread::sleep(std::time::Duration::from_millis(3));
     commit(&engine, 30);
     let newer = engine.checkpoint().unwrap();
     commit(&engine, 30);
