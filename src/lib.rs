@@ -128,6 +128,12 @@
 //! # Ok::<(), rewinddb::Error>(())
 //! ```
 
+/// The README's Rust blocks, compiled and run as doctests so the
+/// quickstart cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 mod config;
 mod context;
 mod database;

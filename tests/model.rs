@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use rewinddb::{Database, Isolation, RunId, RunSpec, Snapshot, SpanId, SpanSpec, Version};
 
 const NS: &str = "model/ns";
@@ -241,7 +242,15 @@ fn check(steps: Vec<Step>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 64,
+        // Integration tests have no lib.rs beside them, so proptest's
+        // default (SourceParallel) cannot place a regressions file: name it.
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "tests/proptest-regressions/model.txt",
+        ))),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn primitives_match_the_model(steps in proptest::collection::vec(step(), 1..40)) {

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use rewinddb_engine::{
     Engine, EngineConfig, Isolation, Key, Namespace, RunId, Scope, TypeTag, Value,
 };
@@ -64,7 +65,15 @@ fn apply(model: &mut BTreeMap<RunKey, Value>, ops: &[Op]) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(ProptestConfig {
+        cases: 128,
+        // Integration tests have no lib.rs beside them, so proptest's
+        // default (SourceParallel) cannot place a regressions file: name it.
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "tests/proptest-regressions/model.txt",
+        ))),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn replay_equals_model_of_own_writes(commits in commits()) {
