@@ -21,7 +21,7 @@ pub mod wal;
 mod test;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -174,6 +174,8 @@ pub(crate) struct Durable {
     group: Mutex<bool>,
     /// Notified when a group sync ends.
     group_done: Condvar,
+    /// Strict committers between buffering their record and returning.
+    strict_in_flight: AtomicUsize,
     /// Newest version whose WAL record is synced.
     durable: AtomicU64,
     poisoned: AtomicBool,
@@ -203,6 +205,7 @@ impl Durable {
             writer: Mutex::new(writer),
             group: Mutex::new(false),
             group_done: Condvar::new(),
+            strict_in_flight: AtomicUsize::new(0),
             durable: AtomicU64::new(synced),
             poisoned: AtomicBool::new(false),
             poison_reason: Mutex::new(String::new()),
@@ -263,6 +266,13 @@ impl Durable {
     /// when the leader is done (a plain mutex queue would wake them one by
     /// one, each after a context switch: a convoy).
     fn sync_through(&self, inner: &EngineInner, version: Version) -> Result<()> {
+        self.strict_in_flight.fetch_add(1, Ordering::AcqRel);
+        let result = self.lead_or_wait(inner, version);
+        self.strict_in_flight.fetch_sub(1, Ordering::AcqRel);
+        result
+    }
+
+    fn lead_or_wait(&self, inner: &EngineInner, version: Version) -> Result<()> {
         loop {
             if self.durable.load(Ordering::Acquire) >= version {
                 return Ok(());
@@ -278,6 +288,12 @@ impl Durable {
             }
             *leading = true;
             drop(leading);
+            if self.strict_in_flight.load(Ordering::Acquire) > 1 {
+                // Others just woken by the previous group are still
+                // appending their next records: let them, so this sync
+                // carries them too instead of leaving them a small group.
+                std::thread::yield_now();
+            }
             let result = self.flush(inner, true);
             *self.group.lock() = false;
             self.group_done.notify_all();
