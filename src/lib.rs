@@ -105,6 +105,38 @@
 //! # Ok::<(), rewinddb::Error>(())
 //! ```
 //!
+//! ## Durability, replay and diff
+//! ```
+//! use rewinddb::{Config, Database, Durability, RunSpec, RunStatus, Verification};
+//!
+//! let dir = std::env::temp_dir().join(format!("rewinddb-facade-doc-{}", std::process::id()));
+//! let config = Config::new(&dir).durability(Durability::Strict); // acknowledged after fsync
+//! let (a, b) = {
+//!     let db = Database::open(config.clone())?;
+//!     let mut runs = Vec::new();
+//!     for answer in ["sun", "rain"] {
+//!         let run = db.begin_run(RunSpec::new("forecast"))?;
+//!         db.events("acme/bot", run).append("asked", "weather")?;
+//!         db.kv_run("acme/bot", run).put(run, "answer", answer)?;
+//!         db.end_run(run, RunStatus::Completed)?;   // records the digest
+//!         runs.push(run);
+//!     }
+//!     (runs[0], runs[1])
+//! };                                                // closed: dropped
+//!
+//! let db = Database::open(config)?;                 // recovered from disk
+//! let replay = db.replay_run(a)?;
+//! assert!(matches!(replay.verify()?, Verification::Matched(_)));
+//! assert_eq!(replay.steps().len(), 2);
+//! let diff = db.diff_runs(a, b)?;
+//! assert_eq!((diff.kv.len(), diff.events.len()), (1, 0));
+//! let after_first_step = db.snapshot_at(db.version_at_step(b, 0)?)?;
+//! assert_eq!(after_first_step.kv_run("acme/bot", b).get("answer")?, None);
+//! # drop(db);
+//! # std::fs::remove_dir_all(&dir).ok();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! ## Transactions and snapshots
 //! ```
 //! use rewinddb::{Database, Isolation, RunSpec};

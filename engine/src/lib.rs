@@ -33,6 +33,43 @@
 //! assert_eq!(engine.snapshot_at(v)?.version(), v);
 //! # Ok::<(), rewinddb_engine::Error>(())
 //! ```
+//!
+//! ## Durability
+//!
+//! [`Engine::open`] keeps a write-ahead log and checkpoints in
+//! `EngineConfig::dir` and recovers them on the next open: the newest valid
+//! checkpoint, then the WAL after it, every key's history, the per-run
+//! commit index and commit times included. [`Durability`] says when a
+//! commit returns (`Strict`: after fdatasync, shared by concurrent
+//! committers); [`RecoveryMode`] what a damaged WAL record does (a torn
+//! tail is truncated; a damaged record in front of valid ones is
+//! [`Error::Corruption`] unless `SalvagePrefix`). The byte formats and the
+//! crash cases: `docs/format.md`.
+//!
+//! ```
+//! use rewinddb_engine::{Durability, Engine, EngineConfig, Isolation, Key, Namespace, RunId, Scope, TypeTag};
+//!
+//! let dir = std::env::temp_dir().join(format!("rewinddb-engine-doc-{}", std::process::id()));
+//! let config = EngineConfig::default().dir(&dir).durability(Durability::Strict);
+//! let key = Key::new(Namespace::new("acme/bot")?, Scope::Shared, TypeTag::Kv, b"count");
+//! let run = RunId::new();
+//!
+//! let engine = Engine::open(config.clone())?;
+//! for n in 1..=3 {
+//!     let mut txn = engine.begin(run, Isolation::Snapshot);
+//!     txn.put(key.clone(), n)?;
+//!     txn.commit()?;                          // on disk when this returns
+//! }
+//! engine.close()?;
+//!
+//! let engine = Engine::open(config)?;         // recovery
+//! assert_eq!(engine.visible_version(), 3);
+//! assert_eq!(engine.snapshot_at(2)?.get(&key)?.and_then(|v| v.as_i64()), Some(2));
+//! assert_eq!(engine.run_commits(run).len(), 3);
+//! engine.close()?;
+//! # std::fs::remove_dir_all(&dir).ok();
+//! # Ok::<(), rewinddb_engine::Error>(())
+//! ```
 
 mod chain;
 mod clock;

@@ -15,6 +15,33 @@
 //!   give commit versions to read the whole database at with `snapshot_at`.
 //!
 //! Replay never writes.
+//!
+//! ```
+//! use rewinddb_engine::{Engine, EngineConfig, Isolation, Namespace, RunId};
+//! use rewinddb_primitives::{EventLog, Kv, autocommit};
+//! use rewinddb_replay::{diff_runs, replay_run};
+//!
+//! let engine = Engine::open_in_memory(EngineConfig::default())?;
+//! let ns = Namespace::new("acme/bot")?;
+//! let mut runs = Vec::new();
+//! for answer in ["sun", "rain"] {
+//!     let run = RunId::new();
+//!     let (kv, log) = (Kv::run(ns.clone(), run), EventLog::new(ns.clone(), run));
+//!     autocommit(&engine, run, Isolation::Snapshot, |t| log.append(t, "asked", "weather"))?;
+//!     autocommit(&engine, run, Isolation::Snapshot, |t| kv.put(t, "answer", answer))?;
+//!     runs.push(run);
+//! }
+//!
+//! let replay = replay_run(&engine, runs[0])?;
+//! assert_eq!(replay.steps().len(), 2);                     // one step per commit
+//! assert_eq!(replay.view_at_step(0)?.kv.len(), 0);         // after step 0: only the event
+//! assert_eq!(replay.view()?.kv[0].value.as_str(), Some("sun"));
+//! assert_eq!(replay.verify_against(replay.digest())?, replay.digest());
+//!
+//! let diff = diff_runs(&engine, runs[0], runs[1])?;       // own scopes line up
+//! assert_eq!((diff.kv.len(), diff.events.len()), (1, 0));
+//! # Ok::<(), rewinddb_replay::Error>(())
+//! ```
 
 #![deny(unsafe_code)]
 
