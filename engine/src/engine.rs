@@ -509,6 +509,17 @@ impl Engine {
             .filter(|n| n.commit == version)
             .map(|n| n.value.clone())
     }
+
+    /// What each of `commits` (from the per-run index) wrote to each of
+    /// its keys, in order: `Some(value)` (None inside = tombstone), or None
+    /// if GC unlinked that version. The batched form of
+    /// [`Engine::version_of`] for replay: one guard for the whole slice
+    /// instead of a fence per key. The guards hold back memory reclamation
+    /// while they live, so callers pass bounded slices (replay: about
+    /// 1,024 keys at a time).
+    pub fn versions_written(&self, commits: &[RunCommit]) -> Vec<Vec<Option<Option<Value>>>> {
+        self.inner.store.versions_written(commits)
+    }
 }
 
 /// Step 6 of the commit protocol: make `version`, whose versions are all

@@ -16,6 +16,7 @@ use scc::HashIndex;
 
 use crate::chain::{ReadAt, VersionChain};
 use crate::error::{Error, Result};
+use crate::record::RunCommit;
 use crate::types::{Key, Version};
 use crate::value::Value;
 
@@ -84,6 +85,31 @@ impl Store {
     /// The chain of `key`, if the key was ever written.
     pub(crate) fn chain(&self, key: &Key) -> Option<Arc<VersionChain>> {
         self.index.peek_with(key, |_, chain| Arc::clone(chain))
+    }
+
+    /// For each commit and each of its keys, the version exactly that
+    /// commit wrote: `Some(value)` (None inside = tombstone), or None if no
+    /// such version is linked. One index guard and one epoch pin serve the
+    /// whole batch, so the lookups pay no per-key fence and their cache
+    /// misses overlap.
+    pub(crate) fn versions_written(
+        &self,
+        commits: &[RunCommit],
+    ) -> Vec<Vec<Option<Option<Value>>>> {
+        let index_guard = scc::Guard::new();
+        let epoch = crossbeam_epoch::pin();
+        let read = |key: &Key, version: Version| {
+            let chain = self.index.peek(key, &index_guard)?;
+            chain
+                .iter(&epoch)
+                .find(|n| n.commit <= version)
+                .filter(|n| n.commit == version)
+                .map(|n| n.value.clone())
+        };
+        commits
+            .iter()
+            .map(|c| c.keys.iter().map(|k| read(k, c.version)).collect())
+            .collect()
     }
 
     /// The chain of `key`, created (in both indexes) if absent. Only
