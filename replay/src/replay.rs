@@ -3,7 +3,8 @@
 //! Cost is O(run size): the engine's per-run index lists the run's commits
 //! and the keys each wrote; replay reads exactly those versions (one hash
 //! lookup per write, then a walk down that key's chain to the commit, which
-//! passes only versions written to that same key after it). It never scans
+//! passes only versions written to that same key after it), a commit at a
+//! time through `Engine::versions_written`. It never scans
 //! the store and never looks at other runs' keys.
 
 use std::collections::BTreeMap;
@@ -275,12 +276,16 @@ pub fn replay_run(engine: &Engine, run: RunId) -> Result<ReplayedRun> {
     check_retention(engine, run, first.version)?;
     let mut digest = DigestBuilder::new(run);
     let mut steps = Vec::with_capacity(commits.len());
-    for (index, commit) in commits.iter().enumerate() {
-        let step = read_step(engine, run, index, commit)?;
-        for w in &step.writes {
-            digest.write(index, &w.key, w.value.as_ref())?;
+    for batch in batches(&commits) {
+        let values = engine.versions_written(batch);
+        for (commit, values) in batch.iter().zip(values) {
+            let index = steps.len();
+            let step = read_step(run, index, commit, values)?;
+            for w in &step.writes {
+                digest.write(index, &w.key, w.value.as_ref())?;
+            }
+            steps.push(step);
         }
-        steps.push(step);
     }
     let mut state = RunState::default();
     steps.iter().for_each(|s| state.apply(s));
@@ -325,18 +330,49 @@ fn check_retention(engine: &Engine, run: RunId, first: Version) -> Result<()> {
     }
 }
 
-fn read_step(engine: &Engine, run: RunId, index: usize, commit: &RunCommit) -> Result<Step> {
+/// Keys read per `Engine::versions_written` call: large enough for the
+/// lookups' cache misses to overlap, small enough that its guards do not
+/// hold back reclamation for long.
+const READ_BATCH_KEYS: usize = 1024;
+
+/// Consecutive slices of `commits` with about `READ_BATCH_KEYS` keys each
+/// (at least one commit per slice).
+fn batches(commits: &[RunCommit]) -> impl Iterator<Item = &[RunCommit]> {
+    let mut rest = commits;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut keys = 0;
+        let n = rest
+            .iter()
+            .take_while(|c| {
+                keys += c.keys.len();
+                keys <= READ_BATCH_KEYS
+            })
+            .count()
+            .max(1);
+        let (batch, tail) = rest.split_at(n);
+        rest = tail;
+        Some(batch)
+    })
+}
+
+fn read_step(
+    run: RunId,
+    index: usize,
+    commit: &RunCommit,
+    values: Vec<Option<Option<Value>>>,
+) -> Result<Step> {
     let mut writes = Vec::with_capacity(commit.keys.len());
-    for key in commit.keys.iter() {
+    for (key, value) in commit.keys.iter().zip(values) {
         // The index says this commit wrote `key`, so a missing version can
         // only mean GC unlinked it.
-        let value = engine
-            .version_of(key, commit.version)
-            .ok_or_else(|| Error::HistoryPruned {
-                run,
-                version: commit.version,
-                key: key.to_string(),
-            })?;
+        let value = value.ok_or_else(|| Error::HistoryPruned {
+            run,
+            version: commit.version,
+            key: key.to_string(),
+        })?;
         writes.push(Write {
             key: RunKey::relative_to(key, run),
             value,

@@ -1,6 +1,7 @@
 //! Model check: `replay_run(r)` equals a state built only from run r's own
 //! writes, whatever other runs commit in between (to shared keys too), and
-//! `at_step(k)` equals the model after r's first k + 1 commits.
+//! `at_step(k)` equals the model after r's first k + 1 commits; runs larger
+//! than one batched read replay whole.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -112,4 +113,40 @@ proptest! {
             }
         }
     }
+}
+
+/// Runs larger than one read batch (about 1,024 keys), including a single
+/// commit larger than a batch, replay whole and in order.
+#[test]
+fn runs_larger_than_a_read_batch_replay_whole() {
+    let engine = Engine::open_in_memory(EngineConfig::default()).unwrap();
+    let run = RunId::new();
+    let sizes: Vec<usize> = (0..250).map(|i| if i == 100 { 2000 } else { 10 }).collect();
+    for (c, &n) in sizes.iter().enumerate() {
+        let mut txn = engine.begin(run, Isolation::Snapshot);
+        for k in 0..n {
+            let key = Key::new(ns(), Scope::Run(run), TypeTag::Kv, format!("{k:05}"));
+            txn.put(key, (c * 10_000 + k) as i64).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let replay = replay_run(&engine, run).unwrap();
+    assert_eq!(replay.steps().len(), 250);
+    assert_eq!(replay.write_count(), sizes.iter().sum::<usize>());
+    for (step, &n) in replay.steps().iter().zip(&sizes) {
+        assert_eq!(step.writes.len(), n, "step {}", step.index);
+    }
+    // Keys 0..10 were last written by commit 249, keys 10..2000 by commit 100.
+    let value_of = |k: usize| {
+        let key = RunKey {
+            tag: TypeTag::Kv,
+            ns: ns(),
+            scope: RunScope::Own,
+            user: std::sync::Arc::from(format!("{k:05}").as_bytes()),
+        };
+        replay.state().get(&key).and_then(Value::as_i64)
+    };
+    assert_eq!(value_of(3), Some(2_490_003));
+    assert_eq!(value_of(1999), Some(1_001_999));
+    assert_eq!(replay.state().len(), 2000);
 }
