@@ -19,7 +19,8 @@ use rewinddb_engine::{RunId, Version};
 /// Runs known to be running.
 #[derive(Default)]
 pub(crate) struct RunningCache {
-    running: scc::HashIndex<RunId, ()>,
+    // foldhash, as the engine's key index: this probe is on every write.
+    running: scc::HashIndex<RunId, (), foldhash::fast::RandomState>,
     /// Highest commit version of an `end_run`.
     last_end: AtomicU64,
 }

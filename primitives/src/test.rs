@@ -278,3 +278,43 @@ fn spans_link_into_a_tree_within_one_run_only() {
     assert!(matches!(reserved, Err(Error::InvalidName { .. })));
     assert_eq!(ts.len(&mut e.snapshot()).unwrap(), 4);
 }
+
+#[test]
+fn every_span_kind_reads_back_as_recorded() {
+    use crate::{SpanKind, SpanSpec, TraceStore};
+    let e = engine();
+    let run = RunId::new();
+    let ts = TraceStore::new(ns(), run);
+    let specs = vec![
+        SpanSpec::tool_call("search", "q").attr("a", 1).end_ms(9),
+        SpanSpec::decision(vec![Value::from("x"), Value::Null], "x", "because"),
+        SpanSpec::query("what", vec![Value::Int(1)]),
+        SpanSpec::custom("note", Value::from(vec![Value::Bool(true)])),
+    ];
+    autocommit(&e, run, Isolation::Snapshot, |t| {
+        for s in &specs {
+            ts.record(t, s.clone().start_ms(5))?;
+        }
+        ts.end(t, 0, Some(7), Some(Err("timeout".into())))?;
+        Ok(())
+    })
+    .unwrap();
+    let spans = ts.spans(&mut e.snapshot()).unwrap();
+    for (span, spec) in spans.iter().zip(&specs).skip(1) {
+        assert_eq!(
+            (&span.kind, span.start_ms, span.end_ms),
+            (&spec.kind, 5, None)
+        );
+    }
+    let SpanKind::ToolCall { outcome, tool, .. } = &spans[0].kind else {
+        panic!("{:?}", spans[0]);
+    };
+    assert_eq!(
+        (tool.as_str(), outcome),
+        ("search", &Some(Err("timeout".to_string())))
+    );
+    assert_eq!(
+        (spans[0].end_ms, spans[0].attributes.get("a")),
+        (Some(7), Some(&Value::Int(1)))
+    );
+}
