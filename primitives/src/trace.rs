@@ -7,13 +7,12 @@
 //!   sequence numbers, so reading a span is a point lookup; concurrent
 //!   recorders conflict on the head and one retries);
 //! - span `seq`, user key `b"s"` + `seq` as a big-endian `u64`; value a
-//!   `Value::Array` `[kind: String, parent: Int seq | Null, depth: Int (0
-//!   for a root), start_ms: Int, end_ms: Int | Null, attrs: Object, data:
-//!   Array]`, `data` by kind: `tool_call` `[tool, arguments, outcome tag
-//!   (0 none, 1 result, 2 error), result | error message | Null]`,
-//!   `decision` `[options: Array, choice, rationale]`, `query` `[query,
-//!   results: Array]`, custom `[data]` (positional, so recording a span
-//!   allocates no field names);
+//!   `Value::Object` with `kind` (String), `parent` (Int seq or Null),
+//!   `depth` (Int, 0 for a root), `start_ms` (Int), `end_ms` (Int or
+//!   Null), `attrs` (Object) and `data` (Object, by kind: `tool_call`
+//!   `{tool, arguments, result | error}`, `decision` `{options, choice,
+//!   rationale}`, `query` `{query, results}`, custom `{data}`). The
+//!   replay crate's digest relies on the `start_ms` and `end_ms` names;
 //! - child link, user key `b"c"` + parent seq (BE u64) + child seq (BE
 //!   u64), value `Null`: `children(parent)` is one ordered prefix scan.
 
@@ -306,12 +305,17 @@ impl TraceStore {
                 parent_seq: parent.seq,
             });
         }
+        // Only the depth is needed: skip decoding the whole span.
         let key = self.span_key(parent.seq);
         let value = txn.get(&key)?.ok_or(Error::UnknownSpan {
             run: self.run,
             seq: parent.seq,
         })?;
-        decode_depth(&value).ok_or_else(|| Error::malformed("span", &key, "no depth"))
+        value
+            .get("depth")
+            .and_then(Value::as_i64)
+            .and_then(|d| u64::try_from(d).ok())
+            .ok_or_else(|| Error::malformed("span", &key, "no depth"))
     }
 
     fn require<R: Reader + ?Sized>(&self, r: &mut R, seq: u64) -> Result<Span> {
@@ -433,18 +437,18 @@ fn check_spec(spec: &SpanSpec) -> Result<()> {
         .try_for_each(|k| check_name("span attribute", k))
 }
 
-fn arr(items: Vec<Value>) -> Value {
-    Value::Array(Arc::new(items))
+fn obj(fields: Vec<(&str, Value)>) -> Value {
+    Value::Object(Arc::new(
+        fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    ))
 }
 
 fn opt_int(v: Option<u64>) -> Value {
     v.map_or(Value::Null, |x| Value::Int(x as i64))
 }
-
-/// Outcome tags of a tool call's `data`.
-const OUTCOME_NONE: i64 = 0;
-const OUTCOME_OK: i64 = 1;
-const OUTCOME_ERR: i64 = 2;
 
 fn encode_kind(kind: &SpanKind) -> Value {
     match kind {
@@ -453,104 +457,89 @@ fn encode_kind(kind: &SpanKind) -> Value {
             arguments,
             outcome,
         } => {
-            let (tag, value) = match outcome {
-                None => (OUTCOME_NONE, Value::Null),
-                Some(Ok(v)) => (OUTCOME_OK, v.clone()),
-                Some(Err(e)) => (OUTCOME_ERR, Value::from(e)),
-            };
-            arr(vec![
-                Value::from(tool),
-                arguments.clone(),
-                Value::Int(tag),
-                value,
-            ])
+            let mut f = vec![
+                ("tool", Value::from(tool)),
+                ("arguments", arguments.clone()),
+            ];
+            match outcome {
+                Some(Ok(v)) => f.push(("result", v.clone())),
+                Some(Err(e)) => f.push(("error", Value::from(e))),
+                None => {}
+            }
+            obj(f)
         }
         SpanKind::Decision {
             options,
             choice,
             rationale,
-        } => arr(vec![
-            Value::from(options.clone()),
-            choice.clone(),
-            Value::from(rationale),
+        } => obj(vec![
+            ("options", Value::from(options.clone())),
+            ("choice", choice.clone()),
+            ("rationale", Value::from(rationale)),
         ]),
-        SpanKind::Query { query, results } => {
-            arr(vec![Value::from(query), Value::from(results.clone())])
-        }
-        SpanKind::Custom { data, .. } => arr(vec![data.clone()]),
+        SpanKind::Query { query, results } => obj(vec![
+            ("query", Value::from(query)),
+            ("results", Value::from(results.clone())),
+        ]),
+        SpanKind::Custom { data, .. } => obj(vec![("data", data.clone())]),
     }
 }
 
 fn encode(span: &Span) -> Value {
-    arr(vec![
-        Value::from(span.kind.name()),
-        opt_int(span.parent.map(|p| p.seq)),
-        Value::Int(span.depth as i64),
-        Value::Int(span.start_ms as i64),
-        opt_int(span.end_ms),
-        Value::from(span.attributes.clone()),
-        encode_kind(&span.kind),
+    obj(vec![
+        ("kind", Value::from(span.kind.name())),
+        ("parent", opt_int(span.parent.map(|p| p.seq))),
+        ("depth", Value::Int(span.depth as i64)),
+        ("start_ms", Value::Int(span.start_ms as i64)),
+        ("end_ms", opt_int(span.end_ms)),
+        ("attrs", Value::from(span.attributes.clone())),
+        ("data", encode_kind(&span.kind)),
     ])
 }
 
-fn decode_kind(name: &str, d: &[Value]) -> Option<SpanKind> {
-    let text = |v: &Value| v.as_str().map(str::to_string);
-    let list = |v: &Value| v.as_array().map(<[Value]>::to_vec);
-    Some(match (name, d) {
-        ("tool_call", [tool, arguments, tag, value]) => SpanKind::ToolCall {
-            tool: text(tool)?,
-            arguments: arguments.clone(),
-            outcome: match tag.as_i64()? {
-                OUTCOME_NONE => None,
-                OUTCOME_OK => Some(Ok(value.clone())),
-                OUTCOME_ERR => Some(Err(text(value)?)),
-                _ => return None,
+fn decode_kind(name: &str, d: &Value) -> Option<SpanKind> {
+    let text = |f: &str| d.get(f).and_then(Value::as_str).map(str::to_string);
+    let list = |f: &str| d.get(f).and_then(Value::as_array).map(<[Value]>::to_vec);
+    Some(match name {
+        "tool_call" => SpanKind::ToolCall {
+            tool: text("tool")?,
+            arguments: d.get("arguments")?.clone(),
+            outcome: match (d.get("result"), text("error")) {
+                (Some(v), _) => Some(Ok(v.clone())),
+                (None, Some(e)) => Some(Err(e)),
+                (None, None) => None,
             },
         },
-        ("decision", [options, choice, rationale]) => SpanKind::Decision {
-            options: list(options)?,
-            choice: choice.clone(),
-            rationale: text(rationale)?,
+        "decision" => SpanKind::Decision {
+            options: list("options")?,
+            choice: d.get("choice")?.clone(),
+            rationale: text("rationale")?,
         },
-        ("query", [query, results]) => SpanKind::Query {
-            query: text(query)?,
-            results: list(results)?,
+        "query" => SpanKind::Query {
+            query: text("query")?,
+            results: list("results")?,
         },
-        ("tool_call" | "decision" | "query", _) => return None,
-        (custom, [data]) => SpanKind::Custom {
+        custom => SpanKind::Custom {
             kind: custom.to_string(),
-            data: data.clone(),
+            data: d.get("data")?.clone(),
         },
-        _ => return None,
     })
-}
-
-fn opt_u64(v: &Value) -> Option<Option<u64>> {
-    match v {
-        Value::Null => Some(None),
-        x => Some(Some(x.as_i64()? as u64)),
-    }
 }
 
 fn decode(id: SpanId, v: &Value) -> Option<Span> {
-    let [kind, parent, depth, start, end, attrs, data] = v.as_array()? else {
-        return None;
+    let opt = |f: &str| -> Option<Option<u64>> {
+        match v.get(f)? {
+            Value::Null => Some(None),
+            x => Some(Some(x.as_i64()? as u64)),
+        }
     };
     Some(Span {
         id,
-        parent: opt_u64(parent)?.map(|seq| SpanId { run: id.run, seq }),
-        depth: depth.as_i64()? as u64,
-        kind: decode_kind(kind.as_str()?, data.as_array()?)?,
-        start_ms: start.as_i64()? as u64,
-        end_ms: opt_u64(end)?,
-        attributes: attrs.as_object()?.clone(),
+        parent: opt("parent")?.map(|seq| SpanId { run: id.run, seq }),
+        depth: v.get("depth")?.as_i64()? as u64,
+        kind: decode_kind(v.get("kind")?.as_str()?, v.get("data")?)?,
+        start_ms: v.get("start_ms")?.as_i64()? as u64,
+        end_ms: opt("end_ms")?,
+        attributes: v.get("attrs")?.as_object()?.clone(),
     })
-}
-
-/// The depth field of a stored span, without decoding the rest.
-fn decode_depth(v: &Value) -> Option<u64> {
-    match v.as_array()? {
-        [_, _, depth, ..] => u64::try_from(depth.as_i64()?).ok(),
-        _ => None,
-    }
 }
