@@ -56,17 +56,20 @@ pub struct EventHead {
     pub last_hash: u64,
 }
 
-/// The event log of one run in one namespace. Holds no state.
+/// The event log of one run in one namespace. Holds no state (its head
+/// key is built once, as every append reads and rewrites it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventLog {
     ns: Namespace,
     run: RunId,
+    head_key: Key,
 }
 
 impl EventLog {
     /// The log of `run` in `ns`.
     pub fn new(ns: Namespace, run: RunId) -> EventLog {
-        EventLog { ns, run }
+        let head_key = Key::new(ns.clone(), Scope::Run(run), TypeTag::Event, HEAD_KEY);
+        EventLog { ns, run, head_key }
     }
 
     /// The run it belongs to.
@@ -74,28 +77,19 @@ impl EventLog {
         self.run
     }
 
-    fn key(&self, user: &[u8]) -> Key {
-        Key::new(self.ns.clone(), Scope::Run(self.run), TypeTag::Event, user)
-    }
-
     fn event_key(&self, seq: u64) -> Key {
         let mut user = [0u8; 9];
         user[0] = EVENT_PREFIX;
         user[1..].copy_from_slice(&seq.to_be_bytes());
-        self.key(&user)
+        Key::new(self.ns.clone(), Scope::Run(self.run), TypeTag::Event, user)
     }
 
     /// Length and last hash.
     pub fn head<R: Reader + ?Sized>(&self, r: &mut R) -> Result<EventHead> {
-        self.head_at(r, &self.key(HEAD_KEY))
-    }
-
-    fn head_at<R: Reader + ?Sized>(&self, r: &mut R, key: &Key) -> Result<EventHead> {
-        match r.read(key)? {
+        match r.read(&self.head_key)? {
             None => Ok(EventHead::default()),
-            Some(v) => {
-                decode_head(&v).ok_or_else(|| Error::malformed("event head", &key, "not 16 bytes"))
-            }
+            Some(v) => decode_head(&v)
+                .ok_or_else(|| Error::malformed("event head", &self.head_key, "not 16 bytes")),
         }
     }
 
@@ -113,8 +107,7 @@ impl EventLog {
     ) -> Result<u64> {
         check_name("event type", event_type)?;
         let payload = payload.into();
-        let head_key = self.key(HEAD_KEY);
-        let head = self.head_at(txn, &head_key)?;
+        let head = self.head(txn)?;
         let seq = head.len;
         let hash = chain_hash(head.last_hash, seq, event_type, &payload);
         let record = Value::from(vec![
@@ -129,7 +122,7 @@ impl EventLog {
             len: seq + 1,
             last_hash: hash,
         };
-        txn.put(head_key, encode_head(next))?;
+        txn.put(self.head_key.clone(), encode_head(next))?;
         Ok(seq)
     }
 
@@ -222,13 +215,77 @@ impl EventLog {
 
 /// `hash_i` from `hash_{i-1}` (see the module docs for the byte layout).
 pub fn chain_hash(prev: u64, seq: u64, event_type: &str, payload: &Value) -> u64 {
-    let mut h = Xxh3::new();
+    let mut h = HashInput::new();
     h.update(&prev.to_le_bytes());
     h.update(&seq.to_le_bytes());
     h.update(&(event_type.len() as u64).to_le_bytes());
     h.update(event_type.as_bytes());
-    hash_value(&mut h, payload);
+    feed_value(&mut h, payload);
     h.digest()
+}
+
+/// Where the canonical encoding is fed: a streaming [`Xxh3`] or a
+/// [`HashInput`].
+trait HashSink {
+    fn update(&mut self, bytes: &[u8]);
+}
+
+impl HashSink for Xxh3 {
+    fn update(&mut self, bytes: &[u8]) {
+        Xxh3::update(self, bytes);
+    }
+}
+
+/// Bytes a [`HashInput`] keeps on the stack before it spills to a
+/// streaming hasher: typical event encodings are well under this.
+const HASH_INLINE_BYTES: usize = 256;
+
+/// The input of one chain hash, gathered on the stack and hashed in one
+/// shot. xxh3's one-shot and streaming forms give the same digest for the
+/// same bytes (the round-trip tests check both sides of the spill), and
+/// the one-shot form skips the streaming state's setup, which costs more
+/// than hashing a short event.
+struct HashInput {
+    buf: [u8; HASH_INLINE_BYTES],
+    len: usize,
+    /// Set once the input outgrows `buf`; holds everything fed so far.
+    stream: Option<Xxh3>,
+}
+
+impl HashInput {
+    fn new() -> HashInput {
+        HashInput {
+            buf: [0; HASH_INLINE_BYTES],
+            len: 0,
+            stream: None,
+        }
+    }
+
+    fn digest(&self) -> u64 {
+        match &self.stream {
+            Some(stream) => stream.digest(),
+            None => xxhash_rust::xxh3::xxh3_64(&self.buf[..self.len]),
+        }
+    }
+}
+
+impl HashSink for HashInput {
+    #[inline]
+    fn update(&mut self, bytes: &[u8]) {
+        if let Some(stream) = &mut self.stream {
+            return stream.update(bytes);
+        }
+        let end = self.len + bytes.len();
+        if let Some(room) = self.buf.get_mut(self.len..end) {
+            room.copy_from_slice(bytes);
+            self.len = end;
+            return;
+        }
+        let mut stream = Xxh3::new();
+        stream.update(&self.buf[..self.len]);
+        stream.update(bytes);
+        self.stream = Some(stream);
+    }
 }
 
 /// Feed the canonical encoding of `value` to `h`: one tag byte, then
@@ -241,6 +298,11 @@ pub fn chain_hash(prev: u64, seq: u64, event_type: &str, payload: &Value) -> u64
 ///
 /// Iterative, so a deeply nested payload cannot overflow the stack.
 pub fn hash_value(h: &mut Xxh3, value: &Value) {
+    feed_value(h, value);
+}
+
+/// [`hash_value`] into any sink.
+fn feed_value(h: &mut impl HashSink, value: &Value) {
     if !matches!(value, Value::Array(_) | Value::Object(_)) {
         // No nesting: skip the work stack (and its allocation).
         return hash_scalar(h, value);
@@ -279,7 +341,7 @@ pub fn hash_value(h: &mut Xxh3, value: &Value) {
 }
 
 /// The encoding of a value that is neither an array nor an object.
-fn hash_scalar(h: &mut Xxh3, v: &Value) {
+fn hash_scalar(h: &mut impl HashSink, v: &Value) {
     match v {
         Value::Null => h.update(&[0x00]),
         Value::Bool(b) => h.update(&[0x01, u8::from(*b)]),
@@ -298,7 +360,7 @@ fn hash_scalar(h: &mut Xxh3, v: &Value) {
     }
 }
 
-fn bytes(h: &mut Xxh3, tag: u8, b: &[u8]) {
+fn bytes(h: &mut impl HashSink, tag: u8, b: &[u8]) {
     h.update(&[tag]);
     h.update(&(b.len() as u64).to_le_bytes());
     h.update(b);

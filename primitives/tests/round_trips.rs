@@ -246,6 +246,14 @@ fn the_chain_hash_follows_the_documented_encoding_for_every_kind_of_value() {
             Value::from(object),
             Value::from(vec![Value::Bool(true)]),
         ]),
+        // Encodings longer than the hasher's stack buffer: one long string,
+        // and many short elements that cross it part-way through one.
+        Value::from("x".repeat(5000)),
+        Value::from(
+            (0..100)
+                .map(|i| Value::from(format!("e{i}")))
+                .collect::<Vec<_>>(),
+        ),
     ];
     for (seq, payload) in payloads.iter().enumerate() {
         let prev = 0x0123_4567_89ab_cdef_u64.wrapping_mul(seq as u64 + 1);
