@@ -152,6 +152,35 @@ fn event_append_batched(bencher: Bencher) {
     });
 }
 
+/// The engine work of `event_append_batched` without the primitive: in
+/// one transaction, per event, read the head key, write one new key and
+/// rewrite the head.
+#[divan::bench(sample_count = 30, sample_size = 1)]
+fn event_append_batched_engine_floor(bencher: Bencher) {
+    let (db, run) = db_and_run();
+    let engine = db.engine().clone();
+    let ns = Namespace::new(NS).unwrap();
+    let head = Key::new(ns.clone(), Scope::Run(run), TypeTag::Event, "h");
+    let record = Value::from(vec![payload(), Value::Int(0), Value::Int(0), Value::Int(0)]);
+    let mut seq = 0u64;
+    bencher.counter(ItemsCount::new(BATCH)).bench_local(|| {
+        engine
+            .transaction(run, Isolation::Snapshot, |t| {
+                for _ in 0..BATCH {
+                    seq += 1;
+                    let mut user = [b'e'; 9];
+                    user[1..].copy_from_slice(&seq.to_be_bytes());
+                    let key = Key::new(ns.clone(), Scope::Run(run), TypeTag::Event, user);
+                    black_box(t.get(&head)?);
+                    t.put(key, record.clone())?;
+                    t.put(head.clone(), Value::from(&seq.to_le_bytes()[..]))?;
+                }
+                Ok(())
+            })
+            .unwrap()
+    });
+}
+
 /// One tool-call span (with a parent and an attribute) per transaction.
 #[divan::bench(sample_count = 100, sample_size = 1000)]
 fn span_record(bencher: Bencher) {
