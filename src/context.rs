@@ -38,6 +38,41 @@ impl Access for Database {
     }
 }
 
+/// A context a handle can also write through: the [`Database`] (each call
+/// is its own transaction, retried on conflict: autocommit) or a
+/// [`Transaction`] (the call joins it). Implemented by those two only.
+pub trait WriteAccess: Access + sealed::Sealed {
+    /// Run `f` on an engine transaction of `run` with `input`. Through the
+    /// database `f` may run once per attempt, each with a clone of `input`;
+    /// through a transaction it runs once, with `input` itself.
+    #[doc(hidden)]
+    fn write_with<I: Clone, T>(
+        &self,
+        run: RunId,
+        input: I,
+        f: impl FnMut(&mut rewinddb_engine::Transaction, I) -> Result<T>,
+    ) -> Result<T>;
+}
+
+mod sealed {
+    /// Keeps [`WriteAccess`](super::WriteAccess) to this crate's contexts.
+    pub trait Sealed {}
+    impl Sealed for crate::Database {}
+    impl Sealed for super::Transaction {}
+}
+
+impl WriteAccess for Database {
+    fn write_with<I: Clone, T>(
+        &self,
+        run: RunId,
+        input: I,
+        mut f: impl FnMut(&mut rewinddb_engine::Transaction, I) -> Result<T>,
+    ) -> Result<T> {
+        let (t, _) = self.autocommit(run, |txn| f(txn, input.clone()))?;
+        Ok(t)
+    }
+}
+
 /// An explicit transaction of one run, from [`Database::begin`] or handed
 /// to the closure of [`Database::transaction`]. Its handles (`txn.kv(ns)`,
 /// `txn.events(ns)` ...) read its own writes; nothing is visible to others
@@ -110,6 +145,18 @@ impl Access for Transaction {
 
     fn read_version(&self) -> Version {
         self.start_version()
+    }
+}
+
+impl WriteAccess for Transaction {
+    /// `run` is this transaction's own: its handles are built with it.
+    fn write_with<I: Clone, T>(
+        &self,
+        _run: RunId,
+        input: I,
+        mut f: impl FnMut(&mut rewinddb_engine::Transaction, I) -> Result<T>,
+    ) -> Result<T> {
+        self.with(|txn| f(txn, input))
     }
 }
 

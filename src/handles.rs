@@ -9,12 +9,12 @@ use std::ops::RangeBounds;
 
 use rewinddb_engine::{Namespace, RunId, Value, Version};
 use rewinddb_primitives::{
-    Error, Event, EventHead, EventLog, Kv, KvPage, LIST_LIMIT_DEFAULT, Result, RunInfo, RunQuery,
-    RunSpec, RunStatus, Span, SpanId, SpanSpec, SpanTree, StateMachines, StateRead, TraceStore,
-    Transitions,
+    Error, Event, EventHead, EventLog, Kv, KvPage, LIST_LIMIT_DEFAULT, Reader, Result, RunInfo,
+    RunQuery, RunSpec, RunStatus, Span, SpanId, SpanSpec, SpanTree, StateMachines, StateRead,
+    TraceStore, Transitions,
 };
 
-use crate::context::{Access, Transaction};
+use crate::context::{Access, Transaction, WriteAccess};
 use crate::database::Database;
 
 /// A primitive built once when a handle is made, or the namespace that
@@ -36,6 +36,16 @@ impl<T> Prim<T> {
             Err(e) => Error::from(e),
             Ok(_) => Error::InvalidArgument(format!("namespace {raw:?}")),
         })
+    }
+
+    /// `f` on the primitive and a reader of `ctx`.
+    pub(crate) fn read<R>(
+        &self,
+        ctx: &impl Access,
+        f: impl FnOnce(&T, &mut dyn Reader) -> Result<R>,
+    ) -> Result<R> {
+        let prim = self.get()?;
+        ctx.read(|r| f(prim, r))
     }
 }
 
@@ -64,8 +74,7 @@ impl<'a, C: Access> KvHandle<'a, C> {
 
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Result<Option<Value>> {
-        let kv = self.kv()?;
-        self.ctx.read(|r| kv.get(r, key))
+        self.kv.read(self.ctx, |kv, r| kv.get(r, key))
     }
 
     /// Up to [`LIST_LIMIT_DEFAULT`] entries whose keys start with `prefix`,
@@ -77,8 +86,8 @@ impl<'a, C: Access> KvHandle<'a, C> {
     /// Entries whose keys start with `prefix`, strictly after `after`, in
     /// key order, at most `limit`; `next` resumes.
     pub fn list_from(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<KvPage> {
-        let kv = self.kv()?;
-        self.ctx.read(|r| kv.list(r, prefix, after, limit))
+        self.kv
+            .read(self.ctx, |kv, r| kv.list(r, prefix, after, limit))
     }
 }
 
@@ -144,14 +153,9 @@ impl<'a, C: Access> EventsHandle<'a, C> {
         EventsHandle { ctx, log, run }
     }
 
-    fn log(&self) -> Result<&EventLog> {
-        self.log.get()
-    }
-
     /// Number of events.
     pub fn len(&self) -> Result<u64> {
-        let log = self.log()?;
-        self.ctx.read(|r| log.len(r))
+        self.log.read(self.ctx, |log, r| log.len(r))
     }
 
     /// True if the log holds no event.
@@ -161,54 +165,41 @@ impl<'a, C: Access> EventsHandle<'a, C> {
 
     /// Length and last hash.
     pub fn head(&self) -> Result<EventHead> {
-        let log = self.log()?;
-        self.ctx.read(|r| log.head(r))
+        self.log.read(self.ctx, |log, r| log.head(r))
     }
 
     /// Event `seq`, if present.
     pub fn get(&self, seq: u64) -> Result<Option<Event>> {
-        let log = self.log()?;
-        self.ctx.read(|r| log.get(r, seq))
+        self.log.read(self.ctx, |log, r| log.get(r, seq))
     }
 
     /// The last event, if any.
     pub fn last(&self) -> Result<Option<Event>> {
-        let log = self.log()?;
-        self.ctx.read(|r| log.last(r))
+        self.log.read(self.ctx, |log, r| log.last(r))
     }
 
     /// Events with sequence numbers in `range`, in order.
     pub fn read(&self, range: impl RangeBounds<u64>) -> Result<Vec<Event>> {
-        let log = self.log()?;
-        self.ctx.read(|r| log.read(r, range))
+        self.log.read(self.ctx, |log, r| log.read(r, range))
     }
 
     /// Check the hash chain: `Ok` or [`Error::ChainBroken`] with the first
     /// broken sequence number.
     pub fn verify(&self) -> Result<()> {
-        let log = self.log()?;
-        self.ctx.read(|r| log.verify(r))
+        self.log.read(self.ctx, |log, r| log.verify(r))
     }
 }
 
-impl EventsHandle<'_, Database> {
-    /// Append an event in its own transaction (autocommit, retried on
-    /// conflict); returns its sequence number.
+impl<C: WriteAccess> EventsHandle<'_, C> {
+    /// Append an event; returns its sequence number. Through the database
+    /// it is its own transaction (autocommit, retried on conflict);
+    /// through a transaction it joins it.
     pub fn append(&self, event_type: &str, payload: impl Into<Value>) -> Result<u64> {
-        let log = self.log()?;
-        let payload = payload.into();
-        let (seq, _) = self
-            .ctx
-            .autocommit(self.run, |txn| log.append(txn, event_type, payload.clone()))?;
-        Ok(seq)
-    }
-}
-
-impl EventsHandle<'_, Transaction> {
-    /// Append an event in this transaction; returns its sequence number.
-    pub fn append(&self, event_type: &str, payload: impl Into<Value>) -> Result<u64> {
-        let log = self.log()?;
-        self.ctx.with(|txn| log.append(txn, event_type, payload))
+        let log = self.log.get()?;
+        self.ctx
+            .write_with(self.run, payload.into(), |txn, payload| {
+                log.append(txn, event_type, payload)
+            })
     }
 }
 
@@ -300,21 +291,37 @@ impl<'a, C: Access> StateHandle<'a, C> {
         StateHandle { ctx, machines }
     }
 
-    fn machines(&self) -> Result<&StateMachines> {
-        self.machines.get()
-    }
-
     /// The current state and its version; [`Error::StateNotDefined`] for a
     /// machine never defined.
     pub fn read_state(&self, name: &str) -> Result<StateRead> {
-        let m = self.machines()?;
-        self.ctx.read(|r| m.read_state(r, name))
+        self.machines.read(self.ctx, |m, r| m.read_state(r, name))
     }
 
     /// The allowed `(from, to)` pairs (None: any transition).
     pub fn allowed(&self, name: &str) -> Result<Option<Transitions>> {
-        let m = self.machines()?;
-        self.ctx.read(|r| m.allowed(r, name))
+        self.machines.read(self.ctx, |m, r| m.allowed(r, name))
+    }
+}
+
+impl<C: WriteAccess> StateHandle<'_, C> {
+    fn define_for(
+        &self,
+        run: RunId,
+        name: &str,
+        initial: Value,
+        allowed: Option<Transitions>,
+    ) -> Result<u64> {
+        let m = self.machines.get()?;
+        self.ctx
+            .write_with(run, (initial, allowed), |txn, (initial, allowed)| {
+                m.define(txn, name, initial, allowed)
+            })
+    }
+
+    fn cas_for(&self, run: RunId, name: &str, expected_version: u64, new: Value) -> Result<u64> {
+        let m = self.machines.get()?;
+        self.ctx
+            .write_with(run, new, |txn, new| m.cas(txn, name, expected_version, new))
     }
 }
 
@@ -328,12 +335,7 @@ impl StateHandle<'_, Database> {
         initial: impl Into<Value>,
         allowed: Option<Transitions>,
     ) -> Result<u64> {
-        let m = self.machines()?;
-        let initial = initial.into();
-        let (v, _) = self.ctx.autocommit(run, |txn| {
-            m.define(txn, name, initial.clone(), allowed.clone())
-        })?;
-        Ok(v)
+        self.define_for(run, name, initial.into(), allowed)
     }
 
     /// Move to `new` if at `expected_version`; returns the new version.
@@ -345,12 +347,7 @@ impl StateHandle<'_, Database> {
         expected_version: u64,
         new: impl Into<Value>,
     ) -> Result<u64> {
-        let m = self.machines()?;
-        let new = new.into();
-        let (v, _) = self
-            .ctx
-            .autocommit(run, |txn| m.cas(txn, name, expected_version, new.clone()))?;
-        Ok(v)
+        self.cas_for(run, name, expected_version, new.into())
     }
 
     /// Move to `f(current)`, retried on conflict (so `f` may run more than
@@ -362,7 +359,7 @@ impl StateHandle<'_, Database> {
         name: &str,
         mut f: impl FnMut(&Value) -> V,
     ) -> Result<StateRead> {
-        let m = self.machines()?;
+        let m = self.machines.get()?;
         let (s, _) = self
             .ctx
             .autocommit(run, |txn| m.transition(txn, name, &mut f))?;
@@ -378,14 +375,12 @@ impl StateHandle<'_, Transaction> {
         initial: impl Into<Value>,
         allowed: Option<Transitions>,
     ) -> Result<u64> {
-        let m = self.machines()?;
-        self.ctx.with(|txn| m.define(txn, name, initial, allowed))
+        self.define_for(self.ctx.run(), name, initial.into(), allowed)
     }
 
     /// Compare-and-set in this transaction.
     pub fn cas(&self, name: &str, expected_version: u64, new: impl Into<Value>) -> Result<u64> {
-        let m = self.machines()?;
-        self.ctx.with(|txn| m.cas(txn, name, expected_version, new))
+        self.cas_for(self.ctx.run(), name, expected_version, new.into())
     }
 
     /// Move to `f(current)` in this transaction. `f` must not use this
@@ -395,7 +390,7 @@ impl StateHandle<'_, Transaction> {
         name: &str,
         f: impl FnOnce(&Value) -> V,
     ) -> Result<StateRead> {
-        let m = self.machines()?;
+        let m = self.machines.get()?;
         self.ctx.with(|txn| m.transition(txn, name, f))
     }
 }
@@ -416,14 +411,9 @@ impl<'a, C: Access> TracesHandle<'a, C> {
         TracesHandle { ctx, store, run }
     }
 
-    fn store(&self) -> Result<&TraceStore> {
-        self.store.get()
-    }
-
     /// Number of spans.
     pub fn len(&self) -> Result<u64> {
-        let s = self.store()?;
-        self.ctx.read(|r| s.len(r))
+        self.store.read(self.ctx, |s, r| s.len(r))
     }
 
     /// True if no span was recorded.
@@ -433,82 +423,54 @@ impl<'a, C: Access> TracesHandle<'a, C> {
 
     /// Span `seq`, if recorded.
     pub fn get(&self, seq: u64) -> Result<Option<Span>> {
-        let s = self.store()?;
-        self.ctx.read(|r| s.get(r, seq))
+        self.store.read(self.ctx, |s, r| s.get(r, seq))
     }
 
     /// Every span of the run, in recording order.
     pub fn spans(&self) -> Result<Vec<Span>> {
-        let s = self.store()?;
-        self.ctx.read(|r| s.spans(r))
+        self.store.read(self.ctx, |s, r| s.spans(r))
     }
 
     /// Spans of one kind (`tool_call`, `decision`, `query` or a custom name).
     pub fn by_kind(&self, kind: &str) -> Result<Vec<Span>> {
-        let s = self.store()?;
-        self.ctx.read(|r| s.by_kind(r, kind))
+        self.store.read(self.ctx, |s, r| s.by_kind(r, kind))
     }
 
     /// The children of span `parent`, in recording order.
     pub fn children(&self, parent: SpanId) -> Result<Vec<Span>> {
-        let s = self.store()?;
-        if parent.run != self.run {
-            return Err(Error::UnknownSpan {
-                run: self.run,
-                seq: parent.seq,
-            });
-        }
+        let s = self.store.get()?;
+        self.check_own(parent)?;
         self.ctx.read(|r| s.children(r, parent.seq))
     }
 
     /// The run's whole span tree (its roots with their subtrees).
     pub fn tree(&self) -> Result<Vec<SpanTree>> {
-        let s = self.store()?;
-        self.ctx.read(|r| s.tree(r))
+        self.store.read(self.ctx, |s, r| s.tree(r))
     }
 }
 
-impl TracesHandle<'_, Database> {
-    /// Record a span in its own transaction; returns its id.
+impl<C: WriteAccess> TracesHandle<'_, C> {
+    /// Record a span; returns its id. Through the database it is its own
+    /// transaction (autocommit, retried on conflict); through a transaction
+    /// it joins it.
     pub fn record(&self, spec: SpanSpec) -> Result<SpanId> {
-        let s = self.store()?;
-        let (id, _) = self
-            .ctx
-            .autocommit(self.run, |txn| s.record(txn, spec.clone()))?;
-        Ok(id)
+        let s = self.store.get()?;
+        self.ctx
+            .write_with(self.run, spec, |txn, spec| s.record(txn, spec))
     }
 
-    /// End a span now; a tool call may record its outcome.
+    /// End a span now; a tool call may record its outcome. Autocommit
+    /// through the database, part of the transaction through one.
     pub fn end(
         &self,
         span: SpanId,
         outcome: Option<std::result::Result<Value, String>>,
     ) -> Result<Span> {
-        let s = self.store()?;
+        let s = self.store.get()?;
         self.check_own(span)?;
-        let (span, _) = self
-            .ctx
-            .autocommit(self.run, |txn| s.end(txn, span.seq, None, outcome.clone()))?;
-        Ok(span)
-    }
-}
-
-impl TracesHandle<'_, Transaction> {
-    /// Record a span in this transaction; returns its id.
-    pub fn record(&self, spec: SpanSpec) -> Result<SpanId> {
-        let s = self.store()?;
-        self.ctx.with(|txn| s.record(txn, spec))
-    }
-
-    /// End a span now in this transaction.
-    pub fn end(
-        &self,
-        span: SpanId,
-        outcome: Option<std::result::Result<Value, String>>,
-    ) -> Result<Span> {
-        let s = self.store()?;
-        self.check_own(span)?;
-        self.ctx.with(|txn| s.end(txn, span.seq, None, outcome))
+        self.ctx.write_with(self.run, outcome, |txn, outcome| {
+            s.end(txn, span.seq, None, outcome)
+        })
     }
 }
 

@@ -174,7 +174,7 @@ mod running;
 mod time_travel;
 
 pub use config::Config;
-pub use context::{Access, Snapshot, Transaction};
+pub use context::{Access, Snapshot, Transaction, WriteAccess};
 pub use database::Database;
 pub use handles::{EventsHandle, KvHandle, RunsHandle, StateHandle, TracesHandle};
 pub use rewinddb_replay as replay;

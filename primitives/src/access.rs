@@ -26,50 +26,32 @@ pub trait Reader {
     ) -> Result<Vec<(Key, Value)>>;
 }
 
-impl Reader for Transaction {
-    fn read(&mut self, key: &Key) -> Result<Option<Value>> {
-        Ok(self.get(key)?)
-    }
+/// `Reader` for engine types whose own `get` and `scan` already mean what
+/// the trait says, called by path so the trait method cannot call itself.
+macro_rules! reader_by_inherent_methods {
+    ($($reader:ty => $owner:ty),* $(,)?) => {$(
+        impl Reader for $reader {
+            fn read(&mut self, key: &Key) -> Result<Option<Value>> {
+                Ok(<$owner>::get(self, key)?)
+            }
 
-    fn scan(
-        &mut self,
-        prefix: &Key,
-        after: Option<&Key>,
-        limit: usize,
-    ) -> Result<Vec<(Key, Value)>> {
-        Ok(Transaction::scan(self, prefix, after, limit)?)
-    }
+            fn scan(
+                &mut self,
+                prefix: &Key,
+                after: Option<&Key>,
+                limit: usize,
+            ) -> Result<Vec<(Key, Value)>> {
+                Ok(<$owner>::scan(self, prefix, after, limit)?)
+            }
+        }
+    )*};
 }
 
-impl Reader for Snapshot {
-    fn read(&mut self, key: &Key) -> Result<Option<Value>> {
-        Ok(self.get(key)?)
-    }
-
-    fn scan(
-        &mut self,
-        prefix: &Key,
-        after: Option<&Key>,
-        limit: usize,
-    ) -> Result<Vec<(Key, Value)>> {
-        Ok(Snapshot::scan(self, prefix, after, limit)?)
-    }
-}
-
-impl Reader for &Snapshot {
-    fn read(&mut self, key: &Key) -> Result<Option<Value>> {
-        Ok(self.get(key)?)
-    }
-
-    fn scan(
-        &mut self,
-        prefix: &Key,
-        after: Option<&Key>,
-        limit: usize,
-    ) -> Result<Vec<(Key, Value)>> {
-        Ok(Snapshot::scan(self, prefix, after, limit)?)
-    }
-}
+reader_by_inherent_methods!(
+    Transaction => Transaction,
+    Snapshot => Snapshot,
+    &Snapshot => Snapshot,
+);
 
 /// Run `f` in a transaction of `run` and commit it, retrying on conflict
 /// (see [`retry_on_conflict`]). `f` must be re-runnable: each attempt
