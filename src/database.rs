@@ -107,12 +107,27 @@ impl Database {
         isolation: Isolation,
     ) -> Result<rewinddb_engine::Transaction> {
         let mut txn = self.engine.begin(run, isolation);
-        if run.is_nil() || (isolation == Isolation::Snapshot && self.running.contains(run)) {
-            return Ok(txn);
-        }
-        self.runs.check_writable(&mut txn, run)?;
-        self.running.admit(run, txn.start_version());
+        self.admit(&mut txn)?;
         Ok(txn)
+    }
+
+    /// Refuse `txn` unless its run may write (see `begin_engine`). Takes
+    /// the transaction by reference: the write path checks it in place.
+    #[inline]
+    fn admit(&self, txn: &mut rewinddb_engine::Transaction) -> Result<()> {
+        let run = txn.run();
+        if run.is_nil() || (txn.isolation() == Isolation::Snapshot && self.running.contains(run)) {
+            return Ok(());
+        }
+        self.admit_by_reading(txn, run)
+    }
+
+    /// `admit` for a run not known to be running: read its record.
+    #[cold]
+    fn admit_by_reading(&self, txn: &mut rewinddb_engine::Transaction, run: RunId) -> Result<()> {
+        self.runs.check_writable(txn, run)?;
+        self.running.admit(run, txn.start_version());
+        Ok(())
     }
 
     /// `run` ended in the commit at `version`: forget it is running.
@@ -128,7 +143,8 @@ impl Database {
         mut f: impl FnMut(&mut rewinddb_engine::Transaction) -> Result<T>,
     ) -> Result<(T, Version)> {
         retry_on_conflict(&self.engine.config().retry, || {
-            let mut txn = self.begin_engine(run, Isolation::Snapshot)?;
+            let mut txn = self.engine.begin(run, Isolation::Snapshot);
+            self.admit(&mut txn)?;
             let t = f(&mut txn)?;
             Ok((t, txn.commit()?))
         })

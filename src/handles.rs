@@ -92,11 +92,10 @@ impl<'a, C: Access> KvHandle<'a, C> {
 }
 
 impl KvHandle<'_, Database> {
+    #[inline]
     fn check_scope(&self, run: RunId) -> Result<()> {
         match self.run {
-            Some(owner) if owner != run => Err(Error::InvalidArgument(format!(
-                "KV scope of run {owner} written by run {run}"
-            ))),
+            Some(owner) if owner != run => Err(scope_error(owner, run)),
             _ => Ok(()),
         }
     }
@@ -135,6 +134,11 @@ impl KvHandle<'_, Transaction> {
         let kv = self.kv()?;
         self.ctx.with(|txn| kv.delete(txn, key))
     }
+}
+
+#[cold]
+fn scope_error(owner: RunId, run: RunId) -> Error {
+    Error::InvalidArgument(format!("KV scope of run {owner} written by run {run}"))
 }
 
 // ---------------------------------------------------------------- events

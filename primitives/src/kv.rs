@@ -55,6 +55,7 @@ impl Kv {
         self.scope
     }
 
+    #[inline]
     fn key(&self, key: &str) -> Result<Key> {
         if key.is_empty() {
             return Err(Error::invalid_name("KV key", key, "empty"));
