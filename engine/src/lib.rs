@@ -87,6 +87,7 @@ mod time_index;
 mod txn;
 mod types;
 mod value;
+mod write_set;
 
 pub use chain::{ReadAt, VersionChain, VersionNode};
 pub use clock::wall_clock_ms;

@@ -10,7 +10,6 @@
 use std::ops::Bound;
 use std::sync::Arc;
 
-use crossbeam_epoch::Guard;
 use crossbeam_skiplist::SkipMap;
 use scc::HashIndex;
 
@@ -78,7 +77,7 @@ impl Store {
     /// visible or not. Used by commit validation under the commit lock.
     pub(crate) fn head_commit(&self, key: &Key) -> Version {
         self.index
-            .peek_with(key, |_, chain| chain.head_commit(&crossbeam_epoch::pin()))
+            .peek_with(key, |_, chain| chain.newest_commit())
             .unwrap_or(0)
     }
 
@@ -89,17 +88,14 @@ impl Store {
 
     /// For each commit and each of its keys, the version exactly that
     /// commit wrote: `Some(value)` (None inside = tombstone), or None if no
-    /// such version is linked. One index guard and one epoch pin serve the
-    /// whole batch, so the lookups pay no per-key fence and their cache
-    /// misses overlap.
+    /// such version is linked. Reads through the chains the run index kept,
+    /// so it costs no index lookup; one epoch pin serves the whole batch.
     pub(crate) fn versions_written(
         &self,
         commits: &[RunCommit],
     ) -> Vec<Vec<Option<Option<Value>>>> {
-        let index_guard = scc::Guard::new();
         let epoch = crossbeam_epoch::pin();
-        let read = |key: &Key, version: Version| {
-            let chain = self.index.peek(key, &index_guard)?;
+        let read = |chain: &VersionChain, version: Version| {
             chain
                 .iter(&epoch)
                 .find(|n| n.commit <= version)
@@ -108,16 +104,22 @@ impl Store {
         };
         commits
             .iter()
-            .map(|c| c.keys.iter().map(|k| read(k, c.version)).collect())
+            .map(|c| c.chains.iter().map(|ch| read(ch, c.version)).collect())
             .collect()
     }
 
     /// The chain of `key`, created (in both indexes) if absent. Only
     /// committers holding the commit lock call this.
     pub(crate) fn chain_or_create(&self, key: &Key) -> Arc<VersionChain> {
-        if let Some(chain) = self.chain(key) {
-            return chain;
+        match self.chain(key) {
+            Some(chain) => chain,
+            None => self.create_chain(key),
         }
+    }
+
+    /// Create the chain of `key`, absent from both indexes (the caller just
+    /// looked), in both. Only committers holding the commit lock call this.
+    pub(crate) fn create_chain(&self, key: &Key) -> Arc<VersionChain> {
         let chain = Arc::new(VersionChain::new());
         // The commit lock serialises creators, so the insert cannot race.
         if let Err((_, existing)) = self.index.insert_sync(key.clone(), Arc::clone(&chain)) {
@@ -152,10 +154,10 @@ impl Store {
 
     /// Newest installed commit among keys with `prefix` (0 if none). Used by
     /// serializable validation of scanned ranges.
-    pub(crate) fn newest_commit_in(&self, prefix: &Key, guard: &Guard) -> (Version, Option<Key>) {
+    pub(crate) fn newest_commit_in(&self, prefix: &Key) -> (Version, Option<Key>) {
         let mut best = (0, None);
         for (key, chain) in self.range(prefix, None) {
-            let c = chain.head_commit(guard);
+            let c = chain.newest_commit();
             if c > best.0 {
                 best = (c, Some(key));
             }

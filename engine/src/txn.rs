@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::chain::VersionChain;
+
 use crate::config::Isolation;
 use crate::durability::{Durability, Durable, wal};
 use crate::engine::{CommitState, EngineInner};
@@ -16,6 +18,10 @@ use crate::record::RunCommit;
 use crate::sync::Ordering;
 use crate::types::{Key, RunId, Version};
 use crate::value::Value;
+use crate::write_set::WriteSet;
+
+/// The chain of each written key, in key order (`None`: not created yet).
+type Chains = smallvec::SmallVec<[Option<Arc<VersionChain>>; 4]>;
 
 /// An explicit transaction. Dropping it without `commit` rolls it back.
 pub struct Transaction {
@@ -27,7 +33,7 @@ pub struct Transaction {
     /// Prefixes scanned (serializable).
     scans: Vec<Key>,
     /// Buffered writes; `None` deletes.
-    writes: BTreeMap<Key, Option<Value>>,
+    writes: WriteSet,
     finished: Option<&'static str>,
     /// Per-transaction override of the database's durability.
     durability: Option<Durability>,
@@ -41,7 +47,7 @@ impl Transaction {
             isolation,
             reads: Vec::new(),
             scans: Vec::new(),
-            writes: BTreeMap::new(),
+            writes: WriteSet::default(),
             finished: None,
             durability: None,
         }
@@ -234,13 +240,14 @@ impl Transaction {
             return self.commit_durable(&inner, durable);
         }
         let mut state = inner.commit.lock();
+        let chains = self.chains_of_writes();
         if !state.skips_validation() {
-            self.validate()?;
+            self.validate(&chains)?;
         }
         let version = state.last + 1;
         let wall_ms = crate::clock::wall_clock_ms();
         let wall_ms = state.times.record(version, wall_ms);
-        self.install(&inner, &mut state, version, wall_ms);
+        self.install(&inner, &mut state, chains, version, wall_ms);
         crate::engine::publish(&inner.visible, version);
         drop(state);
         self.finished = Some("committed");
@@ -254,13 +261,14 @@ impl Transaction {
         let body = wal::encode_writes(&self.writes)?;
         let mut state = inner.commit.lock();
         durable.check_open()?;
+        let chains = self.chains_of_writes();
         if !state.skips_validation() {
-            self.validate()?;
+            self.validate(&chains)?;
         }
         let version = state.last + 1;
         let wall_ms = state.times.record(version, crate::clock::wall_clock_ms());
         wal::append_frame(&mut state.wal_buf, version, self.run, wall_ms, &body);
-        self.install(inner, &mut state, version, wall_ms);
+        self.install(inner, &mut state, chains, version, wall_ms);
         if mode == Durability::Strict {
             state.strict_pending.push_back(version);
         }
@@ -273,40 +281,49 @@ impl Transaction {
         Ok(version)
     }
 
+    /// Under the commit lock: the chain of each written key, in key order
+    /// (`None` for a key never written). The one index lookup per key that
+    /// both validation and installation use; chains are never removed from
+    /// the index, so they stay current while the lock is held.
+    fn chains_of_writes(&self) -> Chains {
+        let store = &self.snap.inner.store;
+        self.writes.keys().map(|key| store.chain(key)).collect()
+    }
+
     /// Steps 4-5 of the commit protocol, under the commit lock: install the
-    /// writes as chain heads and index the commit.
+    /// writes as chain heads (`chains` from [`Self::chains_of_writes`]) and
+    /// index the commit.
     fn install(
         &mut self,
         inner: &EngineInner,
         state: &mut CommitState,
+        chains: Chains,
         version: Version,
         wall_ms: u64,
     ) {
-        let writes = std::mem::take(&mut self.writes);
+        let writes = std::mem::take(&mut self.writes).into_vec();
         let written = writes.len() as u64;
         let guard = crossbeam_epoch::pin();
-        let mut keys = Vec::with_capacity(if self.run.is_nil() { 0 } else { writes.len() });
-        for (key, value) in writes {
-            let chain = inner.store.chain_or_create(&key);
+        let indexed = !self.run.is_nil();
+        let mut run_writes = Vec::with_capacity(if indexed { writes.len() } else { 0 });
+        for ((key, value), chain) in writes.into_iter().zip(chains) {
+            let chain = chain.unwrap_or_else(|| inner.store.create_chain(&key));
             chain.push(version, self.run, value, &guard);
-            if !self.run.is_nil() {
-                keys.push(key);
+            if indexed {
+                run_writes.push((key, chain));
             }
         }
         inner.linked_versions.fetch_add(written, Ordering::Relaxed);
-        if !self.run.is_nil() {
-            state.runs.entry(self.run).or_default().push(RunCommit {
-                version,
-                wall_ms,
-                keys: Arc::from(keys),
-            });
+        if indexed {
+            let commit = RunCommit::new(version, wall_ms, run_writes);
+            state.runs.entry(self.run).or_default().push(commit);
         }
         state.last = version;
     }
 
     /// Checks under the commit lock: no key written (snapshot) — or read or
     /// scanned (serializable) — changed after the start version.
-    fn validate(&self) -> Result<()> {
+    fn validate(&self, chains: &Chains) -> Result<()> {
         let start = self.snap.version();
         let store = &self.snap.inner.store;
         let conflict = |key: &Key, current: Version| Error::Conflict {
@@ -314,8 +331,8 @@ impl Transaction {
             start,
             current,
         };
-        for key in self.writes.keys() {
-            let current = store.head_commit(key);
+        for (key, chain) in self.writes.keys().zip(chains) {
+            let current = chain.as_ref().map_or(0, |c| c.newest_commit());
             if current > start {
                 return Err(conflict(key, current));
             }
@@ -327,9 +344,8 @@ impl Transaction {
                     return Err(conflict(key, current));
                 }
             }
-            let guard = crossbeam_epoch::pin();
             for prefix in &self.scans {
-                let (current, key) = store.newest_commit_in(prefix, &guard);
+                let (current, key) = store.newest_commit_in(prefix);
                 if current > start {
                     return Err(conflict(key.as_ref().unwrap_or(prefix), current));
                 }

@@ -16,12 +16,33 @@ pub type Version = u64;
 pub const NAMESPACE_SIZE_BYTES_MAX: usize = 256;
 
 /// A run's id: 128 bits, time-ordered (UUIDv7 layout), printed like a UUID.
+///
+/// Held as two `u64` halves (high first, so the derived order is the
+/// numeric order) rather than a `u128`: a `u128` field is 16-byte aligned,
+/// which would pad every key, scope and version node that holds a run id.
+/// Serialised as the `u128` it stands for (the WAL and checkpoint format).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct RunId(u128);
+#[serde(from = "u128", into = "u128")]
+pub struct RunId {
+    hi: u64,
+    lo: u64,
+}
+
+impl From<u128> for RunId {
+    fn from(v: u128) -> RunId {
+        RunId::from_u128(v)
+    }
+}
+
+impl From<RunId> for u128 {
+    fn from(id: RunId) -> u128 {
+        id.as_u128()
+    }
+}
 
 impl RunId {
     /// Writes made outside any run (administration).
-    pub const NIL: RunId = RunId(0);
+    pub const NIL: RunId = RunId::from_u128(0);
 
     /// A fresh id: 48-bit milliseconds since the epoch, the version nibble 7,
     /// the variant bits, and random bits. Ids made by one process strictly
@@ -42,27 +63,30 @@ impl RunId {
         let ms = (stamp >> 12) as u128;
         let rand_a = (stamp & 0xfff) as u128;
         let rand_b = (fastrand::u64(..) & ((1 << 62) - 1)) as u128;
-        RunId((ms << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b)
+        RunId::from_u128((ms << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b)
     }
 
     /// The id from its 128-bit value.
     pub const fn from_u128(v: u128) -> RunId {
-        RunId(v)
+        RunId {
+            hi: (v >> 64) as u64,
+            lo: v as u64,
+        }
     }
 
     /// The 128-bit value.
     pub const fn as_u128(self) -> u128 {
-        self.0
+        ((self.hi as u128) << 64) | self.lo as u128
     }
 
     /// Milliseconds since the Unix epoch encoded in the id.
     pub fn timestamp_ms(self) -> u64 {
-        (self.0 >> 80) as u64
+        self.hi >> 16
     }
 
     /// True for [`RunId::NIL`].
     pub fn is_nil(self) -> bool {
-        self.0 == 0
+        self.hi == 0 && self.lo == 0
     }
 }
 
@@ -74,7 +98,7 @@ impl Default for RunId {
 
 impl fmt::Display for RunId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let v = self.0;
+        let v = self.as_u128();
         write!(
             f,
             "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
@@ -117,7 +141,7 @@ impl FromStr for RunId {
             let digit = char::from(*b).to_digit(16).ok_or_else(bad)?;
             v = (v << 4) | u128::from(digit);
         }
-        Ok(RunId(v))
+        Ok(RunId::from_u128(v))
     }
 }
 

@@ -19,11 +19,11 @@ use crate::durability::wal::{self, Decoded, HeaderError, Stop};
 use crate::durability::{RecoveryMode, WalWriter, create_segment};
 use crate::engine::CommitState;
 use crate::error::{Error, Result};
-use crate::record::{CommitRecord, RunCommit};
+use crate::record::{CommitRecord, RunCommit, WrittenKey};
 use crate::snapshot::SnapshotTracker;
 use crate::store::Store;
 use crate::time_index::TimeIndex;
-use crate::types::{Key, RunId, Version};
+use crate::types::{RunId, Version};
 
 /// What recovery rebuilt.
 pub(crate) struct Recovered {
@@ -133,7 +133,7 @@ impl Rebuild {
         self.times = TimeIndex::from_entries(image.times);
         self.snapshots.raise_floor(image.floor);
         // (run, version) -> keys, gathered in key order.
-        let mut by_commit: BTreeMap<(Version, RunId), Vec<Key>> = BTreeMap::new();
+        let mut by_commit: BTreeMap<(Version, RunId), Vec<WrittenKey>> = BTreeMap::new();
         let guard = crossbeam_epoch::pin();
         for chain_image in image.chains {
             let chain = self.store.chain_or_create(&chain_image.key);
@@ -142,19 +142,19 @@ impl Rebuild {
                     by_commit
                         .entry((commit, run))
                         .or_default()
-                        .push(chain_image.key.clone());
+                        .push((chain_image.key.clone(), Arc::clone(&chain)));
                 }
                 chain.push(commit, run, value, &guard);
                 self.linked += 1;
             }
             chain.mark_pruned(chain_image.pruned_max);
         }
-        for ((version, run), keys) in by_commit {
-            self.runs.entry(run).or_default().push(RunCommit {
-                version,
-                wall_ms: self.times.time_of(version),
-                keys: Arc::from(keys),
-            });
+        for ((version, run), written) in by_commit {
+            let wall_ms = self.times.time_of(version);
+            self.runs
+                .entry(run)
+                .or_default()
+                .push(RunCommit::new(version, wall_ms, written));
         }
         self.last = image.version;
     }
@@ -167,21 +167,20 @@ impl Rebuild {
         );
         let guard = crossbeam_epoch::pin();
         let wall_ms = self.times.record(record.version, record.wall_ms);
-        let mut keys = Vec::new();
+        let mut written = Vec::new();
         for (key, value) in record.writes {
             let chain = self.store.chain_or_create(&key);
             chain.push(record.version, record.run, value, &guard);
             self.linked += 1;
             if !record.run.is_nil() {
-                keys.push(key);
+                written.push((key, chain));
             }
         }
         if !record.run.is_nil() {
-            self.runs.entry(record.run).or_default().push(RunCommit {
-                version: record.version,
-                wall_ms,
-                keys: Arc::from(keys),
-            });
+            self.runs
+                .entry(record.run)
+                .or_default()
+                .push(RunCommit::new(record.version, wall_ms, written));
         }
         self.last = record.version;
     }

@@ -9,15 +9,11 @@
 //! Decoding never panics and never allocates more than the bytes it is
 //! given justify: a length field is trusted only after it fits the input.
 
-use std::collections::BTreeMap;
-
-use serde::Serialize;
-
 use crate::durability::codec;
 use crate::error::{Error, Result};
 use crate::record::CommitRecord;
-use crate::types::{Key, RunId, Version};
-use crate::value::Value;
+use crate::types::{RunId, Version};
+use crate::write_set::WriteSet;
 
 /// First bytes of every WAL segment.
 pub const WAL_MAGIC: [u8; 8] = *b"RWDBWAL\0";
@@ -103,18 +99,10 @@ pub(crate) fn le_u64(b: &[u8]) -> u64 {
 
 /// The writes of a transaction, serialised exactly like
 /// `CommitRecord::writes` (a sequence of `(Key, Option<Value>)`).
-struct WritesRef<'a>(&'a BTreeMap<Key, Option<Value>>);
-
-impl Serialize for WritesRef<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter())
-    }
-}
-
 /// Encode the writes part of a record payload. Done outside the commit
 /// lock; [`append_frame`] adds the version, run and time under it.
-pub fn encode_writes(writes: &BTreeMap<Key, Option<Value>>) -> Result<Vec<u8>> {
-    let body = postcard::to_allocvec(&WritesRef(writes))
+pub(crate) fn encode_writes(writes: &WriteSet) -> Result<Vec<u8>> {
+    let body = postcard::to_allocvec(writes)
         .map_err(|e| Error::InvalidArgument(format!("cannot encode commit record: {e}")))?;
     if body.len() + RECORD_PREFIX_SIZE_MAX > WAL_RECORD_SIZE_BYTES_MAX {
         return Err(Error::InvalidArgument(format!(
@@ -149,7 +137,10 @@ pub fn append_frame(out: &mut Vec<u8>, version: Version, run: RunId, wall_ms: u6
 
 /// Encode a whole record (tests, fuzz seeds, benches).
 pub fn encode_record(record: &CommitRecord) -> Result<Vec<u8>> {
-    let writes: BTreeMap<Key, Option<Value>> = record.writes.iter().cloned().collect();
+    let mut writes = WriteSet::default();
+    for (key, write) in &record.writes {
+        writes.insert(key.clone(), write.clone());
+    }
     let body = encode_writes(&writes)?;
     let mut out = Vec::new();
     append_frame(&mut out, record.version, record.run, record.wall_ms, &body);
