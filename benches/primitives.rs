@@ -19,12 +19,16 @@ use rewinddb::engine::{Key, Scope};
 use rewinddb::{Database, Isolation, Namespace, RunId, RunSpec, SpanSpec, TypeTag, Value};
 
 fn main() {
+    divan::main();
     // `cargo test --all-targets` runs this binary without `--bench`: then
-    // load a small KV and skip the ratio table, to keep tests fast.
+    // load a small KV and skip the interleaved tables, to keep tests fast.
+    // The tables come last: the versions they keep, freed at their end,
+    // would leave the allocator's free lists fragmented for the benches
+    // above.
     if bench_mode() {
         facade_ratio_report();
+        append_split_report();
     }
-    divan::main();
 }
 
 fn bench_mode() -> bool {
@@ -39,67 +43,108 @@ fn list_keys() -> usize {
 /// Puts per timed round, and rounds, of the interleaved ratio table.
 const RATIO_PUTS: usize = 2_000;
 const RATIO_ROUNDS: usize = 200;
+/// Appends per timed round, and rounds, of the interleaved append table.
+const SPLIT_APPENDS: usize = 1_000;
+const SPLIT_ROUNDS: usize = 100;
 
-/// Facade vs raw engine single-key put, timed in interleaved rounds so that
-/// load from other processes hits both alike; prints min and median ns per
-/// put and their ratios. The target compares against a raw put of a key
-/// built once; a third series builds the raw key from its text on every
-/// put, as the facade must, to show what remains besides that allocation.
+/// One timed series of an interleaved table: a name and one operation
+/// (given its index within the round).
+type Series<'a> = (&'static str, Box<dyn FnMut(u64) + 'a>);
+
+/// Time `per_round` calls of each series, series after series, `rounds`
+/// times over, so that load from other processes hits all alike; returns
+/// each series' ns per call by round, sorted.
+fn interleaved(rounds: usize, per_round: usize, series: &mut [Series<'_>]) -> Vec<Vec<f64>> {
+    let mut times = vec![Vec::with_capacity(rounds); series.len()];
+    for _ in 0..rounds {
+        for ((_, op), t) in series.iter_mut().zip(&mut times) {
+            let start = std::time::Instant::now();
+            for i in 0..per_round as u64 {
+                op(i);
+            }
+            t.push(start.elapsed().as_nanos() as f64 / per_round as f64);
+        }
+    }
+    for t in &mut times {
+        t.sort_by(f64::total_cmp);
+    }
+    times
+}
+
+/// Print min and median per series, then `a/b` ratios for `ratios`.
+fn print_table(series: &[Series<'_>], times: &[Vec<f64>], ratios: &[(usize, usize)]) {
+    let median = |t: &[f64]| t[t.len() / 2];
+    for ((name, _), t) in series.iter().zip(times) {
+        println!("  {name:<20} min {:.0}  median {:.0}", t[0], median(t));
+    }
+    for &(a, b) in ratios {
+        let name = format!("{}/{}", series[a].0, series[b].0);
+        println!(
+            "  {name:<20} min {:.2}x  median {:.2}x",
+            times[a][0] / times[b][0],
+            median(&times[a]) / median(&times[b])
+        );
+    }
+}
+
+/// Facade vs raw engine single-key put, interleaved. The target compares
+/// against a raw put of a key built once; a third series (`raw+key`)
+/// builds the raw key from its text on every put, as the facade must, to
+/// show what remains besides that allocation.
 fn facade_ratio_report() {
     let (db, run) = db_and_run();
     let engine = db.engine().clone();
-    let key = Key::new(
-        Namespace::new(NS).unwrap(),
-        Scope::Shared,
-        TypeTag::Kv,
-        "raw",
-    );
+    let ns = Namespace::new(NS).unwrap();
+    let key = Key::new(ns.clone(), Scope::Shared, TypeTag::Kv, "raw");
     let kv = db.kv(NS);
-    let time = |f: &mut dyn FnMut(i64)| {
-        let start = std::time::Instant::now();
-        for i in 0..RATIO_PUTS as i64 {
-            f(i);
-        }
-        start.elapsed().as_nanos() as f64 / RATIO_PUTS as f64
+    let raw_put = |key: Key, i: u64| {
+        engine
+            .transaction(run, Isolation::Snapshot, |t| t.put(key.clone(), i as i64))
+            .unwrap();
     };
-    let ns = key.ns.clone();
-    let (mut raw, mut built, mut facade) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..RATIO_ROUNDS {
-        raw.push(time(&mut |i| {
-            engine
-                .transaction(run, Isolation::Snapshot, |t| t.put(key.clone(), i))
-                .unwrap();
-        }));
-        built.push(time(&mut |i| {
-            engine
-                .transaction(run, Isolation::Snapshot, |t| {
-                    t.put(Key::new(ns.clone(), Scope::Shared, TypeTag::Kv, "built"), i)
-                })
-                .unwrap();
-        }));
-        facade.push(time(&mut |i| {
-            kv.put(run, "facade", i).unwrap();
-        }));
-    }
-    for series in [&mut raw, &mut built, &mut facade] {
-        series.sort_by(f64::total_cmp);
-    }
-    let median = |s: &[f64]| s[RATIO_ROUNDS / 2];
+    let mut series: [Series<'_>; 3] = [
+        ("raw", Box::new(|i| raw_put(key.clone(), i))),
+        (
+            "raw+key",
+            Box::new(|i| raw_put(Key::new(ns.clone(), Scope::Shared, TypeTag::Kv, "built"), i)),
+        ),
+        (
+            "facade",
+            Box::new(|i| {
+                kv.put(run, "facade", i as i64).unwrap();
+            }),
+        ),
+    ];
+    let times = interleaved(RATIO_ROUNDS, RATIO_PUTS, &mut series);
     println!("single-key put, ns/put over {RATIO_ROUNDS} interleaved rounds of {RATIO_PUTS}:");
-    for (name, s) in [
-        ("raw engine", &raw),
-        ("raw, key built", &built),
-        ("facade", &facade),
-    ] {
-        println!("  {name:<15} min {:.0}  median {:.0}", s[0], median(s));
-    }
-    for (name, base) in [("facade/raw", &raw), ("facade/built", &built)] {
-        println!(
-            "  {name:<15} min {:.2}x  median {:.2}x",
-            facade[0] / base[0],
-            median(&facade) / median(base)
-        );
-    }
+    print_table(&series, &times, &[(2, 0), (2, 1)]);
+}
+
+/// Event append through the facade (one per transaction) vs the engine
+/// work it cannot avoid (`event_append_engine_floor`), interleaved: what
+/// the engine costs and what the primitive and facade add.
+fn append_split_report() {
+    let (db, run) = db_and_run();
+    let log = db.events(NS, run);
+    let p = payload();
+    // Its own run: the floor's head record is not an event head.
+    let floor_run = db.begin_run(RunSpec::new("floor")).unwrap();
+    let mut floor = engine_floor(&db, floor_run);
+    let mut series: [Series<'_>; 2] = [
+        ("engine floor", Box::new(|_| floor())),
+        (
+            "append",
+            Box::new(|_| {
+                log.append("tool.returned", p.clone()).unwrap();
+            }),
+        ),
+    ];
+    let times = interleaved(SPLIT_ROUNDS, SPLIT_APPENDS, &mut series);
+    println!(
+        "event append, one per transaction, ns/append over {SPLIT_ROUNDS} interleaved rounds of \
+         {SPLIT_APPENDS}:"
+    );
+    print_table(&series, &times, &[(1, 0)]);
 }
 
 const NS: &str = "bench/ns";
@@ -132,12 +177,21 @@ fn event_append_autocommit(bencher: Bencher) {
 #[divan::bench(sample_count = 100, sample_size = 1000)]
 fn event_append_engine_floor(bencher: Bencher) {
     let (db, run) = db_and_run();
+    let mut floor = engine_floor(&db, run);
+    bencher
+        .counter(ItemsCount::new(1usize))
+        .bench_local(&mut floor);
+}
+
+/// One call of the returned closure is one transaction of the engine work
+/// of an append (see `event_append_engine_floor`).
+fn engine_floor(db: &Database, run: RunId) -> impl FnMut() + use<> {
     let engine = db.engine().clone();
     let ns = Namespace::new(NS).unwrap();
     let head = Key::new(ns.clone(), Scope::Run(run), TypeTag::Event, "h");
     let record = Value::from(vec![payload(), Value::Int(0), Value::Int(0), Value::Int(0)]);
     let mut seq = 0u64;
-    bencher.counter(ItemsCount::new(1usize)).bench_local(|| {
+    move || {
         seq += 1;
         let mut user = [b'e'; 9];
         user[1..].copy_from_slice(&seq.to_be_bytes());
@@ -148,8 +202,8 @@ fn event_append_engine_floor(bencher: Bencher) {
                 t.put(key.clone(), record.clone())?;
                 t.put(head.clone(), Value::from(&seq.to_le_bytes()[..]))
             })
-            .unwrap()
-    });
+            .unwrap();
+    }
 }
 
 /// `BATCH` appends in one transaction: the throughput an agent gets when it
