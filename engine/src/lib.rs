@@ -77,6 +77,7 @@ mod config;
 pub mod durability;
 mod engine;
 mod error;
+mod key_bytes;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod record;
@@ -98,5 +99,7 @@ pub use error::{Error, Result};
 pub use record::{CommitRecord, RunCommit};
 pub use store::Versioned;
 pub use txn::Transaction;
-pub use types::{Key, NAMESPACE_SIZE_BYTES_MAX, Namespace, RunId, Scope, TypeTag, Version};
+pub use types::{
+    Key, KeyBytes, NAMESPACE_SIZE_BYTES_MAX, Namespace, RunId, Scope, TypeTag, Version,
+};
 pub use value::Value;

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
+
+pub use crate::key_bytes::KeyBytes;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
@@ -251,7 +253,7 @@ pub struct Key {
     /// The primitive that owns the key.
     pub tag: TypeTag,
     /// The primitive's own key bytes.
-    pub user: Arc<[u8]>,
+    pub user: KeyBytes,
 }
 
 impl Key {
@@ -261,7 +263,7 @@ impl Key {
             ns,
             scope,
             tag,
-            user: Arc::from(user.as_ref()),
+            user: KeyBytes::from(user.as_ref()),
         }
     }
 

@@ -8,9 +8,8 @@
 //! with the one of run `b`, and a digest is the same in every database.
 
 use std::fmt;
-use std::sync::Arc;
 
-use rewinddb_engine::{Key, Namespace, RunId, Scope, TypeTag};
+use rewinddb_engine::{Key, KeyBytes, Namespace, RunId, Scope, TypeTag};
 use serde::{Deserialize, Serialize};
 
 /// The scope of a key, relative to the run being replayed.
@@ -35,7 +34,7 @@ pub struct RunKey {
     /// The scope, relative to the replayed run.
     pub scope: RunScope,
     /// The primitive's own key bytes.
-    pub user: Arc<[u8]>,
+    pub user: KeyBytes,
 }
 
 impl RunKey {
@@ -50,7 +49,7 @@ impl RunKey {
             tag: key.tag,
             ns: key.ns.clone(),
             scope,
-            user: Arc::clone(&key.user),
+            user: key.user.clone(),
         }
     }
 
@@ -65,7 +64,7 @@ impl RunKey {
             ns: self.ns.clone(),
             scope,
             tag: self.tag,
-            user: Arc::clone(&self.user),
+            user: self.user.clone(),
         }
     }
 }

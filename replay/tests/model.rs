@@ -46,7 +46,7 @@ fn model_key((k, own, tag): (u8, bool, usize)) -> RunKey {
         tag: TAGS[tag],
         ns: ns(),
         scope: if own { RunScope::Own } else { RunScope::Shared },
-        user: std::sync::Arc::from(&[k][..]),
+        user: rewinddb_engine::KeyBytes::from(&[k][..]),
     }
 }
 
@@ -142,7 +142,7 @@ fn runs_larger_than_a_read_batch_replay_whole() {
             tag: TypeTag::Kv,
             ns: ns(),
             scope: RunScope::Own,
-            user: std::sync::Arc::from(format!("{k:05}").as_bytes()),
+            user: rewinddb_engine::KeyBytes::from(format!("{k:05}").as_bytes()),
         };
         replay.state().get(&key).and_then(Value::as_i64)
     };

@@ -1,0 +1,179 @@
+//! [`KeyBytes`]: a key's user bytes, inline when short.
+//!
+//! Nearly every key the primitives build is short (a name, a sequence
+//! number, a span id), so up to [`KeyBytes::INLINE_MAX`] bytes live inside
+//! the key itself: building a key allocates nothing, and comparing a probe
+//! with a key stored in an index entry reads no other cache line. Longer
+//! keys share one heap copy, so a clone is a reference-count increment
+//! either way.
+//!
+//! Equality, order, hashing and serde all act on the byte slice, exactly as
+//! for an `Arc<[u8]>`: the WAL and checkpoint formats do not see the
+//! difference.
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::ops::Deref;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// A key's user bytes (see the module docs).
+#[derive(Clone)]
+pub struct KeyBytes(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    /// `bytes[..len]`, `len <= INLINE_MAX`.
+    Inline {
+        len: u8,
+        bytes: [u8; KeyBytes::INLINE_MAX],
+    },
+    /// Longer than `INLINE_MAX`.
+    Heap(Arc<[u8]>),
+}
+
+impl KeyBytes {
+    /// Longest byte string kept inline (the largest that keeps
+    /// `KeyBytes` at 24 bytes).
+    pub const INLINE_MAX: usize = 22;
+
+    /// The bytes.
+    #[inline]
+    pub fn as_slice(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Repr::Heap(b) => b,
+        }
+    }
+}
+
+impl From<&[u8]> for KeyBytes {
+    fn from(b: &[u8]) -> KeyBytes {
+        match u8::try_from(b.len()) {
+            Ok(len) if b.len() <= KeyBytes::INLINE_MAX => {
+                let mut bytes = [0; KeyBytes::INLINE_MAX];
+                bytes[..b.len()].copy_from_slice(b);
+                KeyBytes(Repr::Inline { len, bytes })
+            }
+            _ => KeyBytes(Repr::Heap(Arc::from(b))),
+        }
+    }
+}
+
+impl From<Vec<u8>> for KeyBytes {
+    fn from(b: Vec<u8>) -> KeyBytes {
+        if b.len() <= KeyBytes::INLINE_MAX {
+            KeyBytes::from(b.as_slice())
+        } else {
+            KeyBytes(Repr::Heap(Arc::from(b)))
+        }
+    }
+}
+
+impl Deref for KeyBytes {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl AsRef<[u8]> for KeyBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl PartialEq for KeyBytes {
+    #[inline]
+    fn eq(&self, other: &KeyBytes) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for KeyBytes {}
+
+impl PartialOrd for KeyBytes {
+    fn partial_cmp(&self, other: &KeyBytes) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for KeyBytes {
+    #[inline]
+    fn cmp(&self, other: &KeyBytes) -> std::cmp::Ordering {
+        self.as_slice().cmp(other.as_slice())
+    }
+}
+
+impl Hash for KeyBytes {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state);
+    }
+}
+
+impl fmt::Debug for KeyBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_slice(), f)
+    }
+}
+
+impl Serialize for KeyBytes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.as_slice().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyBytes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Vec::<u8>::deserialize(d).map(KeyBytes::from)
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use std::sync::Arc;
+
+    use super::KeyBytes;
+
+    /// Inline and heap byte strings compare, order, hash and serialise
+    /// exactly like the `Arc<[u8]>` they replace, on both sides of the
+    /// inline limit.
+    #[test]
+    fn key_bytes_behave_like_a_byte_slice() {
+        let lens = [0, 1, 21, 22, 23, 64];
+        let samples: Vec<Vec<u8>> = lens
+            .iter()
+            .flat_map(|&n| [vec![0u8; n], vec![0xff; n], (0..n as u8).collect()])
+            .collect();
+        let hash = |b: &dyn Fn(&mut std::hash::DefaultHasher)| {
+            let mut h = std::hash::DefaultHasher::new();
+            b(&mut h);
+            std::hash::Hasher::finish(&h)
+        };
+        for a in &samples {
+            let ka = KeyBytes::from(a.as_slice());
+            let arc: Arc<[u8]> = Arc::from(a.as_slice());
+            assert_eq!(&*ka, a.as_slice());
+            assert_eq!(KeyBytes::from(a.clone()), ka);
+            assert_eq!(
+                postcard::to_allocvec(&ka).unwrap(),
+                postcard::to_allocvec(&arc).unwrap()
+            );
+            let back: KeyBytes =
+                postcard::from_bytes(&postcard::to_allocvec(&ka).unwrap()).unwrap();
+            assert_eq!(back, ka);
+            assert_eq!(
+                hash(&|h| std::hash::Hash::hash(&ka, h)),
+                hash(&|h| std::hash::Hash::hash(&arc, h))
+            );
+            for b in &samples {
+                let kb = KeyBytes::from(b.as_slice());
+                assert_eq!(ka.cmp(&kb), a.cmp(b), "{a:?} vs {b:?}");
+                assert_eq!(ka == kb, a == b);
+            }
+        }
+        assert_eq!(std::mem::size_of::<KeyBytes>(), 24);
+    }
+}
