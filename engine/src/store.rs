@@ -108,15 +108,6 @@ impl Store {
             .collect()
     }
 
-    /// The chain of `key`, created (in both indexes) if absent. Only
-    /// committers holding the commit lock call this.
-    pub(crate) fn chain_or_create(&self, key: &Key) -> Arc<VersionChain> {
-        match self.chain(key) {
-            Some(chain) => chain,
-            None => self.create_chain(key),
-        }
-    }
-
     /// Create the chain of `key`, absent from both indexes (the caller just
     /// looked), in both. Only committers holding the commit lock call this.
     pub(crate) fn create_chain(&self, key: &Key) -> Arc<VersionChain> {
@@ -127,6 +118,29 @@ impl Store {
         }
         self.ordered.insert(key.clone(), Arc::clone(&chain));
         chain
+    }
+
+    /// Recovery only: an empty store whose point index has room for
+    /// `keys` keys without growing.
+    pub(crate) fn with_capacity(keys: usize) -> Store {
+        Store {
+            index: HashIndex::with_capacity_and_hasher(keys, Hasher::default()),
+            ordered: SkipMap::new(),
+        }
+    }
+
+    /// Recovery only: add the chain of `key`, which must be absent, to the
+    /// point index. Recovery adds it to the ordered index later, with
+    /// [`Store::insert_ordered`], in key order (far cheaper than in random
+    /// order); no reader sees the store before both are done.
+    pub(crate) fn insert_point(&self, key: Key, chain: Arc<VersionChain>) {
+        let inserted = self.index.insert_sync(key, chain);
+        debug_assert!(inserted.is_ok(), "recovery inserts each key once");
+    }
+
+    /// Recovery only: the second half of [`Store::insert_point`].
+    pub(crate) fn insert_ordered(&self, key: Key, chain: Arc<VersionChain>) {
+        self.ordered.insert(key, chain);
     }
 
     /// Keys with `prefix` (same ns/scope/tag, user bytes starting with

@@ -184,8 +184,42 @@ impl TypeTag {
 
 /// A validated namespace such as `"acme/support-bot"`: non-empty, at most
 /// [`NAMESPACE_SIZE_BYTES_MAX`] bytes, no NUL. Cheap to clone.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+///
+/// Compared by text, but two clones of one namespace compare equal without
+/// reading it: every key of an agent usually shares one `Arc<str>`, and
+/// index lookups and ordered inserts compare keys all the time.
+#[derive(Clone, Serialize)]
 pub struct Namespace(Arc<str>);
+
+impl std::hash::Hash for Namespace {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // By text, as equality: equal namespaces hash alike.
+        self.0.hash(state);
+    }
+}
+
+impl PartialEq for Namespace {
+    fn eq(&self, other: &Namespace) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl Eq for Namespace {}
+
+impl Ord for Namespace {
+    fn cmp(&self, other: &Namespace) -> std::cmp::Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return std::cmp::Ordering::Equal;
+        }
+        self.0.cmp(&other.0)
+    }
+}
+
+impl PartialOrd for Namespace {
+    fn partial_cmp(&self, other: &Namespace) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl Namespace {
     /// Validate and wrap a namespace.

@@ -173,6 +173,13 @@ fn checkpoints_breaking_the_engines_own_relations_are_refused_as_damaged() {
     let mut img = valid.clone();
     img.chains[0].pruned_max = img.chains[0].versions.last().unwrap().0;
     cases.push(("is out of order or range", img));
+    assert!(valid.runs.len() >= 2, "the workload commits in runs");
+    let mut img = valid.clone();
+    img.runs.swap(0, 1);
+    cases.push(("runs are not in strictly increasing order", img));
+    let mut img = valid.clone();
+    img.runs[0].commits[0].0 = img.version + 1;
+    cases.push(("commit index of run", img));
 
     for (want, img) in cases {
         match decode_checkpoint(&encode_checkpoint(&img).unwrap()) {

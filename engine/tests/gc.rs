@@ -386,14 +386,12 @@ fn run_index(engine: &Engine, run: RunId) -> Vec<(Version, Vec<String>)> {
         .collect()
 }
 
-// Found by the model with durable engines, not fixed yet: the per-run index keeps the commits
-// whose versions GC unlinked (replay reports `HistoryPruned` from them), but a checkpoint
-// carries only the retained versions and recovery rebuilds the index from those, so after a
-// restart the index has lost them (and replay of such a run would look complete). The fix
-// belongs to the checkpoint format (carry the per-run index); until then this is ignored.
-// Run it with `cargo test -p rewinddb-engine --test gc -- --ignored`.
+// Found by the model with durable engines: the per-run index keeps the commits whose
+// versions GC unlinked (replay reports `HistoryPruned` from them), but format 1 checkpoints
+// carried only the retained versions and recovery rebuilt the index from those, so after a
+// restart the index had lost them (and replay of such a run would look complete). Checkpoint
+// format 2 carries the per-run index.
 #[test]
-#[ignore = "checkpoints do not carry the per-run index of unlinked versions yet"]
 fn run_index_survives_a_restart_after_gc() {
     use rewinddb_engine::durability::MemStorage;
     use rewinddb_engine::{CheckpointPolicy, Durability};

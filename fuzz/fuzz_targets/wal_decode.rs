@@ -1,7 +1,7 @@
 //! Fuzz target: arbitrary bytes as a WAL segment. The decoder must not
 //! panic nor allocate from untrusted lengths, and must accept exactly a
 //! valid prefix: consecutive versions from the header's first version,
-//! each record re-encoding to the bytes it was read from.
+//! each record re-encoding to exactly the bytes it was read from.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -17,6 +17,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(record.version, next, "versions are consecutive");
         let frame = wal::encode_record(&record).expect("a decoded record re-encodes");
         let reread = &data[offset..offset + frame.len()];
+        assert_eq!(frame, reread, "only canonical encodings are accepted");
         let mut again = None;
         wal::decode_records(reread, 0, next - 1, |_, r| again = Some(r));
         assert_eq!(again.as_ref(), Some(&record), "re-encoding decodes to the same record");

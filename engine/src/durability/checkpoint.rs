@@ -1,23 +1,39 @@
 //! Checkpoint files: the retained history at one version (see docs/format.md).
 //!
 //! ```text
-//! header (48 B): magic "RWDBCKPT" | format u32 | reserved u32 (0) | version u64
-//!                | wal_through u64 | body_len u64 | body_crc32 u32 | header_crc32 u32
-//! body:          postcard (floor u64, times [(version u64, ms u64)], chains [ChainImage])
+//! header (48 B):  magic "RWDBCKPT" | format u32 (2) | reserved u32 (0) | version u64
+//!                 | wal_through u64 | 12 zero bytes | header_crc32 u32
+//! body:           postcard: times [(version u64, ms u64)],
+//!                 { true, ChainImage } per chain, false, floor u64, runs [RunImage]
+//! trailer (16 B): body_len u64 | body_crc32 u32 | trailer_crc32 u32
 //! ```
+//!
+//! The body's length and checksum come last so a checkpoint can be
+//! streamed to its file. Format 1 (still read) kept them in the header
+//! (bytes 32..44), had no trailer, wrote the chains as one counted
+//! sequence and had no run index: it is rebuilt from the `run` of each
+//! retained version.
 //!
 //! A checkpoint is written from an MVCC snapshot without holding the commit
 //! lock (writers do not stall), to `NAME.tmp`, fsynced, renamed to `NAME`,
 //! and the directory fsynced.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
-use crate::durability::codec::{self, ChainImage};
-use crate::durability::wal::{FORMAT_VERSION, le_u32, le_u64};
-use crate::types::Version;
+use crate::durability::codec::{self, ChainImage, RunImage, StoredRunCommit};
+use crate::durability::io::StorageFile;
+use crate::durability::wal::{le_u32, le_u64};
+use crate::time_index::TimeIndex;
+use crate::types::{Key, RunId, Version};
 
 /// First bytes of every checkpoint file.
 pub const CHECKPOINT_MAGIC: [u8; 8] = *b"RWDBCKPT";
+/// Format version of the checkpoint files this build writes. 2 added the
+/// run index (per run, its commits and their keys), so the index survives
+/// GC unlinking the versions it names; format 1 files are still read.
+pub const CHECKPOINT_FORMAT_VERSION: u32 = 2;
 /// Size of the checkpoint header.
 pub const CHECKPOINT_HEADER_SIZE: usize = 48;
 /// Checkpoints kept on disk: the newest, and the one before as a fallback
@@ -54,6 +70,9 @@ pub struct CheckpointImage {
     pub times: Vec<(Version, u64)>,
     /// Every retained chain, in key order.
     pub chains: Vec<ChainImage>,
+    /// The per-run commit index through `version`, in run order (runs
+    /// with at least one commit; never `RunId::NIL`).
+    pub runs: Vec<RunImage>,
 }
 
 impl Serialize for ChainImage {
@@ -62,21 +81,156 @@ impl Serialize for ChainImage {
     }
 }
 
-/// Encode a checkpoint file.
+impl Serialize for RunImage {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (self.run, &self.commits).serialize(s)
+    }
+}
+
+/// Size of the trailer of a format 2 checkpoint.
+pub const CHECKPOINT_TRAILER_SIZE: usize = 16;
+/// Encoded body bytes buffered before they are handed to the file.
+const WRITE_BUFFER_BYTES: usize = 1 << 20;
+
+const _: () = assert!(CHECKPOINT_TRAILER_SIZE == 8 + 4 + 4);
+
+/// Where a checkpoint is written: a file, or memory (tests, fuzzing).
+pub(crate) trait Sink {
+    fn put(&mut self, bytes: &[u8]) -> std::io::Result<()>;
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+impl Sink for &dyn StorageFile {
+    fn put(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.append(bytes)
+    }
+}
+
+/// Writes a format 2 checkpoint front to back, one chain at a time, so
+/// the checkpoint never exists whole in memory (the body's length and
+/// checksum go into the trailer, known only at the end).
+pub(crate) struct CheckpointWriter<S: Sink> {
+    sink: S,
+    buf: Vec<u8>,
+    crc: crc32fast::Hasher,
+    body_len: u64,
+}
+
+/// Why writing a checkpoint failed.
+#[derive(Debug)]
+pub(crate) enum WriteError {
+    Io(std::io::Error),
+    Encode(postcard::Error),
+}
+
+impl WriteError {
+    /// As the engine's error, naming the file.
+    pub(crate) fn into_error(self, file: String) -> crate::error::Error {
+        match self {
+            WriteError::Io(source) => crate::error::Error::Io {
+                context: format!("writing checkpoint {file}"),
+                source,
+            },
+            WriteError::Encode(e) => crate::error::Error::InvalidArgument(format!(
+                "cannot encode checkpoint {file}: {e}"
+            )),
+        }
+    }
+}
+
+impl<S: Sink> CheckpointWriter<S> {
+    /// Write the header (`wal_through` is `version` for the engine's own
+    /// checkpoints); the body starts with `times`.
+    pub(crate) fn begin(
+        mut sink: S,
+        version: Version,
+        wal_through: Version,
+        times: &[(Version, u64)],
+    ) -> Result<CheckpointWriter<S>, WriteError> {
+        let mut h = Vec::with_capacity(CHECKPOINT_HEADER_SIZE);
+        h.extend_from_slice(&CHECKPOINT_MAGIC);
+        h.extend_from_slice(&CHECKPOINT_FORMAT_VERSION.to_le_bytes());
+        h.extend_from_slice(&0u32.to_le_bytes());
+        h.extend_from_slice(&version.to_le_bytes());
+        h.extend_from_slice(&wal_through.to_le_bytes());
+        h.extend_from_slice(&[0u8; 12]); // format 1's body length and CRC
+        let header_crc = crc32fast::hash(&h);
+        h.extend_from_slice(&header_crc.to_le_bytes());
+        sink.put(&h).map_err(WriteError::Io)?;
+        let mut w = CheckpointWriter {
+            sink,
+            buf: Vec::with_capacity(WRITE_BUFFER_BYTES + (WRITE_BUFFER_BYTES >> 2)),
+            crc: crc32fast::Hasher::new(),
+            body_len: 0,
+        };
+        w.encode(times)?;
+        Ok(w)
+    }
+
+    fn encode<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), WriteError> {
+        let buf = std::mem::take(&mut self.buf);
+        self.buf = postcard::to_extend(value, buf).map_err(WriteError::Encode)?;
+        if self.buf.len() >= WRITE_BUFFER_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), WriteError> {
+        self.crc.update(&self.buf);
+        self.body_len += self.buf.len() as u64;
+        self.sink.put(&self.buf).map_err(WriteError::Io)?;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// One chain: its key, `pruned_max` and retained versions, newest first.
+    pub(crate) fn chain<V: Serialize>(
+        &mut self,
+        key: &Key,
+        pruned_max: Version,
+        versions: &[V],
+    ) -> Result<(), WriteError> {
+        self.encode(&(true, key, pruned_max, versions))
+    }
+
+    /// End the chains, write the floor (read after the chains: GC may
+    /// raise it meanwhile), the run index and the trailer.
+    pub(crate) fn finish(mut self, floor: Version, runs: &[RunImage]) -> Result<S, WriteError> {
+        self.encode(&(false, floor, runs))?;
+        self.flush()?;
+        let mut t = Vec::with_capacity(CHECKPOINT_TRAILER_SIZE);
+        t.extend_from_slice(&self.body_len.to_le_bytes());
+        t.extend_from_slice(&self.crc.clone().finalize().to_le_bytes());
+        let trailer_crc = crc32fast::hash(&t);
+        t.extend_from_slice(&trailer_crc.to_le_bytes());
+        self.sink.put(&t).map_err(WriteError::Io)?;
+        Ok(self.sink)
+    }
+}
+
+/// Encode a checkpoint file in memory (tests, fuzzing; the engine streams
+/// its checkpoints with the same writer).
 pub fn encode_checkpoint(image: &CheckpointImage) -> Result<Vec<u8>, postcard::Error> {
-    let body = postcard::to_allocvec(&(image.floor, &image.times, &image.chains))?;
-    let mut out = Vec::with_capacity(CHECKPOINT_HEADER_SIZE + body.len());
-    out.extend_from_slice(&CHECKPOINT_MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    out.extend_from_slice(&image.version.to_le_bytes());
-    out.extend_from_slice(&image.wal_through.to_le_bytes());
-    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-    let header_crc = crc32fast::hash(&out);
-    out.extend_from_slice(&header_crc.to_le_bytes());
-    out.extend_from_slice(&body);
-    Ok(out)
+    let encode = || {
+        let mut w =
+            CheckpointWriter::begin(Vec::new(), image.version, image.wal_through, &image.times)?;
+        for c in &image.chains {
+            w.chain(&c.key, c.pruned_max, &c.versions)?;
+        }
+        w.finish(image.floor, &image.runs)
+    };
+    encode().map_err(|e| match e {
+        WriteError::Encode(e) => e,
+        // Writing to a Vec cannot fail.
+        WriteError::Io(_) => postcard::Error::SerializeBufferFull,
+    })
 }
 
 /// Why a checkpoint file cannot be used.
@@ -101,27 +255,43 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<CheckpointImage, CheckpointErro
         return Err(damaged("header checksum mismatch"));
     }
     let format = le_u32(&h[8..12]);
-    if format > FORMAT_VERSION {
+    if format > CHECKPOINT_FORMAT_VERSION {
         return Err(CheckpointError::NewerFormat(format));
     }
     let version = le_u64(&h[16..24]);
     let wal_through = le_u64(&h[24..32]);
-    let body_len = le_u64(&h[32..40]);
-    let body = &bytes[CHECKPOINT_HEADER_SIZE..];
+    let (body, body_len, body_crc) = if format >= 2 {
+        let t_at = bytes
+            .len()
+            .checked_sub(CHECKPOINT_TRAILER_SIZE)
+            .filter(|&at| at >= CHECKPOINT_HEADER_SIZE)
+            .ok_or_else(|| damaged("shorter than a checkpoint header and trailer"))?;
+        let t = &bytes[t_at..];
+        if crc32fast::hash(&t[..12]) != le_u32(&t[12..16]) {
+            return Err(damaged("trailer checksum mismatch"));
+        }
+        let body = &bytes[CHECKPOINT_HEADER_SIZE..t_at];
+        (body, le_u64(&t[0..8]), le_u32(&t[8..12]))
+    } else {
+        let body = &bytes[CHECKPOINT_HEADER_SIZE..];
+        (body, le_u64(&h[32..40]), le_u32(&h[40..44]))
+    };
     if body.len() as u64 != body_len {
         return Err(damaged("body length does not match the header"));
     }
-    if crc32fast::hash(body) != le_u32(&h[40..44]) {
+    if crc32fast::hash(body) != body_crc {
         return Err(damaged("body checksum mismatch"));
     }
-    let (floor, times, chains) = codec::decode_checkpoint_body(body)
+    let (floor, times, chains, runs) = codec::decode_checkpoint_body(body, format)
         .map_err(|e| CheckpointError::Damaged(format!("body does not decode: {e}")))?;
+    let runs = runs.unwrap_or_else(|| runs_from_chains(&chains, &times));
     let image = CheckpointImage {
         version,
         wal_through,
         floor,
         times,
         chains,
+        runs,
     };
     check_image(&image).map_err(CheckpointError::Damaged)?;
     Ok(image)
@@ -157,5 +327,48 @@ pub fn check_image(image: &CheckpointImage) -> Result<(), String> {
             return Err(format!("history of {} is out of order or range", chain.key));
         }
     }
+    check_runs(image)
+}
+
+fn check_runs(image: &CheckpointImage) -> Result<(), String> {
+    if !image.runs.windows(2).all(|w| w[0].run < w[1].run) {
+        return Err("runs are not in strictly increasing order".into());
+    }
+    for r in &image.runs {
+        let ordered = r.commits.windows(2).all(|w| w[0].0 < w[1].0);
+        let in_range = r.commits.first().is_some_and(|c| c.0 >= 1)
+            && r.commits.last().is_some_and(|c| c.0 <= image.version);
+        if r.run.is_nil() || !ordered || !in_range {
+            return Err(format!(
+                "commit index of run {} is out of order or range",
+                r.run
+            ));
+        }
+    }
     Ok(())
+}
+
+/// The run index of a format 1 checkpoint, which does not store it: from
+/// the `run` of each retained version (commits whose versions GC had
+/// unlinked are missing, which format 2 fixed).
+fn runs_from_chains(chains: &[ChainImage], times: &[(Version, u64)]) -> Vec<RunImage> {
+    let times = TimeIndex::from_entries(times.to_vec());
+    // (version, run) -> keys, gathered in key order.
+    let mut by_commit: BTreeMap<(Version, RunId), Vec<Key>> = BTreeMap::new();
+    for chain in chains {
+        for &(commit, run, _) in chain.versions.iter().filter(|v| !v.1.is_nil()) {
+            by_commit
+                .entry((commit, run))
+                .or_default()
+                .push(chain.key.clone());
+        }
+    }
+    let mut runs: BTreeMap<RunId, Vec<StoredRunCommit>> = BTreeMap::new();
+    for ((version, run), keys) in by_commit {
+        let commit = (version, times.time_of(version), keys);
+        runs.entry(run).or_default().push(commit);
+    }
+    runs.into_iter()
+        .map(|(run, commits)| RunImage { run, commits })
+        .collect()
 }

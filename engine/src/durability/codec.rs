@@ -1,33 +1,83 @@
-//! Decoding of on-disk payloads with bounded recursion and allocation.
+//! Decoding of on-disk payloads: postcard's wire format read by hand.
 //!
-//! The derived `Deserialize` of [`Value`] recurses once per nesting level,
-//! so a crafted payload of a few hundred kilobytes could overflow the stack.
-//! These seeds decode the same postcard bytes as the derived impls but
-//! refuse nesting deeper than [`VALUE_DECODE_DEPTH_MAX`], and never
-//! pre-allocate more than a small bound from a length read off the disk.
+//! The payloads are written with postcard through serde (`CommitRecord`,
+//! the checkpoint body). Reading them back through serde costs a visitor
+//! call per byte of every byte string and a copy per string; recovery
+//! spent most of its time there. This decoder reads the same bytes
+//! directly off a cursor:
+//!
+//! - byte strings and text are sliced, then copied once into their `Arc`;
+//! - a key's namespace is reused from the previous key when the bytes are
+//!   the same (every key of one agent shares one `Arc<str>`);
+//! - nesting deeper than [`VALUE_DECODE_DEPTH_MAX`] is refused, so a crafted
+//!   payload cannot overflow the stack;
+//! - nothing is pre-allocated beyond what the remaining input could hold;
+//! - only the canonical encoding is accepted (shortest varints, option and
+//!   bool bytes 0 or 1), so every accepted payload is byte for byte what
+//!   the encoder writes for the decoded value.
+//!
+//! Wire format (postcard 1.x, all integers LE): `u64`/`usize`/`u32`/enum
+//! variant index = unsigned LEB128 varint; `u128` (a `RunId`) = varint of up
+//! to 19 bytes; `i64` = zigzag varint; `f64` = 8 raw bytes; `bool`/`Option`
+//! tag = one byte 0 or 1; `str` and `[u8]` = varint length + raw bytes; a
+//! sequence or map = varint count + elements; tuples and structs = fields
+//! in order, nothing between them.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use serde::de::{self, DeserializeSeed, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor};
-
 use crate::record::CommitRecord;
-use crate::types::{Key, RunId, Version};
+use crate::types::{Key, Namespace, RunId, Scope, TypeTag, Version};
 use crate::value::Value;
 
 /// Deepest nesting of a value accepted when decoding. `Limits::value_depth_max`
 /// may not exceed it, so everything the engine accepts it can read back.
 pub const VALUE_DECODE_DEPTH_MAX: usize = 256;
 
-/// Elements pre-allocated from a length prefix, at most.
-const PREALLOC_MAX: usize = 1024;
+/// Why a payload does not decode, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    /// Offset in the payload where decoding stopped.
+    pub offset: usize,
+    /// What was wrong.
+    pub reason: &'static str,
+}
 
-type PResult<T> = std::result::Result<T, postcard::Error>;
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at payload offset {}", self.reason, self.offset)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+type DResult<T> = std::result::Result<T, DecodeError>;
 
 /// Decode a WAL record payload; trailing bytes are an error.
-pub fn decode_commit_record(payload: &[u8]) -> PResult<CommitRecord> {
-    decode_all(payload, RecordSeed)
+pub fn decode_commit_record(payload: &[u8]) -> DResult<CommitRecord> {
+    decode_commit_record_reusing(payload, &mut None)
+}
+
+/// [`decode_commit_record`], reusing `ns` (the namespace of the last key
+/// decoded, updated) for keys of the same namespace, across records.
+pub fn decode_commit_record_reusing(
+    payload: &[u8],
+    ns: &mut Option<Namespace>,
+) -> DResult<CommitRecord> {
+    let mut c = Cursor::new(payload);
+    c.last_ns = ns.take();
+    let record = c.commit_record();
+    *ns = c.last_ns.take();
+    let record = record?;
+    c.finish()?;
+    Ok(record)
+}
+
+/// The version a record payload starts with (its first field), without
+/// decoding the rest.
+pub fn record_version(payload: &[u8]) -> Option<Version> {
+    Cursor::new(payload).u64().ok()
 }
 
 /// One version of one key as a checkpoint stores it.
@@ -44,270 +94,320 @@ pub struct ChainImage {
     pub versions: Vec<StoredVersion>,
 }
 
-/// A decoded checkpoint body: `(floor, times, chains)`.
-pub type CheckpointBody = (Version, Vec<(Version, u64)>, Vec<ChainImage>);
+/// One commit of a run as a checkpoint stores it: version, wall-clock
+/// milliseconds, keys written (in key order).
+pub type StoredRunCommit = (Version, u64, Vec<Key>);
 
-/// Decode a checkpoint body.
-pub fn decode_checkpoint_body(body: &[u8]) -> PResult<CheckpointBody> {
-    decode_all(body, BodySeed)
+/// One run's commit index as a checkpoint stores it (format 2 on).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunImage {
+    /// The run (never `RunId::NIL`: writes outside runs are not indexed).
+    pub run: RunId,
+    /// Its commits, in version order.
+    pub commits: Vec<StoredRunCommit>,
 }
 
-fn decode_all<'de, S: DeserializeSeed<'de>>(bytes: &'de [u8], seed: S) -> PResult<S::Value> {
-    let mut de = postcard::Deserializer::from_bytes(bytes);
-    let value = seed.deserialize(&mut de)?;
-    if !de.finalize()?.is_empty() {
-        return Err(postcard::Error::DeserializeBadEncoding);
+/// A decoded checkpoint body: floor, times, chains, and the run index
+/// (`None` in a format 1 body, which does not hold it).
+pub type CheckpointBody = (
+    Version,
+    Vec<(Version, u64)>,
+    Vec<ChainImage>,
+    Option<Vec<RunImage>>,
+);
+
+/// Decode a checkpoint body of `format` (see `checkpoint.rs`: 1 = floor,
+/// times, counted chains; 2 = times, flagged chains, floor, run index);
+/// trailing bytes are an error.
+pub fn decode_checkpoint_body(body: &[u8], format: u32) -> DResult<CheckpointBody> {
+    let mut c = Cursor::new(body);
+    let times = |c: &mut Cursor<'_>| c.seq(2, |c| Ok((c.u64()?, c.u64()?)));
+    if format < 2 {
+        let floor = c.u64()?;
+        let times = times(&mut c)?;
+        let chains = c.seq(6, Cursor::chain_image)?;
+        c.finish()?;
+        return Ok((floor, times, chains, None));
     }
-    Ok(value)
+    let times = times(&mut c)?;
+    // Each chain flagged `true`, then `false` (a streamed sequence).
+    let mut chains = Vec::new();
+    while c.flag("chain flag is neither 0 nor 1")? {
+        chains.push(c.chain_image()?);
+    }
+    let floor = c.u64()?;
+    let runs = c.seq(2, Cursor::run_image)?;
+    c.finish()?;
+    Ok((floor, times, chains, Some(runs)))
 }
 
-/// Visit a sequence of `n` fixed elements (a postcard tuple or struct).
-macro_rules! tuple_visitor {
-    ($name:ident, $out:ty, $expect:literal, |$seq:ident| $body:block) => {
-        struct $name;
-        impl<'de> Visitor<'de> for $name {
-            type Value = $out;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str($expect)
+/// Smallest encodings, for bounding pre-allocation by the input left:
+/// a write is at least a key (namespace 2, scope 1, tag 1, user 1) and an
+/// option byte.
+const WRITE_SIZE_MIN: usize = 6;
+/// Elements pre-allocated from a length prefix, at most (a longer sequence
+/// grows as it is read, so a crafted length costs at most this).
+const PREALLOC_MAX: usize = 1 << 16;
+
+/// A read position in a payload, plus the namespace of the last key read.
+pub(crate) struct Cursor<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    last_ns: Option<Namespace>,
+}
+
+impl<'a> Cursor<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Cursor<'a> {
+        Cursor {
+            bytes,
+            pos: 0,
+            last_ns: None,
+        }
+    }
+
+    fn err<T>(&self, reason: &'static str) -> DResult<T> {
+        Err(DecodeError {
+            offset: self.pos,
+            reason,
+        })
+    }
+
+    fn remaining(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+
+    /// Error unless every byte was read.
+    pub(crate) fn finish(&self) -> DResult<()> {
+        if self.pos != self.bytes.len() {
+            return self.err("trailing bytes after the payload");
+        }
+        Ok(())
+    }
+
+    fn byte(&mut self) -> DResult<u8> {
+        match self.bytes.get(self.pos) {
+            Some(&b) => {
+                self.pos += 1;
+                Ok(b)
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut $seq: A) -> Result<$out, A::Error> {
-                $body
+            None => self.err("unexpected end of payload"),
+        }
+    }
+
+    fn take(&mut self, n: usize) -> DResult<&'a [u8]> {
+        if n > self.remaining() {
+            return self.err("length exceeds the payload");
+        }
+        let s = &self.bytes[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    /// An unsigned LEB128 varint of at most `BITS` bits, canonical.
+    fn varint<const BITS: u32>(&mut self) -> DResult<u128> {
+        let max_len = BITS.div_ceil(7);
+        let mut out: u128 = 0;
+        for i in 0..max_len {
+            let b = self.byte()?;
+            out |= u128::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                let last_bits = BITS - 7 * i;
+                if i + 1 == max_len && last_bits < 7 && u32::from(b) >> last_bits != 0 {
+                    return self.err("varint overflows its type");
+                }
+                if b == 0 && i > 0 {
+                    return self.err("varint is not in its shortest form");
+                }
+                return Ok(out);
             }
         }
-    };
-}
-
-fn need<T, E: de::Error>(v: Option<T>, what: &'static str) -> Result<T, E> {
-    v.ok_or_else(|| E::custom(format_args!("missing {what}")))
-}
-
-struct RecordSeed;
-tuple_visitor!(RecordVisitor, CommitRecord, "a commit record", |seq| {
-    let version = need(seq.next_element()?, "version")?;
-    let run = need(seq.next_element()?, "run")?;
-    let wall_ms = need(seq.next_element()?, "wall_ms")?;
-    let writes = need(seq.next_element_seed(WritesSeed)?, "writes")?;
-    Ok(CommitRecord {
-        version,
-        run,
-        wall_ms,
-        writes,
-    })
-});
-impl<'de> DeserializeSeed<'de> for RecordSeed {
-    type Value = CommitRecord;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<CommitRecord, D::Error> {
-        d.deserialize_tuple(4, RecordVisitor)
+        self.err("varint is too long")
     }
-}
 
-struct WritesSeed;
-impl<'de> DeserializeSeed<'de> for WritesSeed {
-    type Value = Vec<(Key, Option<Value>)>;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_seq(SeqOf(|| WriteSeed))
+    pub(crate) fn u64(&mut self) -> DResult<u64> {
+        Ok(self.varint::<64>()? as u64)
     }
-}
 
-struct WriteSeed;
-tuple_visitor!(WriteVisitor, (Key, Option<Value>), "a write", |seq| {
-    let key = need(seq.next_element()?, "key")?;
-    let value = need(seq.next_element_seed(OptionValueSeed)?, "value")?;
-    Ok((key, value))
-});
-impl<'de> DeserializeSeed<'de> for WriteSeed {
-    type Value = (Key, Option<Value>);
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_tuple(2, WriteVisitor)
+    fn u32(&mut self) -> DResult<u32> {
+        Ok(self.varint::<32>()? as u32)
     }
-}
 
-/// A sequence whose elements are decoded by the seeds `make` returns.
-struct SeqOf<F>(F);
-impl<'de, F, S> Visitor<'de> for SeqOf<F>
-where
-    F: Fn() -> S,
-    S: DeserializeSeed<'de>,
-{
-    type Value = Vec<S::Value>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a sequence")
+    fn run(&mut self) -> DResult<RunId> {
+        Ok(RunId::from_u128(self.varint::<128>()?))
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(PREALLOC_MAX));
-        while let Some(x) = seq.next_element_seed((self.0)())? {
-            out.push(x);
+
+    /// A sequence length, refused if even `size_min`-byte elements could
+    /// not fit in what is left.
+    fn len(&mut self, size_min: usize) -> DResult<usize> {
+        let n = self.u64()?;
+        match usize::try_from(n) {
+            Ok(n) if n.saturating_mul(size_min) <= self.remaining() => Ok(n),
+            _ => self.err("sequence length exceeds the payload"),
+        }
+    }
+
+    /// A sequence of elements of at least `size_min` bytes each.
+    fn seq<T>(
+        &mut self,
+        size_min: usize,
+        mut element: impl FnMut(&mut Self) -> DResult<T>,
+    ) -> DResult<Vec<T>> {
+        let n = self.len(size_min)?;
+        let mut out = Vec::with_capacity(n.min(PREALLOC_MAX));
+        for _ in 0..n {
+            out.push(element(self)?);
         }
         Ok(out)
     }
-}
 
-struct OptionValueSeed;
-impl<'de> Visitor<'de> for OptionValueSeed {
-    type Value = Option<Value>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an optional value")
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Option<Value>, E> {
-        Ok(None)
-    }
-    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<Value>, D::Error> {
-        ValueSeed { depth: 1 }.deserialize(d).map(Some)
-    }
-}
-impl<'de> DeserializeSeed<'de> for OptionValueSeed {
-    type Value = Option<Value>;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<Value>, D::Error> {
-        d.deserialize_option(self)
-    }
-}
-
-/// A [`Value`] at nesting `depth` (a top-level value is at depth 1).
-#[derive(Clone, Copy)]
-struct ValueSeed {
-    depth: usize,
-}
-
-const VALUE_VARIANTS: &[&str] = &[
-    "Null", "Bool", "Int", "Float", "String", "Bytes", "Array", "Object",
-];
-
-impl<'de> DeserializeSeed<'de> for ValueSeed {
-    type Value = Value;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        if self.depth > VALUE_DECODE_DEPTH_MAX {
-            return Err(de::Error::custom(format_args!(
-                "value nested deeper than VALUE_DECODE_DEPTH_MAX = {VALUE_DECODE_DEPTH_MAX}"
-            )));
+    fn flag(&mut self, what: &'static str) -> DResult<bool> {
+        match self.byte()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => {
+                self.pos -= 1;
+                self.err(what)
+            }
         }
-        d.deserialize_enum("Value", VALUE_VARIANTS, self)
     }
-}
 
-impl<'de> Visitor<'de> for ValueSeed {
-    type Value = Value;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a value")
+    fn bytes(&mut self) -> DResult<&'a [u8]> {
+        let n = self.len(1)?;
+        self.take(n)
     }
-    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Value, A::Error> {
-        let (index, v): (u32, _) = data.variant()?;
-        let inner = ValueSeed {
-            depth: self.depth + 1,
-        };
-        Ok(match index {
-            0 => {
-                v.unit_variant()?;
-                Value::Null
-            }
-            1 => Value::Bool(v.newtype_variant()?),
-            2 => Value::Int(v.newtype_variant()?),
-            3 => Value::Float(v.newtype_variant()?),
-            4 => Value::String(Arc::from(v.newtype_variant::<String>()?)),
-            5 => Value::Bytes(Arc::from(v.newtype_variant::<Vec<u8>>()?)),
-            6 => Value::Array(Arc::new(v.newtype_variant_seed(ArraySeed(inner))?)),
-            7 => Value::Object(Arc::new(v.newtype_variant_seed(ObjectSeed(inner))?)),
-            other => {
-                return Err(de::Error::invalid_value(
-                    de::Unexpected::Unsigned(u64::from(other)),
-                    &"a Value variant index 0..=7",
-                ));
-            }
+
+    fn str(&mut self) -> DResult<&'a str> {
+        let start = self.pos;
+        let b = self.bytes()?;
+        std::str::from_utf8(b).or_else(|_| {
+            self.pos = start;
+            self.err("text is not UTF-8")
         })
     }
-}
 
-struct ArraySeed(ValueSeed);
-impl<'de> DeserializeSeed<'de> for ArraySeed {
-    type Value = Vec<Value>;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Vec<Value>, D::Error> {
-        let seed = self.0;
-        d.deserialize_seq(SeqOf(move || seed))
+    pub(crate) fn commit_record(&mut self) -> DResult<CommitRecord> {
+        let version = self.u64()?;
+        let run = self.run()?;
+        let wall_ms = self.u64()?;
+        let start = self.pos;
+        let writes = self.seq(WRITE_SIZE_MIN, |c| Ok((c.key()?, c.option_value()?)))?;
+        // The encoder writes a transaction's write set in key order, each
+        // key once; recovery relies on it (one new version per key).
+        if !writes.windows(2).all(|w| w[0].0 < w[1].0) {
+            self.pos = start;
+            return self.err("writes are not in strictly increasing key order");
+        }
+        Ok(CommitRecord {
+            version,
+            run,
+            wall_ms,
+            writes,
+        })
     }
-}
 
-struct ObjectSeed(ValueSeed);
-impl<'de> Visitor<'de> for ObjectSeed {
-    type Value = BTreeMap<String, Value>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object")
+    fn chain_image(&mut self) -> DResult<ChainImage> {
+        let key = self.key()?;
+        let pruned_max = self.u64()?;
+        let versions = self.seq(3, |c| Ok((c.u64()?, c.run()?, c.option_value()?)))?;
+        Ok(ChainImage {
+            key,
+            pruned_max,
+            versions,
+        })
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+
+    fn run_image(&mut self) -> DResult<RunImage> {
+        let run = self.run()?;
+        let commits = self.seq(3, |c| Ok((c.u64()?, c.u64()?, c.seq(5, Cursor::key)?)))?;
+        Ok(RunImage { run, commits })
+    }
+
+    fn namespace(&mut self) -> DResult<Namespace> {
+        let start = self.pos;
+        let s = self.str()?;
+        if let Some(ns) = self.last_ns.as_ref().filter(|ns| ns.as_str() == s) {
+            return Ok(ns.clone());
+        }
+        let Ok(ns) = Namespace::new(s) else {
+            self.pos = start;
+            return self.err("invalid namespace");
+        };
+        self.last_ns = Some(ns.clone());
+        Ok(ns)
+    }
+
+    fn key(&mut self) -> DResult<Key> {
+        let ns = self.namespace()?;
+        let scope = match self.u32()? {
+            0 => Scope::Shared,
+            1 => Scope::Run(self.run()?),
+            _ => return self.err("unknown scope variant"),
+        };
+        // Serde writes a unit enum's variant index, counted from 0.
+        let tag = match self.u32()? {
+            0 => TypeTag::Kv,
+            1 => TypeTag::Event,
+            2 => TypeTag::State,
+            3 => TypeTag::Trace,
+            4 => TypeTag::Run,
+            _ => return self.err("unknown type tag variant"),
+        };
+        let user = Arc::from(self.bytes()?);
+        Ok(Key {
+            ns,
+            scope,
+            tag,
+            user,
+        })
+    }
+
+    fn option_value(&mut self) -> DResult<Option<Value>> {
+        if self.flag("option tag is neither 0 nor 1")? {
+            self.value(1).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// A value at nesting `depth` (a top-level value is at depth 1).
+    fn value(&mut self, depth: usize) -> DResult<Value> {
+        if depth > VALUE_DECODE_DEPTH_MAX {
+            return self.err("value nested deeper than VALUE_DECODE_DEPTH_MAX = 256");
+        }
+        Ok(match self.u32()? {
+            0 => Value::Null,
+            1 => Value::Bool(self.flag("bool is neither 0 nor 1")?),
+            2 => {
+                let z = self.u64()?;
+                Value::Int(((z >> 1) as i64) ^ -((z & 1) as i64))
+            }
+            3 => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(self.take(8)?);
+                Value::Float(f64::from_le_bytes(b))
+            }
+            4 => Value::String(Arc::from(self.str()?)),
+            5 => Value::Bytes(Arc::from(self.bytes()?)),
+            6 => Value::Array(Arc::new(self.seq(1, |c| c.value(depth + 1))?)),
+            7 => Value::Object(Arc::new(self.object(depth)?)),
+            _ => return self.err("unknown value variant"),
+        })
+    }
+
+    fn object(&mut self, depth: usize) -> DResult<BTreeMap<String, Value>> {
+        let n = self.len(2)?;
         let mut out = BTreeMap::new();
-        while let Some(k) = map.next_key::<String>()? {
-            let v = map.next_value_seed(self.0)?;
+        for _ in 0..n {
+            let start = self.pos;
+            let k = self.str()?.to_string();
+            let v = self.value(depth + 1)?;
+            // The encoder writes a BTreeMap: fields strictly in order.
+            if out.last_key_value().is_some_and(|(last, _)| *last >= k) {
+                self.pos = start;
+                return self.err("object fields are not in strictly increasing order");
+            }
             out.insert(k, v);
         }
         Ok(out)
-    }
-}
-impl<'de> DeserializeSeed<'de> for ObjectSeed {
-    type Value = BTreeMap<String, Value>;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-// ---------------------------------------------------------------- checkpoint body
-
-struct BodySeed;
-type Body = CheckpointBody;
-tuple_visitor!(BodyVisitor, Body, "a checkpoint body", |seq| {
-    let floor = need(seq.next_element()?, "floor")?;
-    let times = need(seq.next_element()?, "times")?;
-    let chains = need(seq.next_element_seed(ChainsSeed)?, "chains")?;
-    Ok((floor, times, chains))
-});
-impl<'de> DeserializeSeed<'de> for BodySeed {
-    type Value = Body;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Body, D::Error> {
-        d.deserialize_tuple(3, BodyVisitor)
-    }
-}
-
-struct ChainsSeed;
-impl<'de> DeserializeSeed<'de> for ChainsSeed {
-    type Value = Vec<ChainImage>;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_seq(SeqOf(|| ChainSeed))
-    }
-}
-
-struct ChainSeed;
-tuple_visitor!(ChainVisitor, ChainImage, "a chain", |seq| {
-    let key = need(seq.next_element()?, "key")?;
-    let pruned_max = need(seq.next_element()?, "pruned_max")?;
-    let versions = need(seq.next_element_seed(VersionsSeed)?, "versions")?;
-    Ok(ChainImage {
-        key,
-        pruned_max,
-        versions,
-    })
-});
-impl<'de> DeserializeSeed<'de> for ChainSeed {
-    type Value = ChainImage;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<ChainImage, D::Error> {
-        d.deserialize_tuple(3, ChainVisitor)
-    }
-}
-
-struct VersionsSeed;
-impl<'de> DeserializeSeed<'de> for VersionsSeed {
-    type Value = Vec<StoredVersion>;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_seq(SeqOf(|| VersionSeed))
-    }
-}
-
-struct VersionSeed;
-tuple_visitor!(VersionVisitor, StoredVersion, "a version", |seq| {
-    let commit = need(seq.next_element()?, "commit")?;
-    let run = need(seq.next_element()?, "run")?;
-    let value = need(seq.next_element_seed(OptionValueSeed)?, "value")?;
-    Ok((commit, run, value))
-});
-impl<'de> DeserializeSeed<'de> for VersionSeed {
-    type Value = StoredVersion;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<StoredVersion, D::Error> {
-        d.deserialize_tuple(3, VersionVisitor)
     }
 }

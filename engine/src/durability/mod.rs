@@ -27,14 +27,15 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::chain::VersionNode;
 use crate::durability::checkpoint::{
-    CHECKPOINTS_KEPT, CheckpointImage, checkpoint_name, encode_checkpoint,
+    CHECKPOINTS_KEPT, CheckpointWriter, WriteError, checkpoint_name,
 };
-use crate::durability::codec::ChainImage;
+use crate::durability::codec::RunImage;
 use crate::durability::io::{Storage, StorageFile};
 use crate::engine::{Engine, EngineInner, snapshot_of};
 use crate::error::{Error, Result};
-use crate::types::Version;
+use crate::types::{RunId, Version};
 
 pub use io::{DataLoss, DirLoss, FsStorage, MemStorage};
 pub(crate) use recovery::recover;
@@ -374,12 +375,9 @@ impl Durable {
         if on_disk.last() == Some(&version) || version == 0 {
             return Ok(version);
         }
-        let image = inner.checkpoint_image(version);
+        // The snapshot holds GC back from what the checkpoint reads.
+        self.write_checkpoint(inner, version)?;
         drop(snap);
-        let bytes = encode_checkpoint(&image).map_err(|e| {
-            Error::InvalidArgument(format!("cannot encode checkpoint at {version}: {e}"))
-        })?;
-        self.write_atomically(&checkpoint_name(version), &bytes)?;
         on_disk.push(version);
         self.wal_bytes_since_checkpoint.store(0, Ordering::Relaxed);
         *self.last_checkpoint.lock() = Instant::now();
@@ -387,23 +385,26 @@ impl Durable {
         Ok(version)
     }
 
-    /// tmp -> fsync -> rename -> fsync directory.
-    fn write_atomically(&self, name: &str, bytes: &[u8]) -> Result<()> {
+    /// Stream the checkpoint at `version` to `NAME.tmp`, fsync, rename
+    /// to `NAME`, fsync the directory.
+    fn write_checkpoint(&self, inner: &EngineInner, version: Version) -> Result<()> {
+        let name = checkpoint_name(version);
         let tmp = format!("{name}.tmp");
         let io = |what: &str, e: std::io::Error| Error::Io {
-            context: format!("{what} {}", self.storage.describe(name)),
+            context: format!("{what} {}", self.storage.describe(&name)),
             source: e,
         };
         let file = self
             .storage
             .create(&tmp)
             .map_err(|e| io("creating checkpoint", e))?;
-        file.append(bytes)
-            .map_err(|e| io("writing checkpoint", e))?;
+        inner
+            .stream_checkpoint(&*file, version)
+            .map_err(|e| e.into_error(self.storage.describe(&tmp)))?;
         file.sync().map_err(|e| io("syncing checkpoint", e))?;
         drop(file);
         self.storage
-            .rename(&tmp, name)
+            .rename(&tmp, &name)
             .map_err(|e| io("renaming checkpoint", e))?;
         self.storage
             .sync_dir()
@@ -551,45 +552,89 @@ pub(crate) fn create_segment(
     Ok(file)
 }
 
+/// Run commits copied per hold of the commit lock.
+const RUN_COMMITS_PER_LOCK: usize = 4096;
+
 impl EngineInner {
-    /// The retained history at `version`, read from the chains without the
-    /// commit lock (writers keep going).
-    pub(crate) fn checkpoint_image(&self, version: Version) -> CheckpointImage {
+    /// The per-run commit index through `version`, in run order. Copied a
+    /// slice at a time so the commit lock is never held for long: the
+    /// lists only grow at their end, so a slice read later is unchanged.
+    fn run_index_through(&self, version: Version) -> Vec<RunImage> {
+        let mut runs: Vec<RunId> = self.commit.lock().runs.keys().copied().collect();
+        runs.sort_unstable();
+        let mut out = Vec::with_capacity(runs.len());
+        for run in runs {
+            let mut commits = Vec::new();
+            loop {
+                let state = self.commit.lock();
+                let all = state.runs.get(&run).map_or(&[][..], Vec::as_slice);
+                let slice = all.iter().skip(commits.len()).take(RUN_COMMITS_PER_LOCK);
+                let before = commits.len();
+                commits.extend(
+                    slice
+                        .take_while(|c| c.version <= version)
+                        .map(|c| (c.version, c.wall_ms, c.keys.to_vec())),
+                );
+                if commits.len() - before < RUN_COMMITS_PER_LOCK {
+                    break;
+                }
+            }
+            if !commits.is_empty() {
+                out.push(RunImage { run, commits });
+            }
+        }
+        out
+    }
+
+    /// Write the retained history at `version` to `file`, chain by chain,
+    /// read without the commit lock (writers keep going) and never held
+    /// in memory whole: per chain, only references to its versions.
+    fn stream_checkpoint(
+        &self,
+        file: &dyn StorageFile,
+        version: Version,
+    ) -> std::result::Result<(), WriteError> {
         let times = self.commit.lock().times.entries_through(version);
-        let mut guard = crossbeam_epoch::pin();
-        let mut chains = Vec::new();
+        let mut w = CheckpointWriter::begin(file, version, version, &times)?;
+        let mut failed = None;
+        let mut chains = 0usize;
         self.store.for_each_chain(|key, chain| {
-            if chains.len() % 1024 == 1023 {
-                // Let writers run on a busy machine, and let the epoch
-                // advance: this walk may take a while.
-                guard.repin();
+            chains += 1;
+            if failed.is_some() {
+                return;
+            }
+            if chains % 1024 == 0 {
+                // Let writers run on a busy machine: this walk may take a while.
                 std::thread::yield_now();
             }
+            let guard = crossbeam_epoch::pin();
             // Read before the walk: GC may unlink more meanwhile, and every
             // version the walk sees is newer than what was unlinked before.
             let pruned_max = chain.pruned_max();
-            let versions: Vec<_> = chain
+            let versions: Vec<NodeRef<'_>> = chain
                 .iter(&guard)
                 .filter(|n| n.commit <= version)
-                .map(|n| (n.commit, n.run, n.value.clone()))
+                .map(NodeRef)
                 .collect();
             if !versions.is_empty() {
-                chains.push(ChainImage {
-                    key: key.clone(),
-                    pruned_max,
-                    versions,
-                });
+                failed = w.chain(key, pruned_max, &versions).err();
             }
         });
+        if let Some(e) = failed {
+            return Err(e);
+        }
         let floor = self.snapshots.floor().min(version);
-        let image = CheckpointImage {
-            version,
-            wal_through: version,
-            floor,
-            times,
-            chains,
-        };
-        debug_assert_eq!(checkpoint::check_image(&image), Ok(()));
-        image
+        w.finish(floor, &self.run_index_through(version))?;
+        Ok(())
+    }
+}
+
+/// A version as a checkpoint stores it: `(commit, run, value)`, encoded
+/// straight from the chain (no clone of the value).
+struct NodeRef<'g>(&'g VersionNode);
+
+impl serde::Serialize for NodeRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        (self.0.commit, self.0.run, &self.0.value).serialize(s)
     }
 }

@@ -10,20 +10,22 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::chain::VersionChain;
 use crate::config::EngineConfig;
 use crate::durability::checkpoint::{
-    CheckpointError, CheckpointImage, checkpoint_name, decode_checkpoint, parse_checkpoint_name,
+    CHECKPOINT_FORMAT_VERSION, CheckpointError, CheckpointImage, checkpoint_name,
+    decode_checkpoint, parse_checkpoint_name,
 };
 use crate::durability::io::Storage;
 use crate::durability::wal::{self, Decoded, HeaderError, Stop};
 use crate::durability::{RecoveryMode, WalWriter, create_segment};
 use crate::engine::CommitState;
 use crate::error::{Error, Result};
-use crate::record::{CommitRecord, RunCommit, WrittenKey};
+use crate::record::{CommitRecord, RunCommit};
 use crate::snapshot::SnapshotTracker;
 use crate::store::Store;
 use crate::time_index::TimeIndex;
-use crate::types::{RunId, Version};
+use crate::types::{Key, RunId, Version};
 
 /// What recovery rebuilt.
 pub(crate) struct Recovered {
@@ -49,6 +51,8 @@ struct Tail {
     truncate: Option<(usize, u64)>,
     /// Segment to keep appending to (None: start one at `last + 1`).
     append_to: Option<usize>,
+    /// Length of that segment as read (before any truncation).
+    segment_len: u64,
     /// Segments after the tail to delete (empty, torn header, salvaged).
     doomed: Vec<String>,
 }
@@ -74,16 +78,17 @@ pub(crate) fn recover(storage: &dyn Storage, config: &EngineConfig) -> Result<Re
         .collect();
     segments.sort_by_key(|s| s.first);
 
-    let mut rebuilt = Rebuild::default();
+    let mut read = ReadState::default();
     let mut damaged = Vec::new();
     let base = load_checkpoint(
         storage,
         &checkpoint_versions,
         &segments,
-        &mut rebuilt,
+        &mut read,
         &mut damaged,
     )?;
-    let tail = replay_wal(storage, &segments, base, config.recovery, &mut rebuilt)?;
+    let tail = replay_wal(storage, &segments, base, config.recovery, &mut read)?;
+    let rebuilt = install(read);
 
     // Repair phase: nothing above changed a file.
     let writer = repair(storage, &names, &segments, tail, &damaged, rebuilt.last)?;
@@ -109,17 +114,28 @@ fn corruption(storage: &dyn Storage, name: &str, offset: u64, reason: String) ->
     }
 }
 
-fn newer_format(storage: &dyn Storage, name: &str, found: u32) -> Error {
+fn newer_format(storage: &dyn Storage, name: &str, found: u32, supported: u32) -> Error {
     Error::UnsupportedFormat {
         file: storage.describe(name),
         found,
-        supported: wal::FORMAT_VERSION,
+        supported,
     }
 }
 
-/// The state being rebuilt.
+/// What the read phase decoded, before anything is installed.
 #[derive(Default)]
-struct Rebuild {
+struct ReadState {
+    image: Option<CheckpointImage>,
+    /// WAL records after the checkpoint, in version order.
+    records: Vec<CommitRecord>,
+    /// Version of the last record (or of the checkpoint).
+    last: Version,
+    /// The file being read (one buffer for all of them).
+    buf: Vec<u8>,
+}
+
+/// The state rebuilt from a [`ReadState`].
+struct Rebuilt {
     store: Store,
     times: TimeIndex,
     runs: BTreeMap<RunId, Vec<RunCommit>>,
@@ -128,35 +144,178 @@ struct Rebuild {
     last: Version,
 }
 
-impl Rebuild {
+/// Keys handed to the ordered-index builder at a time.
+const ORDERED_BATCH: usize = 4096;
+
+type Fresh = Vec<(Key, Arc<VersionChain>)>;
+
+/// Install what the read phase decoded. The store's point index is sized
+/// once for every key that may appear (no rehashing while loading). The
+/// ordered index is built on a second thread, in key order (a skip list
+/// insert in key order finds its search path in cache; in random order it
+/// misses at every level): the checkpoint's chains as they are installed
+/// (they come in key order), then the keys the WAL created, sorted.
+fn install(read: ReadState) -> Rebuilt {
+    let chains = read.image.as_ref().map_or(0, |i| i.chains.len());
+    let writes: usize = read.records.iter().map(|r| r.writes.len()).sum();
+    let store = Store::with_capacity(chains + writes);
+    let parts = std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Fresh>(64);
+        let store = &store;
+        let builder = std::thread::Builder::new()
+            .name("rewinddb-recovery-index".into())
+            .spawn_scoped(s, move || {
+                for batch in rx {
+                    for (key, chain) in batch {
+                        store.insert_ordered(key, chain);
+                    }
+                }
+            });
+        // Without a second thread, the batches are inserted right here.
+        let feed = match builder {
+            Ok(_) => OrderedFeed::Thread(tx),
+            Err(_) => OrderedFeed::Inline,
+        };
+        let mut installer = Installer::new(store, feed);
+        if let Some(image) = read.image {
+            installer.load_image(image);
+        }
+        for record in read.records {
+            installer.apply(record);
+        }
+        debug_assert_eq!(installer.last, read.last);
+        installer.finish()
+        // The scope joins the builder (and resumes a panic of it).
+    });
+    let (times, runs, snapshots, linked, last) = parts;
+    Rebuilt {
+        store,
+        times,
+        runs,
+        snapshots,
+        linked,
+        last,
+    }
+}
+
+/// Where chains go to be added to the ordered index.
+enum OrderedFeed {
+    Thread(std::sync::mpsc::SyncSender<Fresh>),
+    Inline,
+}
+
+/// Installs a checkpoint image and WAL records into a store.
+struct Installer<'s> {
+    store: &'s Store,
+    feed: OrderedFeed,
+    /// Checkpoint chains not yet handed to the ordered index.
+    batch: Fresh,
+    /// Chains the WAL created (handed over sorted, at the end).
+    created: Fresh,
+    times: TimeIndex,
+    runs: BTreeMap<RunId, Vec<RunCommit>>,
+    snapshots: SnapshotTracker,
+    linked: u64,
+    last: Version,
+}
+
+type Parts = (
+    TimeIndex,
+    BTreeMap<RunId, Vec<RunCommit>>,
+    SnapshotTracker,
+    u64,
+    Version,
+);
+
+impl<'s> Installer<'s> {
+    fn new(store: &'s Store, feed: OrderedFeed) -> Installer<'s> {
+        Installer {
+            store,
+            feed,
+            batch: Vec::new(),
+            created: Vec::new(),
+            times: TimeIndex::default(),
+            runs: BTreeMap::new(),
+            snapshots: SnapshotTracker::default(),
+            linked: 0,
+            last: 0,
+        }
+    }
+
+    /// Hand `batch` (in key order) to the ordered index.
+    fn send(&self, batch: Fresh) {
+        let rest = match &self.feed {
+            OrderedFeed::Thread(tx) => match tx.send(batch) {
+                Ok(()) => return,
+                // The builder is gone (it panicked; the scope reports it).
+                Err(e) => e.0,
+            },
+            OrderedFeed::Inline => batch,
+        };
+        for (key, chain) in rest {
+            self.store.insert_ordered(key, chain);
+        }
+    }
+
     fn load_image(&mut self, image: CheckpointImage) {
         self.times = TimeIndex::from_entries(image.times);
         self.snapshots.raise_floor(image.floor);
-        // (run, version) -> keys, gathered in key order.
-        let mut by_commit: BTreeMap<(Version, RunId), Vec<WrittenKey>> = BTreeMap::new();
         let guard = crossbeam_epoch::pin();
         for chain_image in image.chains {
-            let chain = self.store.chain_or_create(&chain_image.key);
+            let chain = Arc::new(VersionChain::new());
             for (commit, run, value) in chain_image.versions.into_iter().rev() {
-                if !run.is_nil() {
-                    by_commit
-                        .entry((commit, run))
-                        .or_default()
-                        .push((chain_image.key.clone(), Arc::clone(&chain)));
-                }
                 chain.push(commit, run, value, &guard);
                 self.linked += 1;
             }
             chain.mark_pruned(chain_image.pruned_max);
+            self.store
+                .insert_point(chain_image.key.clone(), Arc::clone(&chain));
+            self.batch.push((chain_image.key, chain));
+            if self.batch.len() >= ORDERED_BATCH {
+                let batch = std::mem::take(&mut self.batch);
+                self.send(batch);
+            }
         }
-        for ((version, run), written) in by_commit {
-            let wall_ms = self.times.time_of(version);
-            self.runs
-                .entry(run)
-                .or_default()
-                .push(RunCommit::new(version, wall_ms, written));
+        let batch = std::mem::take(&mut self.batch);
+        self.send(batch);
+        for run in image.runs {
+            let commits = run.commits.into_iter().map(|(version, wall_ms, keys)| {
+                let written = keys
+                    .into_iter()
+                    .map(|key| {
+                        let chain = self.chain_named_by_index(&key, version);
+                        (key, chain)
+                    })
+                    .collect();
+                RunCommit::new(version, wall_ms, written)
+            });
+            let commits = commits.collect();
+            self.runs.insert(run.run, commits);
         }
         self.last = image.version;
+    }
+
+    /// A new, empty chain for `key` (which the store lacks): in the point
+    /// index now, in the ordered index at the end.
+    fn create(&mut self, key: Key) -> Arc<VersionChain> {
+        let chain = Arc::new(VersionChain::new());
+        self.store.insert_point(key.clone(), Arc::clone(&chain));
+        self.created.push((key, Arc::clone(&chain)));
+        chain
+    }
+
+    /// The chain of `key`, which the checkpoint's run index says commit
+    /// `version` wrote. A checkpoint always holds that chain (GC keeps a
+    /// version of every key at or below the floor); should it lack it, the
+    /// key gets an empty chain marked pruned through `version`, so reads
+    /// and replay report the version as pruned rather than absent.
+    fn chain_named_by_index(&mut self, key: &Key, version: Version) -> Arc<VersionChain> {
+        if let Some(chain) = self.store.chain(key) {
+            return chain;
+        }
+        let chain = self.create(key.clone());
+        chain.mark_pruned(version);
+        chain
     }
 
     fn apply(&mut self, record: CommitRecord) {
@@ -169,7 +328,10 @@ impl Rebuild {
         let wall_ms = self.times.record(record.version, record.wall_ms);
         let mut written = Vec::new();
         for (key, value) in record.writes {
-            let chain = self.store.chain_or_create(&key);
+            let chain = match self.store.chain(&key) {
+                Some(chain) => chain,
+                None => self.create(key.clone()),
+            };
             chain.push(record.version, record.run, value, &guard);
             self.linked += 1;
             if !record.run.is_nil() {
@@ -185,6 +347,31 @@ impl Rebuild {
         self.last = record.version;
     }
 
+    /// Hand the WAL's keys over in key order (each record's writes are
+    /// already sorted: a stable sort merges those runs), and return the
+    /// rest of the state.
+    fn finish(mut self) -> Parts {
+        let mut created = std::mem::take(&mut self.created);
+        created.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut created = created.into_iter();
+        loop {
+            let batch: Fresh = created.by_ref().take(ORDERED_BATCH).collect();
+            if batch.is_empty() {
+                break;
+            }
+            self.send(batch);
+        }
+        (
+            self.times,
+            self.runs,
+            self.snapshots,
+            self.linked,
+            self.last,
+        )
+    }
+}
+
+impl Rebuilt {
     fn finish(self, writer: WalWriter, checkpoints: Vec<Version>) -> Recovered {
         let state = CommitState {
             last: self.last,
@@ -208,18 +395,19 @@ fn load_checkpoint(
     storage: &dyn Storage,
     versions: &[Version],
     segments: &[Segment],
-    rebuilt: &mut Rebuild,
+    read: &mut ReadState,
     damaged: &mut Vec<String>,
 ) -> Result<Version> {
     let mut newest_damage = None;
     for &v in versions.iter().rev() {
         let name = checkpoint_name(v);
-        let bytes = storage
-            .read(&name)
+        storage
+            .read_into(&name, &mut read.buf)
             .map_err(|e| io_err(storage, "reading", &name, e))?;
-        match decode_checkpoint(&bytes) {
+        match decode_checkpoint(&read.buf) {
             Ok(image) if image.version == v => {
-                rebuilt.load_image(image);
+                read.last = v;
+                read.image = Some(image);
                 return Ok(v);
             }
             Ok(image) => {
@@ -228,7 +416,8 @@ fn load_checkpoint(
                 newest_damage.get_or_insert((name, reason));
             }
             Err(CheckpointError::NewerFormat(found)) => {
-                return Err(newer_format(storage, &name, found));
+                let supported = CHECKPOINT_FORMAT_VERSION;
+                return Err(newer_format(storage, &name, found, supported));
             }
             Err(CheckpointError::Damaged(reason)) => {
                 damaged.push(name.clone());
@@ -254,7 +443,7 @@ fn replay_wal(
     segments: &[Segment],
     base: Version,
     mode: RecoveryMode,
-    rebuilt: &mut Rebuild,
+    read: &mut ReadState,
 ) -> Result<Tail> {
     // The segment holding base + 1 is the last one starting at or below it.
     let start = segments
@@ -262,16 +451,18 @@ fn replay_wal(
         .rposition(|s| s.first <= base + 1)
         .unwrap_or(0);
     let mut doomed = Vec::new();
+    let mut bytes = std::mem::take(&mut read.buf);
     for i in start..segments.len() {
         let seg = &segments[i];
-        let bytes = storage
-            .read(&seg.name)
+        storage
+            .read_into(&seg.name, &mut bytes)
             .map_err(|e| io_err(storage, "reading", &seg.name, e))?;
         let later_records = || later_segments_hold_records(storage, &segments[i + 1..]);
         match wal::parse_segment_header(&bytes) {
             Ok(first) if first == seg.first => {}
             Err(HeaderError::NewerFormat(found)) => {
-                return Err(newer_format(storage, &seg.name, found));
+                let supported = wal::FORMAT_VERSION;
+                return Err(newer_format(storage, &seg.name, found, supported));
             }
             Ok(_) | Err(HeaderError::Damaged(_)) | Err(HeaderError::Short) => {
                 // A segment whose header never became durable can only be
@@ -288,16 +479,16 @@ fn replay_wal(
                 });
             }
         }
-        if seg.first > rebuilt.last + 1 && bytes.len() > wal::SEGMENT_HEADER_SIZE {
+        if seg.first > read.last + 1 && bytes.len() > wal::SEGMENT_HEADER_SIZE {
             let reason = format!(
                 "WAL is missing versions {}..{}: the segment starts at {}",
-                rebuilt.last + 1,
+                read.last + 1,
                 seg.first - 1,
                 seg.first
             );
             return Err(corruption(storage, &seg.name, 0, reason));
         }
-        let decoded = decode_segment(&bytes, seg.first, rebuilt);
+        let decoded = decode_segment(&bytes, seg.first, read);
         let valid_len = decoded.valid_end as u64;
         match decoded.stop {
             Stop::End if i + 1 < segments.len() => continue,
@@ -317,7 +508,8 @@ fn replay_wal(
         // recovered state (not when a checkpoint is newer than its end).
         return Ok(Tail {
             truncate: (valid_len < bytes.len() as u64).then_some((i, valid_len)),
-            append_to: (decoded.last_version == rebuilt.last).then_some(i),
+            append_to: (decoded.last_version == read.last).then_some(i),
+            segment_len: bytes.len() as u64,
             doomed,
         });
     }
@@ -327,8 +519,8 @@ fn replay_wal(
     })
 }
 
-/// Decode one segment, applying records newer than the rebuilt state.
-fn decode_segment(bytes: &[u8], first: Version, rebuilt: &mut Rebuild) -> Decoded {
+/// Decode one segment, keeping the records newer than what was read so far.
+fn decode_segment(bytes: &[u8], first: Version, read: &mut ReadState) -> Decoded {
     wal::decode_records(
         bytes,
         wal::SEGMENT_HEADER_SIZE,
@@ -336,8 +528,9 @@ fn decode_segment(bytes: &[u8], first: Version, rebuilt: &mut Rebuild) -> Decode
         |_, record| {
             // Versions are checked: a record is applied only if it is the
             // very next one, so nothing is ever applied twice.
-            if record.version == rebuilt.last + 1 {
-                rebuilt.apply(record);
+            if record.version == read.last + 1 {
+                read.last = record.version;
+                read.records.push(record);
             }
         },
     )
@@ -414,11 +607,8 @@ fn repair(
             let file = storage
                 .open_append(name)
                 .map_err(|e| io("opening", name, e))?;
-            let len = tail.truncate.map_or_else(
-                || storage.read(name).map(|b| b.len() as u64),
-                |(_, len)| Ok(len),
-            );
-            (file, len.map_err(|e| io("reading", name, e))?)
+            let len = tail.truncate.map_or(tail.segment_len, |(_, len)| len);
+            (file, len)
         }
         None => {
             let name = wal::segment_name(last + 1);

@@ -12,12 +12,13 @@
 use crate::durability::codec;
 use crate::error::{Error, Result};
 use crate::record::CommitRecord;
-use crate::types::{RunId, Version};
+use crate::types::{Namespace, RunId, Version};
 use crate::write_set::WriteSet;
 
 /// First bytes of every WAL segment.
 pub const WAL_MAGIC: [u8; 8] = *b"RWDBWAL\0";
-/// Format version written into segment and checkpoint headers.
+/// Format version written into segment headers (checkpoints have their
+/// own: `checkpoint::CHECKPOINT_FORMAT_VERSION`).
 pub const FORMAT_VERSION: u32 = 1;
 /// Size of a segment header.
 pub const SEGMENT_HEADER_SIZE: usize = 24;
@@ -200,6 +201,8 @@ pub fn decode_records(
     mut visit: impl FnMut(usize, CommitRecord),
 ) -> Decoded {
     let mut pos = start;
+    // Keys of one namespace share one `Arc<str>` across records.
+    let mut ns = None;
     loop {
         if pos >= bytes.len() {
             return Decoded {
@@ -209,7 +212,7 @@ pub fn decode_records(
             };
         }
         let damaged = match frame_at(bytes, pos) {
-            Ok(payload) => match decode_payload(payload, last) {
+            Ok(payload) => match decode_payload(payload, last, &mut ns) {
                 Ok(record) => {
                     last = record.version;
                     visit(pos, record);
@@ -280,8 +283,12 @@ fn frame_at(bytes: &[u8], pos: usize) -> std::result::Result<&[u8], &'static str
 }
 
 /// Decode a checksummed payload that must hold version `last + 1`.
-fn decode_payload(payload: &[u8], last: Version) -> std::result::Result<CommitRecord, String> {
-    let record = codec::decode_commit_record(payload)
+fn decode_payload(
+    payload: &[u8],
+    last: Version,
+    ns: &mut Option<Namespace>,
+) -> std::result::Result<CommitRecord, String> {
+    let record = codec::decode_commit_record_reusing(payload, ns)
         .map_err(|e| format!("record payload does not decode: {e}"))?;
     let expected = last.saturating_add(1);
     if record.version != expected {
@@ -301,9 +308,8 @@ fn decode_payload(payload: &[u8], last: Version) -> std::result::Result<CommitRe
 /// offset (damage to the length itself).
 fn valid_frame_after(bytes: &[u8], pos: usize, last: Version) -> Option<usize> {
     let is_valid = |p: usize| {
-        frame_at(bytes, p).is_ok_and(|payload| {
-            postcard::take_from_bytes::<u64>(payload).is_ok_and(|(v, _)| v > last)
-        })
+        frame_at(bytes, p)
+            .is_ok_and(|payload| codec::record_version(payload).is_some_and(|v| v > last))
     };
     if let Some(h) = bytes.get(pos..pos + 4) {
         let claimed = pos + RECORD_HEADER_SIZE + le_u32(h) as usize;
