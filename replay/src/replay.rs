@@ -7,7 +7,7 @@
 //! time through `Engine::versions_written`. It never scans
 //! the store and never looks at other runs' keys.
 
-use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use rewinddb_engine::{Engine, Error as EngineError, RunCommit, RunId, TypeTag, Value, Version};
 use serde::{Deserialize, Serialize};
@@ -43,46 +43,84 @@ pub struct Step {
 /// The state a run produced: every key it wrote and the last value it
 /// wrote there (keys it deleted last are absent). Only this run's writes
 /// count: other runs' writes to shared keys are not in it.
+///
+/// Kept as one vector sorted by [`RunKey`]: a replay builds it with one
+/// stable sort of all its writes (each step is already a sorted run, so
+/// the sort merges them), instead of one ordered-map insert per write.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RunState {
-    entries: BTreeMap<RunKey, Value>,
+    entries: Vec<(RunKey, Value)>,
 }
 
 impl RunState {
-    /// Apply one step's writes.
-    pub fn apply(&mut self, step: &Step) {
-        for w in &step.writes {
-            match &w.value {
-                Some(v) => self.entries.insert(w.key.clone(), v.clone()),
-                None => self.entries.remove(&w.key),
-            };
+    /// The state after `steps`, applied in order. O(w log s) key
+    /// comparisons for w writes in s steps.
+    pub fn of_steps(steps: &[Step]) -> RunState {
+        let mut writes: Vec<&Write> = steps.iter().flat_map(|s| &s.writes).collect();
+        // Stable: writes to one key stay in step order, the last one wins.
+        writes.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut entries = Vec::with_capacity(writes.len());
+        for (i, w) in writes.iter().enumerate() {
+            let superseded = writes.get(i + 1).is_some_and(|next| next.key == w.key);
+            if let (false, Some(v)) = (superseded, &w.value) {
+                entries.push((w.key.clone(), v.clone()));
+            }
         }
+        RunState { entries }
+    }
+
+    /// Apply one step's writes: one merge pass, O(state + step) (steps
+    /// hold their writes in key order; [`RunState::of_steps`] builds a
+    /// whole replay at once).
+    pub fn apply(&mut self, step: &Step) {
+        let mut updates: Vec<&Write> = step.writes.iter().collect();
+        updates.sort_by(|a, b| a.key.cmp(&b.key));
+        let old = std::mem::take(&mut self.entries);
+        let mut merged = Vec::with_capacity(old.len() + updates.len());
+        let mut old = old.into_iter().peekable();
+        for (i, w) in updates.iter().enumerate() {
+            while let Some(entry) = old.next_if(|(k, _)| *k < w.key) {
+                merged.push(entry);
+            }
+            old.next_if(|(k, _)| *k == w.key);
+            let superseded = updates.get(i + 1).is_some_and(|next| next.key == w.key);
+            if let (false, Some(v)) = (superseded, &w.value) {
+                merged.push((w.key.clone(), v.clone()));
+            }
+        }
+        merged.extend(old);
+        self.entries = merged;
     }
 
     /// The value the run left at `key`.
     pub fn get(&self, key: &RunKey) -> Option<&Value> {
-        self.entries.get(key)
+        let i = self.entries.binary_search_by(|(k, _)| k.cmp(key)).ok()?;
+        Some(&self.entries[i].1)
     }
 
     /// Every key and value, in [`RunKey`] order.
     pub fn iter(&self) -> impl Iterator<Item = (&RunKey, &Value)> {
-        self.entries.iter()
+        self.entries.iter().map(|(k, v)| (k, v))
     }
 
     /// The keys of one primitive, in order.
     pub fn of_tag(&self, tag: TypeTag) -> impl Iterator<Item = (&RunKey, &Value)> {
-        self.entries
-            .iter()
-            .skip_while(move |(k, _)| k.tag < tag)
-            .take_while(move |(k, _)| k.tag == tag)
+        let start = self.entries.partition_point(|(k, _)| k.tag < tag);
+        let end = self.entries.partition_point(|(k, _)| k.tag <= tag);
+        self.entries[start..end].iter().map(|(k, v)| (k, v))
     }
 
-    /// Entries in a key range, in order.
-    pub(crate) fn range(
+    /// Entries from `start` on, in order.
+    pub(crate) fn starting_at(
         &self,
-        bounds: (std::ops::Bound<RunKey>, std::ops::Bound<RunKey>),
+        start: Bound<&RunKey>,
     ) -> impl Iterator<Item = (&RunKey, &Value)> {
-        self.entries.range(bounds)
+        let first = match start {
+            Bound::Included(s) => self.entries.partition_point(|(k, _)| k < s),
+            Bound::Excluded(s) => self.entries.partition_point(|(k, _)| k <= s),
+            Bound::Unbounded => 0,
+        };
+        self.entries[first..].iter().map(|(k, v)| (k, v))
     }
 
     /// Number of keys.
@@ -186,9 +224,7 @@ impl ReplayedRun {
     /// applied. O(size of those steps).
     pub fn at_step(&self, k: usize) -> Result<RunState> {
         self.check_step(k)?;
-        let mut state = RunState::default();
-        self.steps[..=k].iter().for_each(|s| state.apply(s));
-        Ok(state)
+        Ok(RunState::of_steps(&self.steps[..=k]))
     }
 
     /// The final state read back per primitive, without wall-clock times.
@@ -287,12 +323,10 @@ pub fn replay_run(engine: &Engine, run: RunId) -> Result<ReplayedRun> {
             steps.push(step);
         }
     }
-    let mut state = RunState::default();
-    steps.iter().for_each(|s| state.apply(s));
     Ok(ReplayedRun {
         run,
+        state: RunState::of_steps(&steps),
         steps,
-        state,
         digest: digest.finish(),
         recorded: Recorded::Unknown,
     })

@@ -45,12 +45,12 @@ impl Reader for StateReader<'_> {
         let prefix = RunKey::relative_to(prefix, self.run);
         let after = after.map(|a| RunKey::relative_to(a, self.run));
         let start = match &after {
-            Some(a) if *a > prefix => Bound::Excluded(a.clone()),
-            _ => Bound::Included(prefix.clone()),
+            Some(a) if *a > prefix => Bound::Excluded(a),
+            _ => Bound::Included(&prefix),
         };
         Ok(self
             .state
-            .range((start, Bound::Unbounded))
+            .starting_at(start)
             .take_while(|(k, _)| {
                 k.tag == prefix.tag
                     && k.ns == prefix.ns

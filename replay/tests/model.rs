@@ -1,7 +1,8 @@
 //! Model check: `replay_run(r)` equals a state built only from run r's own
 //! writes, whatever other runs commit in between (to shared keys too), and
 //! `at_step(k)` equals the model after r's first k + 1 commits; runs larger
-//! than one batched read replay whole.
+//! than one batched read replay whole. `RunState::apply` step by step
+//! agrees with `at_step`; `RunKey`'s order is its fields' order.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,7 +13,7 @@ use proptest::test_runner::FileFailurePersistence;
 use rewinddb_engine::{
     Engine, EngineConfig, Isolation, Key, Namespace, RunId, Scope, TypeTag, Value,
 };
-use rewinddb_replay::{RunKey, RunScope, replay_run};
+use rewinddb_replay::{RunKey, RunScope, RunState, replay_run};
 
 /// One write: key number, own scope?, tag index, value (None deletes).
 type Op = (u8, bool, usize, Option<i64>);
@@ -106,12 +107,58 @@ proptest! {
             let state: BTreeMap<RunKey, Value> =
                 replay.state().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
             prop_assert_eq!(&state, models[r].last().unwrap());
+            let keys: Vec<&RunKey> = replay.state().iter().map(|(k, _)| k).collect();
+            prop_assert!(keys.windows(2).all(|w| w[0] < w[1]), "state in key order");
+            let mut applied = RunState::default();
             for (k, model) in models[r].iter().enumerate() {
-                let at: BTreeMap<RunKey, Value> = replay.at_step(k).unwrap()
-                    .iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                let at_step = replay.at_step(k).unwrap();
+                let at: BTreeMap<RunKey, Value> =
+                    at_step.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
                 prop_assert_eq!(&at, model);
+                applied.apply(&replay.steps()[k]);
+                prop_assert_eq!(&applied, &at_step);
             }
         }
+    }
+}
+
+fn run_key() -> impl Strategy<Value = RunKey> {
+    let scope = prop_oneof![
+        Just(RunScope::Shared),
+        Just(RunScope::Own),
+        (0u128..3).prop_map(|r| RunScope::Run(RunId::from_u128(r))),
+    ];
+    (
+        0usize..4,
+        prop::sample::select(vec!["a", "ab", "b"]),
+        scope,
+        prop::collection::vec(0u8..3, 0..3),
+    )
+        .prop_map(|(tag, ns, scope, user)| RunKey {
+            tag: TAGS[tag],
+            ns: Namespace::new(ns).unwrap(),
+            scope,
+            user: std::sync::Arc::from(user),
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "tests/proptest-regressions/model.txt",
+        ))),
+        ..ProptestConfig::default()
+    })]
+
+    /// `RunKey`'s hand-written order (with its shared-allocation shortcut)
+    /// is the order of (tag, namespace, scope, user bytes), for distinct
+    /// allocations and for a key compared with its own clone.
+    #[test]
+    fn run_key_order_is_field_order(a in run_key(), b in run_key()) {
+        let fields = |k: &RunKey| (k.tag, k.ns.as_str().to_string(), k.scope, k.user.to_vec());
+        prop_assert_eq!(a.cmp(&b), fields(&a).cmp(&fields(&b)));
+        prop_assert_eq!(a.cmp(&b) == std::cmp::Ordering::Equal, a == b);
+        prop_assert_eq!(a.cmp(&a.clone()), std::cmp::Ordering::Equal);
     }
 }
 
