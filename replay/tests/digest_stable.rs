@@ -14,7 +14,7 @@ use rewinddb_engine::{
 use rewinddb_replay::{Digest, replay_run};
 
 fn key(ns: &str, scope: Scope, tag: TypeTag, user: &[u8]) -> Key {
-    Key::new(Namespace::new(ns).unwrap(), scope, tag, user.to_vec())
+    Key::new(Namespace::new(ns).unwrap(), scope, tag, user)
 }
 
 /// Every value kind, every scope, masked event and span records, a
