@@ -273,7 +273,7 @@ mod test {
             tag,
             ns: Namespace::new(&"n".repeat(ns_len)).unwrap(),
             scope,
-            user: Arc::from(user),
+            user: rewinddb_engine::KeyBytes::from(user),
         })
     }
 

@@ -71,16 +71,16 @@ impl RunKey {
 }
 
 /// The derived order, with a shortcut: keys of one replay mostly share
-/// their namespace's allocation (and rewrites of a key its user bytes'),
-/// and a shared allocation is equal without comparing its bytes. Replay
-/// sorts all of a run's writes, so this comparison is its inner loop.
+/// their namespace's allocation, and a shared allocation is equal without
+/// comparing its bytes. Replay sorts all of a run's writes, so this
+/// comparison is its inner loop.
 impl Ord for RunKey {
     fn cmp(&self, other: &RunKey) -> Ordering {
         self.tag
             .cmp(&other.tag)
-            .then_with(|| cmp_str(self.ns.as_str(), other.ns.as_str()))
+            .then_with(|| cmp_namespace(&self.ns, &other.ns))
             .then_with(|| self.scope.cmp(&other.scope))
-            .then_with(|| cmp_bytes(&self.user, &other.user))
+            .then_with(|| self.user.cmp(&other.user))
     }
 }
 
@@ -90,12 +90,9 @@ impl PartialOrd for RunKey {
     }
 }
 
-fn cmp_str(a: &str, b: &str) -> Ordering {
-    cmp_bytes(a.as_bytes(), b.as_bytes())
-}
-
-/// Byte order; equal at once when both are the same memory.
-fn cmp_bytes(a: &[u8], b: &[u8]) -> Ordering {
+/// Namespace order; equal at once when both share one allocation.
+fn cmp_namespace(a: &Namespace, b: &Namespace) -> Ordering {
+    let (a, b) = (a.as_str(), b.as_str());
     if std::ptr::eq(a, b) {
         Ordering::Equal
     } else {

@@ -138,7 +138,7 @@ fn run_key() -> impl Strategy<Value = RunKey> {
             tag: TAGS[tag],
             ns: Namespace::new(ns).unwrap(),
             scope,
-            user: std::sync::Arc::from(user),
+            user: rewinddb_engine::KeyBytes::from(user),
         })
 }
 
