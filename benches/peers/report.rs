@@ -201,6 +201,12 @@ fn header(md: &mut String, opts: &Opts, elapsed: f64) -> Res<()> {
     writeln!(md, "- Machine: {}.", machine())?;
     writeln!(
         md,
+        "- Load average when the run ended (1, 5, 15 min): {}. Other processes share these \
+         cores; figures from a loaded machine are lower and noisier for every engine alike.",
+        load_average()
+    )?;
+    writeln!(
+        md,
         "- Size: {} keys of 16 bytes, values of 100 bytes; {} repetitions, engines interleaved \
          (A B C .. A B C ..), {:.1} s per timed measurement; medians shown, spread = min..max.",
         opts.keys, opts.reps, opts.secs
@@ -574,6 +580,15 @@ fn machine() -> String {
         "{cpu}, {cores} cores, {mem_gb:.0} GB RAM, Linux {}, {rustc}, release profile",
         kernel.trim()
     )
+}
+
+/// `/proc/loadavg`'s three averages, or "unknown".
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// "YYYY-MM-DD HH:MM" now, UTC.
