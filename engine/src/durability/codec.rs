@@ -28,7 +28,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::record::CommitRecord;
-use crate::types::{Key, Namespace, RunId, Scope, TypeTag, Version};
+use crate::types::{Key, KeyBytes, Namespace, RunId, Scope, TypeTag, Version};
 use crate::value::Value;
 
 /// Deepest nesting of a value accepted when decoding. `Limits::value_depth_max`
@@ -352,7 +352,7 @@ impl<'a> Cursor<'a> {
             4 => TypeTag::Run,
             _ => return self.err("unknown type tag variant"),
         };
-        let user = Arc::from(self.bytes()?);
+        let user = KeyBytes::from(self.bytes()?);
         Ok(Key {
             ns,
             scope,
