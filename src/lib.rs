@@ -195,42 +195,52 @@ pub use rewinddb_primitives::{
     SpanKind, SpanSpec, SpanTree, StateRead, Transitions,
 };
 
-impl Database {
-    /// The KV store of `ns`, shared by all runs.
-    pub fn kv(&self, ns: &str) -> KvHandle<'_, Database> {
-        KvHandle::new(self, ns, None)
-    }
+/// The handle constructors of a context whose handles name their run
+/// (`Database`: autocommit writes, newest reads; `Snapshot`: reads at its
+/// version). `$at` ends each doc line.
+macro_rules! handles_naming_their_run {
+    ($context:ident, $at:literal) => {
+        impl $context {
+            #[doc = concat!("The KV store of `ns`, shared by all runs", $at, ".")]
+            pub fn kv(&self, ns: &str) -> KvHandle<'_, $context> {
+                KvHandle::new(self, ns, None)
+            }
 
-    /// The KV store of `ns` private to `run`.
-    pub fn kv_run(&self, ns: &str, run: RunId) -> KvHandle<'_, Database> {
-        KvHandle::new(self, ns, Some(run))
-    }
+            #[doc = concat!("The KV store of `ns` private to `run`", $at, ".")]
+            pub fn kv_run(&self, ns: &str, run: RunId) -> KvHandle<'_, $context> {
+                KvHandle::new(self, ns, Some(run))
+            }
 
-    /// The event log of `run` in `ns`.
-    pub fn events(&self, ns: &str, run: RunId) -> EventsHandle<'_, Database> {
-        EventsHandle::new(self, ns, run)
-    }
+            #[doc = concat!("The event log of `run` in `ns`", $at, ".")]
+            pub fn events(&self, ns: &str, run: RunId) -> EventsHandle<'_, $context> {
+                EventsHandle::new(self, ns, run)
+            }
 
-    /// The state machines of `ns`, shared by all runs.
-    pub fn state(&self, ns: &str) -> StateHandle<'_, Database> {
-        StateHandle::new(self, ns, None)
-    }
+            #[doc = concat!("The state machines of `ns`, shared by all runs", $at, ".")]
+            pub fn state(&self, ns: &str) -> StateHandle<'_, $context> {
+                StateHandle::new(self, ns, None)
+            }
 
-    /// The state machines of `ns` private to `run`.
-    pub fn state_run(&self, ns: &str, run: RunId) -> StateHandle<'_, Database> {
-        StateHandle::new(self, ns, Some(run))
-    }
+            #[doc = concat!("The state machines of `ns` private to `run`", $at, ".")]
+            pub fn state_run(&self, ns: &str, run: RunId) -> StateHandle<'_, $context> {
+                StateHandle::new(self, ns, Some(run))
+            }
 
-    /// The trace store of `run` in `ns`.
-    pub fn traces(&self, ns: &str, run: RunId) -> TracesHandle<'_, Database> {
-        TracesHandle::new(self, ns, run)
-    }
+            #[doc = concat!("The trace store of `run` in `ns`", $at, ".")]
+            pub fn traces(&self, ns: &str, run: RunId) -> TracesHandle<'_, $context> {
+                TracesHandle::new(self, ns, run)
+            }
 
-    /// The run index.
-    pub fn runs(&self) -> RunsHandle<'_, Database> {
-        RunsHandle::new(self)
-    }
+            #[doc = concat!("The run index", $at, ".")]
+            pub fn runs(&self) -> RunsHandle<'_, $context> {
+                RunsHandle::new(self)
+            }
+        }
+    };
 }
+
+handles_naming_their_run!(Database, "");
+handles_naming_their_run!(Snapshot, ", at this version");
 
 impl Transaction {
     /// The KV store of `ns` shared by all runs, inside this transaction.
@@ -265,43 +275,6 @@ impl Transaction {
 
     /// The run index, read inside this transaction.
     pub fn runs(&self) -> RunsHandle<'_, Transaction> {
-        RunsHandle::new(self)
-    }
-}
-
-impl Snapshot {
-    /// The KV store of `ns` shared by all runs, at this version.
-    pub fn kv(&self, ns: &str) -> KvHandle<'_, Snapshot> {
-        KvHandle::new(self, ns, None)
-    }
-
-    /// The KV store of `ns` private to `run`, at this version.
-    pub fn kv_run(&self, ns: &str, run: RunId) -> KvHandle<'_, Snapshot> {
-        KvHandle::new(self, ns, Some(run))
-    }
-
-    /// The event log of `run` in `ns`, at this version.
-    pub fn events(&self, ns: &str, run: RunId) -> EventsHandle<'_, Snapshot> {
-        EventsHandle::new(self, ns, run)
-    }
-
-    /// The state machines of `ns` shared by all runs, at this version.
-    pub fn state(&self, ns: &str) -> StateHandle<'_, Snapshot> {
-        StateHandle::new(self, ns, None)
-    }
-
-    /// The state machines of `ns` private to `run`, at this version.
-    pub fn state_run(&self, ns: &str, run: RunId) -> StateHandle<'_, Snapshot> {
-        StateHandle::new(self, ns, Some(run))
-    }
-
-    /// The trace store of `run` in `ns`, at this version.
-    pub fn traces(&self, ns: &str, run: RunId) -> TracesHandle<'_, Snapshot> {
-        TracesHandle::new(self, ns, run)
-    }
-
-    /// The run index, at this version.
-    pub fn runs(&self) -> RunsHandle<'_, Snapshot> {
         RunsHandle::new(self)
     }
 }
