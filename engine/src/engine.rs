@@ -643,11 +643,10 @@ pub(crate) fn check_key(config: &EngineConfig, key: &Key) -> Result<()> {
 
 pub(crate) fn check_value(config: &EngineConfig, value: &Value) -> Result<()> {
     let max = config.limits.value_size_bytes_max;
-    let size = value.size_bytes();
+    let (size, depth) = value.measure();
     if size > max {
         return Err(Error::ValueTooLarge { size, max });
     }
-    let depth = value.depth();
     if depth > config.limits.value_depth_max {
         return Err(Error::ValueTooDeep {
             depth,

@@ -102,54 +102,63 @@ impl Value {
     /// bytes plus 8 per scalar, element and field. Iterative, so a deeply
     /// nested value cannot overflow the stack here.
     pub fn size_bytes(&self) -> usize {
-        // Scalars, strings and bytes (most values) without the stack's
-        // allocation: this runs on every put.
-        match self {
-            Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => return 8,
-            Value::String(s) => return 8 + s.len(),
-            Value::Bytes(b) => return 8 + b.len(),
-            Value::Array(_) | Value::Object(_) => {}
-        }
-        let mut total = 0usize;
-        let mut stack = vec![self];
-        while let Some(v) = stack.pop() {
-            total = total.saturating_add(match v {
-                Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => 8,
-                Value::String(s) => 8 + s.len(),
-                Value::Bytes(b) => 8 + b.len(),
-                Value::Array(a) => {
-                    stack.extend(a.iter());
-                    8
-                }
-                Value::Object(o) => {
-                    let mut n = 8;
-                    for (k, v) in o.iter() {
-                        n += k.len();
-                        stack.push(v);
-                    }
-                    n
-                }
-            });
-        }
-        total
+        self.measure().0
     }
 
     /// Nesting depth (a scalar is 1).
     pub fn depth(&self) -> usize {
-        if !matches!(self, Value::Array(_) | Value::Object(_)) {
-            return 1; // No allocation for the common flat values.
+        self.measure().1
+    }
+
+    /// `(size_bytes, depth)` in one walk. This runs on every put, so the
+    /// walk's stack lives inline (no allocation) until a value holds more
+    /// than a few dozen pending children.
+    pub fn measure(&self) -> (usize, usize) {
+        let flat_size = |v: &Value| match v {
+            Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => Some(8),
+            Value::String(s) => Some(8 + s.len()),
+            Value::Bytes(b) => Some(8 + b.len()),
+            Value::Array(_) | Value::Object(_) => None,
+        };
+        if let Some(size) = flat_size(self) {
+            return (size, 1);
         }
-        let mut max = 0;
-        let mut stack = vec![(self, 1usize)];
+        let (mut size, mut depth) = (0usize, 0usize);
+        let mut stack: smallvec::SmallVec<[(&Value, usize); 32]> = smallvec::smallvec![(self, 1)];
         while let Some((v, d)) = stack.pop() {
-            max = max.max(d);
-            match v {
-                Value::Array(a) => stack.extend(a.iter().map(|x| (x, d + 1))),
-                Value::Object(o) => stack.extend(o.values().map(|x| (x, d + 1))),
-                _ => {}
-            }
+            depth = depth.max(d);
+            let own = match v {
+                Value::Array(a) => {
+                    for x in a.iter() {
+                        match flat_size(x) {
+                            Some(n) => {
+                                size = size.saturating_add(n);
+                                depth = depth.max(d + 1);
+                            }
+                            None => stack.push((x, d + 1)),
+                        }
+                    }
+                    8
+                }
+                Value::Object(o) => {
+                    let mut n = 8usize;
+                    for (k, x) in o.iter() {
+                        n = n.saturating_add(k.len());
+                        match flat_size(x) {
+                            Some(m) => {
+                                n = n.saturating_add(m);
+                                depth = depth.max(d + 1);
+                            }
+                            None => stack.push((x, d + 1)),
+                        }
+                    }
+                    n
+                }
+                flat => flat_size(flat).unwrap_or(8),
+            };
+            size = size.saturating_add(own);
         }
-        max
+        (size, depth)
     }
 
     /// Convert to `serde_json::Value`. Bytes become an array of numbers;
@@ -259,5 +268,63 @@ impl From<BTreeMap<String, Value>> for Value {
 impl<T: Into<Value>> From<Option<T>> for Value {
     fn from(o: Option<T>) -> Value {
         o.map_or(Value::Null, Into::into)
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use super::Value;
+
+    /// The definition of size and depth, written recursively.
+    fn reference(v: &Value) -> (usize, usize) {
+        match v {
+            Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => (8, 1),
+            Value::String(s) => (8 + s.len(), 1),
+            Value::Bytes(b) => (8 + b.len(), 1),
+            Value::Array(a) => a
+                .iter()
+                .map(reference)
+                .fold((8, 1), |(s, d), (cs, cd)| (s + cs, d.max(cd + 1))),
+            Value::Object(o) => o.iter().fold((8, 1), |(s, d), (k, x)| {
+                let (cs, cd) = reference(x);
+                (s + k.len() + cs, d.max(cd + 1))
+            }),
+        }
+    }
+
+    fn random_value(rng: &mut fastrand::Rng, depth: usize) -> Value {
+        match rng.u8(0..if depth == 0 { 5 } else { 7 }) {
+            0 => Value::Null,
+            1 => Value::Int(rng.i64(..)),
+            2 => Value::Bool(rng.bool()),
+            3 => Value::String(Arc::from("x".repeat(rng.usize(0..20)))),
+            4 => Value::Bytes(Arc::from(vec![0u8; rng.usize(0..40)])),
+            5 => Value::Array(Arc::new(
+                (0..rng.usize(0..50))
+                    .map(|_| random_value(rng, depth - 1))
+                    .collect(),
+            )),
+            _ => Value::Object(Arc::new(
+                (0..rng.usize(0..6))
+                    .map(|i| ("k".repeat(i), random_value(rng, depth - 1)))
+                    .collect::<BTreeMap<_, _>>(),
+            )),
+        }
+    }
+
+    /// The one-pass, inline-stack `measure` agrees with the recursive
+    /// definition on random nested values, including arrays wider than
+    /// the inline stack.
+    #[test]
+    fn measure_matches_the_recursive_definition() {
+        let mut rng = fastrand::Rng::with_seed(3);
+        for _ in 0..2_000 {
+            let v = random_value(&mut rng, 5);
+            assert_eq!(v.measure(), reference(&v), "{v:?}");
+            assert_eq!((v.size_bytes(), v.depth()), reference(&v));
+        }
     }
 }
