@@ -1,6 +1,7 @@
 //! `Engine::versions_written` (the batched read replay uses) gives, for
 //! each key of a run's commit, exactly what `version_of` gives: the value
-//! that commit wrote, a tombstone, or None once GC unlinked it.
+//! that commit wrote, a tombstone, or None once GC unlinked it; and
+//! `versions_written_into` gives the same, flattened and appended.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -56,6 +57,14 @@ fn batched_reads_match_version_of_for_values_tombstones_and_pruned_versions() {
             })
             .collect();
         assert_eq!(got, one_by_one);
+        let mut flat = vec![Some(Some(Value::from("kept")))];
+        engine.versions_written_into(&commits, &mut flat);
+        let mut expected_flat = vec![Some(Some(Value::from("kept")))];
+        expected_flat.extend(got.iter().flatten().cloned());
+        assert_eq!(
+            flat, expected_flat,
+            "appended, flattened in commit then key order"
+        );
         assert_eq!(got, expected);
     };
     check(vec![
