@@ -1,11 +1,11 @@
 //! [`replay_run`]: rebuild the state a run produced from its own versions.
 //!
-//! Cost is O(run size): the engine's per-run index lists the run's commits
-//! and the keys each wrote; replay reads exactly those versions (one hash
-//! lookup per write, then a walk down that key's chain to the commit, which
-//! passes only versions written to that same key after it), a commit at a
-//! time through `Engine::versions_written`. It never scans
-//! the store and never looks at other runs' keys.
+//! Cost is O(run size): the engine's per-run index lists the run's commits,
+//! the keys each wrote and their chains; replay reads exactly those
+//! versions (no index lookup: a walk down each key's chain to the commit,
+//! which passes only versions written to that same key after it), about
+//! 1,024 keys at a time through `Engine::versions_written_into`. It never
+//! scans the store and never looks at other runs' keys.
 
 use std::ops::Bound;
 
@@ -54,13 +54,13 @@ pub struct RunState {
 
 impl RunState {
     /// The state after `steps`, applied in order. O(w log s) key
-    /// comparisons for w writes in s steps.
+    /// comparisons for w writes in s steps: each step holds its writes in
+    /// key order, so the steps are merged, not sorted again.
     pub fn of_steps(steps: &[Step]) -> RunState {
-        let mut writes: Vec<&Write> = steps.iter().flat_map(|s| &s.writes).collect();
-        // Stable: writes to one key stay in step order, the last one wins.
-        writes.sort_by(|a, b| a.key.cmp(&b.key));
+        let writes = merge_steps(steps);
         let mut entries = Vec::with_capacity(writes.len());
         for (i, w) in writes.iter().enumerate() {
+            // Writes to one key are adjacent, in step order: the last wins.
             let superseded = writes.get(i + 1).is_some_and(|next| next.key == w.key);
             if let (false, Some(v)) = (superseded, &w.value) {
                 entries.push((w.key.clone(), v.clone()));
@@ -132,6 +132,62 @@ impl RunState {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+}
+
+/// Every write of `steps` in key order, writes to one key in step order:
+/// bottom-up merges of adjacent steps, each pass halving their number.
+/// A step whose writes are not in key order (a hand-built `Step`) is
+/// sorted first.
+fn merge_steps(steps: &[Step]) -> Vec<&Write> {
+    let mut items: Vec<&Write> = Vec::with_capacity(steps.iter().map(|s| s.writes.len()).sum());
+    let mut bounds = vec![0];
+    for step in steps {
+        let start = items.len();
+        items.extend(&step.writes);
+        let run = &mut items[start..];
+        if !run.is_sorted_by(|a, b| a.key <= b.key) {
+            run.sort_by(|a, b| a.key.cmp(&b.key));
+        }
+        bounds.push(items.len());
+    }
+    let mut merged = Vec::with_capacity(items.len());
+    while bounds.len() > 2 {
+        merged.clear();
+        let mut next = vec![0];
+        for pair in bounds.windows(3).step_by(2) {
+            merge_two(
+                &items[pair[0]..pair[1]],
+                &items[pair[1]..pair[2]],
+                &mut merged,
+            );
+            next.push(pair[2]);
+        }
+        if bounds.len() % 2 == 0 {
+            // An odd number of runs: the last one has no partner this pass.
+            let last = bounds[bounds.len() - 2];
+            merged.extend_from_slice(&items[last..]);
+            next.push(items.len());
+        }
+        std::mem::swap(&mut items, &mut merged);
+        bounds = next;
+    }
+    items
+}
+
+/// Merge two key-ordered runs into `out`; on equal keys `a`'s come first.
+fn merge_two<'w>(a: &[&'w Write], b: &[&'w Write], out: &mut Vec<&'w Write>) {
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if b[j].key < a[i].key {
+            out.push(b[j]);
+            j += 1;
+        } else {
+            out.push(a[i]);
+            i += 1;
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
 }
 
 /// What the run index says about a replayed run, for [`ReplayedRun::verify`].
@@ -312,11 +368,15 @@ pub fn replay_run(engine: &Engine, run: RunId) -> Result<ReplayedRun> {
     check_retention(engine, run, first.version)?;
     let mut digest = DigestBuilder::new(run);
     let mut steps = Vec::with_capacity(commits.len());
+    let mut values = Vec::with_capacity(READ_BATCH_KEYS);
     for batch in batches(&commits) {
-        let values = engine.versions_written(batch);
-        for (commit, values) in batch.iter().zip(values) {
+        values.clear();
+        engine.versions_written_into(batch, &mut values);
+        let mut values = values.drain(..);
+        for commit in batch {
             let index = steps.len();
-            let step = read_step(run, index, commit, values)?;
+            let written = values.by_ref().take(commit.keys.len());
+            let step = read_step(run, index, commit, written)?;
             for w in &step.writes {
                 digest.write(index, &w.key, w.value.as_ref())?;
             }
@@ -364,9 +424,9 @@ fn check_retention(engine: &Engine, run: RunId, first: Version) -> Result<()> {
     }
 }
 
-/// Keys read per `Engine::versions_written` call: large enough for the
-/// lookups' cache misses to overlap, small enough that its guards do not
-/// hold back reclamation for long.
+/// Keys read per `Engine::versions_written_into` call: large enough for
+/// the chain reads' cache misses to overlap, small enough that its guard
+/// does not hold back reclamation for long.
 const READ_BATCH_KEYS: usize = 1024;
 
 /// Consecutive slices of `commits` with about `READ_BATCH_KEYS` keys each
@@ -396,7 +456,7 @@ fn read_step(
     run: RunId,
     index: usize,
     commit: &RunCommit,
-    values: Vec<Option<Option<Value>>>,
+    values: impl Iterator<Item = Option<Option<Value>>>,
 ) -> Result<Step> {
     let mut writes = Vec::with_capacity(commit.keys.len());
     for (key, value) in commit.keys.iter().zip(values) {

@@ -13,7 +13,7 @@ use proptest::test_runner::FileFailurePersistence;
 use rewinddb_engine::{
     Engine, EngineConfig, Isolation, Key, Namespace, RunId, Scope, TypeTag, Value,
 };
-use rewinddb_replay::{RunKey, RunScope, RunState, replay_run};
+use rewinddb_replay::{RunKey, RunScope, RunState, Step, Write, replay_run};
 
 /// One write: key number, own scope?, tag index, value (None deletes).
 type Op = (u8, bool, usize, Option<i64>);
@@ -196,4 +196,41 @@ fn runs_larger_than_a_read_batch_replay_whole() {
     assert_eq!(value_of(3), Some(2_490_003));
     assert_eq!(value_of(1999), Some(1_001_999));
     assert_eq!(replay.state().len(), 2000);
+}
+
+/// Hand-built steps need not keep their writes in key order:
+/// `RunState::of_steps` still gives the state that applying them one by
+/// one gives (last write to a key wins, deletes remove).
+#[test]
+fn of_steps_accepts_steps_out_of_key_order() {
+    let write = |k: u8, v: Option<i64>| Write {
+        key: model_key((k, true, 0)),
+        value: v.map(Value::from),
+    };
+    let step = |index: usize, writes: Vec<Write>| Step {
+        index,
+        version: index as u64 + 1,
+        wall_ms: 0,
+        writes,
+    };
+    let steps = vec![
+        step(
+            0,
+            vec![write(5, Some(1)), write(3, Some(2)), write(1, Some(3))],
+        ),
+        step(1, vec![write(4, Some(4)), write(3, None)]),
+        step(
+            2,
+            vec![write(9, Some(5)), write(5, Some(6)), write(0, Some(7))],
+        ),
+    ];
+    let mut applied = RunState::default();
+    steps.iter().for_each(|s| applied.apply(s));
+    let state = RunState::of_steps(&steps);
+    assert_eq!(state, applied);
+    let got: Vec<(u8, i64)> = state
+        .iter()
+        .map(|(k, v)| (k.user[0], v.as_i64().unwrap()))
+        .collect();
+    assert_eq!(got, [(0, 7), (1, 3), (4, 4), (5, 6), (9, 5)]);
 }
