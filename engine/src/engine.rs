@@ -84,7 +84,7 @@ pub(crate) struct CommitState {
     /// Last commit version taken (installed, maybe not yet visible).
     pub(crate) last: Version,
     /// Per run: its commits, in order (derived data).
-    pub(crate) runs: HashMap<RunId, Vec<RunCommit>>,
+    pub(crate) runs: HashMap<RunId, Vec<RunCommit>, foldhash::fast::RandomState>,
     /// Commit times.
     pub(crate) times: TimeIndex,
     /// Framed WAL records not yet handed to the file (durable engines).

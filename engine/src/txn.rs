@@ -301,21 +301,26 @@ impl Transaction {
         version: Version,
         wall_ms: u64,
     ) {
-        let writes = std::mem::take(&mut self.writes).into_vec();
-        let written = writes.len() as u64;
+        let mut writes = std::mem::take(&mut self.writes).into_vec();
         let guard = crossbeam_epoch::pin();
-        let indexed = !self.run.is_nil();
-        let mut run_writes = Vec::with_capacity(if indexed { writes.len() } else { 0 });
-        for ((key, value), chain) in writes.into_iter().zip(chains) {
-            let chain = chain.unwrap_or_else(|| inner.store.create_chain(&key));
-            chain.push(version, self.run, value, &guard);
-            if indexed {
-                run_writes.push((key, chain));
-            }
+        let mut installed: smallvec::SmallVec<[Arc<VersionChain>; 4]> =
+            smallvec::SmallVec::with_capacity(writes.len());
+        for ((key, value), chain) in writes.iter_mut().zip(chains) {
+            let chain = chain.unwrap_or_else(|| inner.store.create_chain(key));
+            chain.push(version, self.run, value.take(), &guard);
+            installed.push(chain);
         }
-        inner.linked_versions.fetch_add(written, Ordering::Relaxed);
-        if indexed {
-            let commit = RunCommit::new(version, wall_ms, run_writes);
+        inner
+            .linked_versions
+            .fetch_add(writes.len() as u64, Ordering::Relaxed);
+        if !self.run.is_nil() {
+            // Collected from slices of known length: one allocation each.
+            let commit = RunCommit {
+                version,
+                wall_ms,
+                keys: writes.iter().map(|(k, _)| k.clone()).collect(),
+                chains: installed.iter().cloned().collect(),
+            };
             state.runs.entry(self.run).or_default().push(commit);
         }
         state.last = version;
