@@ -31,7 +31,8 @@ impl Database {
             (_, Some(d)) => Recorded::Ended(Digest(d)),
             (_, None) => Recorded::Unknown,
         };
-        let held_first = self.engine().run_commits(run).first().map(|c| c.version);
+        let commits = self.engine().run_commits(run);
+        let held_first = commits.first().map(|c| c.version);
         // GC can drop a run's oldest commits from the engine's index (after
         // a restart); the run record still knows where the run began.
         if let Some(recorded_first) = info.first_version.filter(|&f| Some(f) != held_first) {
@@ -43,7 +44,7 @@ impl Database {
         }
         let replay = match held_first {
             None => ReplayedRun::empty(run),
-            Some(_) => rewinddb_replay::replay_run(self.engine(), run)?,
+            Some(_) => rewinddb_replay::replay_commits(self.engine(), run, &commits)?,
         };
         Ok(replay.with_recorded(recorded))
     }
@@ -70,9 +71,10 @@ impl Database {
     /// commits. If the history can no longer be replayed (retention), the
     /// span comes from the per-run index and the digest is None.
     pub(crate) fn end_run_span(&self, run: RunId) -> CommitSpan {
-        let replay = match self.engine().run_commits(run).is_empty() {
+        let commits = self.engine().run_commits(run);
+        let replay = match commits.is_empty() {
             true => Ok(ReplayedRun::empty(run)),
-            false => rewinddb_replay::replay_run(self.engine(), run),
+            false => rewinddb_replay::replay_commits(self.engine(), run, &commits),
         };
         match replay {
             Ok(r) => CommitSpan {

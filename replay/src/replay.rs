@@ -361,7 +361,13 @@ impl ReplayedRun {
 /// holds no commit of it; `Error::RunOutsideRetention` or
 /// `Error::HistoryPruned` if GC already took part of its history.
 pub fn replay_run(engine: &Engine, run: RunId) -> Result<ReplayedRun> {
-    let commits = engine.run_commits(run);
+    replay_commits(engine, run, &engine.run_commits(run))
+}
+
+/// [`replay_run`] from `commits`, the run's commits as
+/// `Engine::run_commits(run)` listed them: a caller that already holds
+/// that list saves copying it again under the engine's commit lock.
+pub fn replay_commits(engine: &Engine, run: RunId, commits: &[RunCommit]) -> Result<ReplayedRun> {
     let Some(first) = commits.first() else {
         return Err(Error::UnknownRun(run));
     };
@@ -369,7 +375,7 @@ pub fn replay_run(engine: &Engine, run: RunId) -> Result<ReplayedRun> {
     let mut digest = DigestBuilder::new(run);
     let mut steps = Vec::with_capacity(commits.len());
     let mut values = Vec::with_capacity(READ_BATCH_KEYS);
-    for batch in batches(&commits) {
+    for batch in batches(commits) {
         values.clear();
         engine.versions_written_into(batch, &mut values);
         let mut values = values.drain(..);
