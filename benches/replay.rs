@@ -7,13 +7,16 @@
 //! (a few seconds each, about 1 GB together). Before divan's per-config
 //! table, the binary prints an interleaved comparison: rounds in which each
 //! configuration is replayed once, in rotating order, so load from other
-//! processes hits all of them alike; the ratios come from that table.
+//! processes hits all of them alike; the ratios come from that table. The
+//! same rounds also time each configuration warm (replayed again at once)
+//! and cold (after the caches are evicted), to tell work from memory
+//! latency.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use divan::Bencher;
 use divan::counter::ItemsCount;
@@ -62,32 +65,70 @@ fn databases() -> &'static [(Database, RunId)] {
 
 /// Replay every configuration once per round, rotating the order, and
 /// print min and median per configuration and their ratio to "0 others".
+/// Then, in rounds of their own (so the first table's conditions stay as
+/// they were), a replay repeated at once (warm: its run's memory is in
+/// cache) and one after streaming through `EVICT_BYTES` (cold: chain
+/// nodes, keys and page-table entries come from DRAM). The code path is
+/// the same in all of them; where the ratio is met warm and not cold, the
+/// difference is memory latency, not work.
 fn ratio_report() {
     let dbs = databases();
-    let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(ROUNDS); dbs.len()];
+    let replay = |i: usize| {
+        let (db, run) = &dbs[i];
+        let t = Instant::now();
+        black_box(db.replay_run(*run).unwrap());
+        t.elapsed()
+    };
+    let mut interleaved = vec![Vec::with_capacity(ROUNDS); dbs.len()];
     for round in 0..ROUNDS {
         for k in 0..dbs.len() {
             let i = (round + k) % dbs.len();
-            let (db, run) = &dbs[i];
-            let t = Instant::now();
-            black_box(db.replay_run(*run).unwrap());
-            times[i].push(t.elapsed());
+            interleaved[i].push(replay(i));
         }
     }
-    for t in &mut times {
-        t.sort();
+    let mut evict_buf = vec![1u64; EVICT_BYTES / 8];
+    let (mut warm, mut cold) = (interleaved.clone(), interleaved.clone());
+    warm.iter_mut().chain(&mut cold).for_each(Vec::clear);
+    for round in 0..ROUNDS {
+        for k in 0..dbs.len() {
+            let i = (round + k) % dbs.len();
+            evict_caches(&mut evict_buf);
+            cold[i].push(replay(i));
+            warm[i].push(replay(i));
+        }
     }
-    let (min0, med0) = (times[0][0], times[0][ROUNDS / 2]);
-    eprintln!("interleaved, {ROUNDS} rounds: replay_run of a {RUN_WRITES}-write run");
-    for (t, per_run) in times.iter().zip(PER_RUN) {
-        let (min, med) = (t[0], t[ROUNDS / 2]);
-        eprintln!(
-            "  other runs x {per_run:>4} writes: min {min:>10.1?} median {med:>10.1?}  \
-             ratio min {:.2} median {:.2}",
-            min.as_secs_f64() / min0.as_secs_f64(),
-            med.as_secs_f64() / med0.as_secs_f64()
-        );
+    eprintln!("{ROUNDS} rounds in rotating order: replay_run of a {RUN_WRITES}-write run");
+    for (kind, mut times) in [
+        ("interleaved", interleaved),
+        ("warm (repeated at once)", warm),
+        ("cold (caches evicted first)", cold),
+    ] {
+        eprintln!(" {kind}");
+        times.iter_mut().for_each(|t| t.sort());
+        let (min0, med0) = (times[0][0], times[0][ROUNDS / 2]);
+        for (t, per_run) in times.iter().zip(PER_RUN) {
+            let (min, med) = (t[0], t[ROUNDS / 2]);
+            eprintln!(
+                "  other runs x {per_run:>4} writes: min {min:>10.1?} median {med:>10.1?}  \
+                 ratio min {:.2} median {:.2}",
+                min.as_secs_f64() / min0.as_secs_f64(),
+                med.as_secs_f64() / med0.as_secs_f64()
+            );
+        }
     }
+}
+
+/// Bytes streamed through to push a replay's memory out of the caches:
+/// twice the 32 MiB L3 of the machine the figures were taken on.
+const EVICT_BYTES: usize = 64 << 20;
+
+/// Write one word per cache line of `buf`, so the lines it held before
+/// (and the TLB entries of their pages) are gone.
+fn evict_caches(buf: &mut [u64]) {
+    for line in buf.chunks_mut(8) {
+        line[0] = line[0].wrapping_add(1);
+    }
+    black_box(&buf);
 }
 
 /// Writes of the replayed run.
