@@ -67,20 +67,22 @@ impl Database {
     }
 
     /// What `end_run` records about the run's commits: first and last
-    /// version and digest, all from one replay so they describe the same
-    /// commits. If the history can no longer be replayed (retention), the
-    /// span comes from the per-run index and the digest is None.
+    /// version and digest, all from one copy of the run's commit list so
+    /// they describe the same commits (the digest without building the
+    /// run's state, which `end_run` does not need). If the history can no
+    /// longer be replayed (retention), the span comes from the per-run
+    /// index and the digest is None.
     pub(crate) fn end_run_span(&self, run: RunId) -> CommitSpan {
         let commits = self.engine().run_commits(run);
-        let replay = match commits.is_empty() {
-            true => Ok(ReplayedRun::empty(run)),
-            false => rewinddb_replay::replay_commits(self.engine(), run, &commits),
+        let digest = match commits.is_empty() {
+            true => Ok(ReplayedRun::empty(run).digest()),
+            false => rewinddb_replay::digest_commits(self.engine(), run, &commits),
         };
-        match replay {
-            Ok(r) => CommitSpan {
-                first: r.steps().first().map(|s| s.version),
-                last: r.steps().last().map(|s| s.version),
-                digest: Some(r.digest().0),
+        match digest {
+            Ok(d) => CommitSpan {
+                first: commits.first().map(|c| c.version),
+                last: commits.last().map(|c| c.version),
+                digest: Some(d.0),
             },
             Err(_) => commit_span(self.engine(), run),
         }

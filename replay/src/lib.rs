@@ -59,8 +59,8 @@ pub use digest::Digest;
 pub use error::{Error, Result};
 pub use key::{RunKey, RunScope};
 pub use replay::{
-    Recorded, ReplayedRun, RunState, Step, Verification, Write, replay_commits, replay_run,
-    version_at_step,
+    Recorded, ReplayedRun, RunState, Step, Verification, Write, digest_commits, replay_commits,
+    replay_run, version_at_step,
 };
 pub use view::{
     EventItem, EventLogView, KvItem, MachineItem, RunView, SpanItem, StateReader, TraceView,

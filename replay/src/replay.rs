@@ -368,6 +368,24 @@ pub fn replay_run(engine: &Engine, run: RunId) -> Result<ReplayedRun> {
 /// `Engine::run_commits(run)` listed them: a caller that already holds
 /// that list saves copying it again under the engine's commit lock.
 pub fn replay_commits(engine: &Engine, run: RunId, commits: &[RunCommit]) -> Result<ReplayedRun> {
+    let (steps, digest) = read_steps(engine, run, commits)?;
+    Ok(ReplayedRun {
+        run,
+        state: RunState::of_steps(&steps),
+        steps,
+        digest,
+        recorded: Recorded::Unknown,
+    })
+}
+
+/// The digest a replay of `run` from `commits` would give, with the same
+/// errors, without building its state: what `end_run` records.
+pub fn digest_commits(engine: &Engine, run: RunId, commits: &[RunCommit]) -> Result<Digest> {
+    read_steps(engine, run, commits).map(|(_, digest)| digest)
+}
+
+/// Read every step of `run` from its commits and digest them.
+fn read_steps(engine: &Engine, run: RunId, commits: &[RunCommit]) -> Result<(Vec<Step>, Digest)> {
     let Some(first) = commits.first() else {
         return Err(Error::UnknownRun(run));
     };
@@ -389,13 +407,7 @@ pub fn replay_commits(engine: &Engine, run: RunId, commits: &[RunCommit]) -> Res
             steps.push(step);
         }
     }
-    Ok(ReplayedRun {
-        run,
-        state: RunState::of_steps(&steps),
-        steps,
-        digest: digest.finish(),
-        recorded: Recorded::Unknown,
-    })
+    Ok((steps, digest.finish()))
 }
 
 /// The commit version of step `k` of `run`, from the per-run index alone.

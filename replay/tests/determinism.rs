@@ -2,14 +2,15 @@
 //! gives identical digests and identical replays, even when other runs
 //! interleave differently (so absolute versions differ); and a durable
 //! engine closed and reopened (from the WAL, or from a checkpoint) replays
-//! every run exactly as before.
+//! every run exactly as before. `digest_commits` (end_run's digest) equals
+//! the replay's.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use rewinddb_engine::{
     Durability, Engine, EngineConfig, Isolation, Key, Namespace, RunId, Scope, TypeTag, Value,
 };
-use rewinddb_replay::{ReplayedRun, replay_run};
+use rewinddb_replay::{ReplayedRun, digest_commits, replay_run};
 
 const TAGS: [TypeTag; 4] = [TypeTag::Kv, TypeTag::Event, TypeTag::State, TypeTag::Trace];
 
@@ -60,7 +61,11 @@ fn commit(engine: &Engine, run: RunId, writes: &Commit) {
 fn run_into_fresh_engine(seed: u64, noise: u64) -> ReplayedRun {
     let engine = Engine::open_in_memory(EngineConfig::default()).unwrap();
     let run = run_workload(&engine, seed, noise);
-    replay_run(&engine, run).unwrap()
+    let replay = replay_run(&engine, run).unwrap();
+    // What end_run records: the same digest, without building the state.
+    let digest = digest_commits(&engine, run, &engine.run_commits(run)).unwrap();
+    assert_eq!(digest, replay.digest(), "seed {seed}");
+    replay
 }
 
 /// Commit the workload of `seed` into `engine` with noise runs between
