@@ -522,29 +522,23 @@ impl Engine {
     }
 
     /// [`Engine::versions_written`] flattened (commit by commit, key by
-    /// key) and appended to `out`, so a replay reuses one buffer. It reads
-    /// in two passes: every chain's head first, then each head node and,
-    /// if later versions of the key sit above the wanted one, the rest of
-    /// the chain. When the batch is cold in cache (an old run in a large
-    /// database), each pass issues independent loads, so their misses
-    /// overlap instead of each key waiting for its chain header and then
-    /// for its node in turn. Same guard and batch-size advice as
-    /// `versions_written`.
+    /// key) and appended to `out`, so a replay reuses one buffer instead of
+    /// allocating a vector per commit. Same guard and batch-size advice as
+    /// `versions_written`. (A two-pass read, every chain head first so a
+    /// cold batch's misses overlap, was tried on the replay bench and was
+    /// no faster.)
     pub fn versions_written_into(
         &self,
         commits: &[RunCommit],
         out: &mut Vec<Option<Option<Value>>>,
     ) {
         let guard = crossbeam_epoch::pin();
-        let heads: Vec<_> = commits
+        let pairs = commits
             .iter()
-            .flat_map(|c| c.chains.iter().map(|chain| chain.head(&guard)))
-            .collect();
-        let versions = commits
-            .iter()
-            .flat_map(|c| std::iter::repeat_n(c.version, c.chains.len()));
-        out.extend(heads.into_iter().zip(versions).map(|(head, version)| {
-            std::iter::successors(head, |n| n.next(&guard))
+            .flat_map(|c| c.chains.iter().map(move |ch| (ch, c.version)));
+        out.extend(pairs.map(|(chain, version)| {
+            chain
+                .iter(&guard)
                 .find(|n| n.commit <= version)
                 .filter(|n| n.commit == version)
                 .map(|n| n.value.clone())
