@@ -4,7 +4,11 @@
 //! runs x 1,000 writes). Target: ratio <= 1.2.
 //!
 //! Run: `cargo bench --bench replay`. The three databases are built once
-//! (a few seconds each, about 1 GB together). Before divan's per-config
+//! (a few seconds each, about 1 GB together). The issue's own size, 10,000
+//! other runs of 1,000 writes each (10M other versions, then the second
+//! configuration is 100,000 runs x 100 writes):
+//! `REPLAY_OTHER_VERSIONS=10000000 cargo bench --bench replay` (minutes to
+//! build, several GB). Before divan's per-config
 //! table, the binary prints an interleaved comparison: rounds in which each
 //! configuration is replayed once, in rotating order, so load from other
 //! processes hits all of them alike; the ratios come from that table. The
@@ -38,7 +42,13 @@ fn bench_mode() -> bool {
 
 /// Versions written by other runs: 1M when benchmarking, 10,000 in tests.
 fn other_versions() -> usize {
-    if bench_mode() { OTHER_VERSIONS } else { 10_000 }
+    if !bench_mode() {
+        return 10_000;
+    }
+    std::env::var("REPLAY_OTHER_VERSIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(OTHER_VERSIONS)
 }
 
 /// The configurations: writes of each other run (0: no other runs).
