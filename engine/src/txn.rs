@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::chain::VersionChain;
-
 use crate::config::Isolation;
 use crate::durability::{Durability, Durable, wal};
 use crate::engine::{CommitState, EngineInner};
