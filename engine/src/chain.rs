@@ -306,22 +306,49 @@ impl VersionChain {
         // `Pruned`, never `Absent` for a key that had a value.
         self.pruned_max
             .fetch_max(newest_unlinked, Ordering::Release);
-        let mut cur = last_kept.next.swap(Shared::null(), Ordering::AcqRel, guard);
+        let tail = last_kept.next.swap(Shared::null(), Ordering::AcqRel, guard);
         let mut unlinked = 0;
-        // SAFETY: the tail and its successors were just made unreachable
-        // from `head`; readers that still hold them are pinned, and
-        // `defer_destroy` frees them only after every such guard is gone.
-        // Each node is deferred exactly once because only GC unlinks.
+        let mut cur = tail;
+        // SAFETY: pinned by `guard`; see `VersionNode::next`.
+        while let Some(node) = unsafe { cur.as_ref() } {
+            on_unlink(node);
+            unlinked += 1;
+            cur = node.next.load(Ordering::Acquire, guard);
+        }
+        let tail = tail.as_raw() as usize;
+        // One deferred destructor for the whole unlinked tail, not one per
+        // version: crossbeam-epoch runs a bounded number of deferred
+        // functions per collection, so per-version deferral left millions
+        // of nodes waiting after a large GC pass.
+        // SAFETY: the tail was just made unreachable from `head`, and only
+        // GC writes a `next`, never one of an unlinked node, so the list
+        // stays intact until the closure frees it. Readers that still hold
+        // a node of it are pinned, and the closure runs only after every
+        // such guard is gone. The tail is deferred once: only GC unlinks,
+        // one caller at a time. The closure owns the list and touches
+        // nothing else, so running it on another thread is sound.
         unsafe {
-            while let Some(node) = cur.as_ref() {
-                on_unlink(node);
-                let next = node.next.load(Ordering::Acquire, guard);
-                guard.defer_destroy(cur);
-                unlinked += 1;
-                cur = next;
-            }
+            guard.defer_unchecked(move || free_list(tail as *const VersionNode));
         }
         unlinked
+    }
+}
+
+/// Free a detached list of nodes, following `next`.
+///
+/// # Safety
+/// `head` is null or the first node of a list no thread can reach any
+/// more, whose nodes were allocated by `Owned` and are freed only here.
+unsafe fn free_list(head: *const VersionNode) {
+    // SAFETY: the caller's contract: nobody else reads or frees the list.
+    unsafe {
+        let guard = crossbeam_epoch::unprotected();
+        let mut cur = Shared::from(head);
+        while !cur.is_null() {
+            let next = cur.deref().next.load(Ordering::Relaxed, guard);
+            drop(cur.into_owned());
+            cur = next;
+        }
     }
 }
 
@@ -330,13 +357,10 @@ impl Drop for VersionChain {
         // SAFETY: `&mut self` means no other thread can reach this chain, so
         // no reader holds any of its nodes and they can be freed at once.
         unsafe {
-            let guard = crossbeam_epoch::unprotected();
-            let mut cur = self.head.load(Ordering::Relaxed, guard);
-            while !cur.is_null() {
-                let next = cur.deref().next.load(Ordering::Relaxed, guard);
-                drop(cur.into_owned());
-                cur = next;
-            }
+            let head = self
+                .head
+                .load(Ordering::Relaxed, crossbeam_epoch::unprotected());
+            free_list(head.as_raw());
         }
     }
 }
