@@ -114,7 +114,7 @@ pub(crate) fn encode_writes(writes: &WriteSet) -> Result<Vec<u8>> {
     Ok(body)
 }
 
-/// Append one framed record to `out`. `writes` comes from [`encode_writes`],
+/// Append one framed record to `out`. `writes` comes from `encode_writes`,
 /// which checked the size.
 pub fn append_frame(out: &mut Vec<u8>, version: Version, run: RunId, wall_ms: u64, writes: &[u8]) {
     let mut prefix_buf = [0u8; RECORD_PREFIX_SIZE_MAX];
