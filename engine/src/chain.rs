@@ -5,7 +5,8 @@
 //! - a node becomes reachable only fully initialised: it is built in an
 //!   `Owned`, then published by a release CAS on `head`;
 //! - a node is unlinked only by GC (one at a time, under the GC lock) and is
-//!   freed through `defer_destroy`, never dropped while a reader may hold it.
+//!   freed by an epoch-deferred destructor (one per unlinked tail), never
+//!   while a reader may hold it.
 //!
 //! Writers only ever touch `head`; GC only ever touches the `next` of a node
 //! it keeps. The two never race on the same word.
@@ -49,8 +50,8 @@ unsafe impl Sync for Shadow {}
 impl VersionNode {
     /// The next older version, if any.
     pub fn next<'g>(&self, guard: &'g Guard) -> Option<&'g VersionNode> {
-        // SAFETY: nodes are freed only via `defer_destroy` after being
-        // unlinked, and `guard` keeps this epoch pinned, so any node reachable
+        // SAFETY: nodes are freed only by an epoch-deferred destructor after
+        // being unlinked, and `guard` keeps this epoch pinned, so any node reachable
         // while pinned stays allocated for the guard's lifetime.
         let next = unsafe { self.next.load(Ordering::Acquire, guard).as_ref() };
         next.map(VersionNode::touched)
