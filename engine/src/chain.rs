@@ -224,6 +224,15 @@ impl VersionChain {
         }
     }
 
+    /// The version written by exactly commit `version`: `Some(value)`
+    /// (None inside = tombstone), or None if no such version is linked.
+    pub fn written_by(&self, version: Version, guard: &Guard) -> Option<Option<Value>> {
+        self.iter(guard)
+            .find(|n| n.commit <= version)
+            .filter(|n| n.commit == version)
+            .map(|n| n.value.clone())
+    }
+
     /// Iterate all linked versions, newest first.
     pub fn iter<'g>(&self, guard: &'g Guard) -> impl Iterator<Item = &'g VersionNode> + 'g {
         std::iter::successors(self.head(guard), move |n| n.next(guard))

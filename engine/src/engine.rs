@@ -502,12 +502,7 @@ impl Engine {
     /// `Some(value)` (None inside = tombstone).
     pub fn version_of(&self, key: &Key, version: Version) -> Option<Option<Value>> {
         let chain = self.inner.store.chain(key)?;
-        let guard = crossbeam_epoch::pin();
-        chain
-            .iter(&guard)
-            .find(|n| n.commit <= version)
-            .filter(|n| n.commit == version)
-            .map(|n| n.value.clone())
+        chain.written_by(version, &crossbeam_epoch::pin())
     }
 
     /// What each of `commits` (from the per-run index) wrote to each of
@@ -518,7 +513,13 @@ impl Engine {
     /// while they live, so callers pass bounded slices (replay: about
     /// 1,024 keys at a time).
     pub fn versions_written(&self, commits: &[RunCommit]) -> Vec<Vec<Option<Option<Value>>>> {
-        self.inner.store.versions_written(commits)
+        let mut flat = Vec::new();
+        self.versions_written_into(commits, &mut flat);
+        let mut flat = flat.into_iter();
+        commits
+            .iter()
+            .map(|c| flat.by_ref().take(c.chains.len()).collect())
+            .collect()
     }
 
     /// [`Engine::versions_written`] flattened (commit by commit, key by
@@ -536,13 +537,7 @@ impl Engine {
         let pairs = commits
             .iter()
             .flat_map(|c| c.chains.iter().map(move |ch| (ch, c.version)));
-        out.extend(pairs.map(|(chain, version)| {
-            chain
-                .iter(&guard)
-                .find(|n| n.commit <= version)
-                .filter(|n| n.commit == version)
-                .map(|n| n.value.clone())
-        }));
+        out.extend(pairs.map(|(chain, version)| chain.written_by(version, &guard)));
     }
 }
 

@@ -15,7 +15,6 @@ use scc::HashIndex;
 
 use crate::chain::{ReadAt, VersionChain};
 use crate::error::{Error, Result};
-use crate::record::RunCommit;
 use crate::types::{Key, Version};
 use crate::value::Value;
 
@@ -84,28 +83,6 @@ impl Store {
     /// The chain of `key`, if the key was ever written.
     pub(crate) fn chain(&self, key: &Key) -> Option<Arc<VersionChain>> {
         self.index.peek_with(key, |_, chain| Arc::clone(chain))
-    }
-
-    /// For each commit and each of its keys, the version exactly that
-    /// commit wrote: `Some(value)` (None inside = tombstone), or None if no
-    /// such version is linked. Reads through the chains the run index kept,
-    /// so it costs no index lookup; one epoch pin serves the whole batch.
-    pub(crate) fn versions_written(
-        &self,
-        commits: &[RunCommit],
-    ) -> Vec<Vec<Option<Option<Value>>>> {
-        let epoch = crossbeam_epoch::pin();
-        let read = |chain: &VersionChain, version: Version| {
-            chain
-                .iter(&epoch)
-                .find(|n| n.commit <= version)
-                .filter(|n| n.commit == version)
-                .map(|n| n.value.clone())
-        };
-        commits
-            .iter()
-            .map(|c| c.chains.iter().map(|ch| read(ch, c.version)).collect())
-            .collect()
     }
 
     /// Create the chain of `key`, absent from both indexes (the caller just
