@@ -24,7 +24,7 @@ const RECORDS: usize = 256;
 
 struct Log {
     bytes: Vec<u8>,
-    /// Start offset of record i (version i + 1); `offsets[RECORDS]` = end.
+    /// Start offset of record i (version i + 1); the last entry is the end.
     offsets: Vec<usize>,
     records: Vec<CommitRecord>,
 }
@@ -35,12 +35,17 @@ fn key(i: usize) -> Key {
 }
 
 fn build_log() -> Log {
+    build_log_of(RECORDS, 4000)
+}
+
+/// A segment of `count` records with payloads of `0..max_payload` bytes.
+fn build_log_of(count: usize, max_payload: usize) -> Log {
     let mut rng = fastrand::Rng::with_seed(0x7e1);
     let mut bytes = wal::segment_header(1).to_vec();
     let mut offsets = Vec::new();
     let mut records = Vec::new();
-    for i in 0..RECORDS {
-        let len = rng.usize(0..4000);
+    for i in 0..count {
+        let len = rng.usize(0..max_payload);
         let payload: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
         let value = if i % 31 == 7 {
             None
@@ -290,4 +295,51 @@ fn a_damaged_segment_header_in_front_of_records_is_corruption() {
             "byte {byte}: {err}"
         );
     }
+}
+
+/// Recovery decodes the WAL on one thread while another installs the
+/// records decoded so far (in bounded batches). Damage far into a long
+/// log, after the installer has been handed (and blocked on) many
+/// batches, must still be refused with the same file, offset and version
+/// and no file changed, and salvaged to exactly the prefix.
+#[test]
+fn damage_after_many_pipelined_batches_is_reported_as_without_them() {
+    let count = 5000;
+    let log = build_log_of(count, 64);
+    let name = wal::segment_name(1);
+    for k in [1500, 4000, count - 1] {
+        let mid = (log.offsets[k] + log.offsets[k + 1]) / 2;
+        let mut flipped = log.bytes.clone();
+        flipped[mid] ^= 0x01;
+        let storage = MemStorage::new();
+        storage.put_file(&name, &flipped);
+        let before = storage.files();
+        match open(&storage, RecoveryMode::TruncateTornTail) {
+            Err(Error::Corruption {
+                file,
+                offset,
+                reason,
+            }) => {
+                assert!(k < count - 1, "damage in the last record is a torn tail");
+                assert!(file.contains(&name), "{file}");
+                assert_eq!(offset, log.offsets[k] as u64);
+                assert!(reason.contains(&format!("version {}", k + 1)), "{reason}");
+                assert_eq!(storage.files(), before, "a refused open changed files");
+            }
+            Ok(engine) => {
+                assert_eq!(k, count - 1, "mid-log damage accepted");
+                assert_state_is_prefix(&engine, &log, k);
+            }
+            Err(e) => panic!("unexpected error {e}"),
+        }
+        let engine = open(&storage, RecoveryMode::SalvagePrefix).unwrap();
+        assert_state_is_prefix(&engine, &log, k);
+        drop(engine);
+        assert_eq!(storage.files()[&name].len(), log.offsets[k]);
+    }
+    // And the undamaged log recovers whole.
+    let storage = MemStorage::new();
+    storage.put_file(&name, &log.bytes);
+    let engine = open(&storage, RecoveryMode::TruncateTornTail).unwrap();
+    assert_state_is_prefix(&engine, &log, count);
 }

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::mpsc::{SyncSender, sync_channel};
 
 use crate::chain::VersionChain;
 use crate::config::EngineConfig;
@@ -87,8 +88,7 @@ pub(crate) fn recover(storage: &dyn Storage, config: &EngineConfig) -> Result<Re
         &mut read,
         &mut damaged,
     )?;
-    let tail = replay_wal(storage, &segments, base, config.recovery, &mut read)?;
-    let rebuilt = install(read);
+    let (tail, rebuilt) = read_and_install(storage, &segments, base, config.recovery, read)?;
 
     // Repair phase: nothing above changed a file.
     let writer = repair(storage, &names, &segments, tail, &damaged, rebuilt.last)?;
@@ -122,16 +122,96 @@ fn newer_format(storage: &dyn Storage, name: &str, found: u32, supported: u32) -
     }
 }
 
-/// What the read phase decoded, before anything is installed.
+/// What the read phase decoded, before it is installed.
 #[derive(Default)]
 struct ReadState {
     image: Option<CheckpointImage>,
-    /// WAL records after the checkpoint, in version order.
+    /// WAL records after the checkpoint, in version order, not yet handed
+    /// to the installer.
     records: Vec<CommitRecord>,
+    /// The installer thread, when there is one: records go to it in
+    /// batches while later ones are still being decoded. Without it, every
+    /// record stays in `records` until the read phase ends.
+    sink: Option<SyncSender<Vec<CommitRecord>>>,
     /// Version of the last record (or of the checkpoint).
     last: Version,
     /// The file being read (one buffer for all of them).
     buf: Vec<u8>,
+}
+
+/// Records handed to the installer thread at a time.
+const RECORD_BATCH: usize = 64;
+/// Batches decoded ahead of the installer (bounds the memory they hold).
+const BATCHES_IN_FLIGHT: usize = 16;
+
+impl ReadState {
+    /// Keep `record`, the next one in version order.
+    fn push(&mut self, record: CommitRecord) {
+        self.last = record.version;
+        self.records.push(record);
+        if self.sink.is_some() && self.records.len() >= RECORD_BATCH {
+            self.hand_over();
+        }
+    }
+
+    /// Send the pending records to the installer thread, if there is one.
+    fn hand_over(&mut self) {
+        if let Some(sink) = &self.sink {
+            let batch = std::mem::replace(&mut self.records, Vec::with_capacity(RECORD_BATCH));
+            // A send fails only if the installer is gone (it panicked):
+            // the records are dropped and the join reports the panic.
+            if sink.send(batch).is_err() {
+                self.sink = None;
+            }
+        }
+    }
+}
+
+/// The read phase over the WAL, with installing pipelined on a second
+/// thread: this thread checks and decodes frames while the installer puts
+/// the records decoded so far into the store, in version order. Errors are
+/// the read phase's, exactly as without the pipeline (the partly built
+/// state is then dropped: nothing on disk changed). Without a second
+/// thread, everything is decoded first and installed afterwards.
+fn read_and_install(
+    storage: &dyn Storage,
+    segments: &[Segment],
+    base: Version,
+    mode: RecoveryMode,
+    mut read: ReadState,
+) -> Result<(Tail, Rebuilt)> {
+    let mut image = read.image.take();
+    let piped = std::thread::scope(|s| {
+        let (tx, rx) = sync_channel::<Vec<CommitRecord>>(BATCHES_IN_FLIGHT);
+        let image = &mut image;
+        let installer = std::thread::Builder::new()
+            .name("rewinddb-recovery-install".into())
+            .spawn_scoped(s, move || install(image.take(), rx.into_iter().flatten()));
+        let Ok(installer) = installer else {
+            return None;
+        };
+        read.sink = Some(tx);
+        let tail = replay_wal(storage, segments, base, mode, &mut read);
+        read.hand_over();
+        // Closing the channel lets the installer finish.
+        read.sink = None;
+        let rebuilt = match installer.join() {
+            Ok(rebuilt) => rebuilt,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        Some((tail, rebuilt))
+    });
+    let (tail, rebuilt) = match piped {
+        Some(done) => done,
+        None => {
+            let tail = replay_wal(storage, segments, base, mode, &mut read);
+            let records = std::mem::take(&mut read.records);
+            (tail, install(image, records.into_iter()))
+        }
+    };
+    let tail = tail?;
+    debug_assert_eq!(rebuilt.last, read.last);
+    Ok((tail, rebuilt))
 }
 
 /// The state rebuilt from a [`ReadState`].
@@ -149,16 +229,16 @@ const ORDERED_BATCH: usize = 4096;
 
 type Fresh = Vec<(Key, Arc<VersionChain>)>;
 
-/// Install what the read phase decoded. The store's point index is sized
-/// once for every key that may appear (no rehashing while loading). The
-/// ordered index is built on a second thread, in key order (a skip list
+/// Install a checkpoint image and then `records` (as they arrive). The
+/// store's point index is sized for the checkpoint's keys (it grows for
+/// the keys the WAL creates, which are not known in advance while the WAL
+/// is still being decoded). The ordered index is built on another thread, in key order (a skip list
 /// insert in key order finds its search path in cache; in random order it
 /// misses at every level): the checkpoint's chains as they are installed
 /// (they come in key order), then the keys the WAL created, sorted.
-fn install(read: ReadState) -> Rebuilt {
-    let chains = read.image.as_ref().map_or(0, |i| i.chains.len());
-    let writes: usize = read.records.iter().map(|r| r.writes.len()).sum();
-    let store = Store::with_capacity(chains + writes);
+fn install(image: Option<CheckpointImage>, records: impl Iterator<Item = CommitRecord>) -> Rebuilt {
+    let chains = image.as_ref().map_or(0, |i| i.chains.len());
+    let store = Store::with_capacity(chains);
     let parts = std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Fresh>(64);
         let store = &store;
@@ -177,13 +257,12 @@ fn install(read: ReadState) -> Rebuilt {
             Err(_) => OrderedFeed::Inline,
         };
         let mut installer = Installer::new(store, feed);
-        if let Some(image) = read.image {
+        if let Some(image) = image {
             installer.load_image(image);
         }
-        for record in read.records {
+        for record in records {
             installer.apply(record);
         }
-        debug_assert_eq!(installer.last, read.last);
         installer.finish()
         // The scope joins the builder (and resumes a panic of it).
     });
@@ -529,8 +608,7 @@ fn decode_segment(bytes: &[u8], first: Version, read: &mut ReadState) -> Decoded
             // Versions are checked: a record is applied only if it is the
             // very next one, so nothing is ever applied twice.
             if record.version == read.last + 1 {
-                read.last = record.version;
-                read.records.push(record);
+                read.push(record);
             }
         },
     )
