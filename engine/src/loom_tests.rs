@@ -1,6 +1,7 @@
 //! Loom models of the lock-free core: every interleaving (up to
 //! `LOOM_MAX_PREEMPTIONS` preemptions) of the real `VersionChain`, the real
-//! commit `publish` step and the real snapshot registration, with
+//! commit `publish` step, the real snapshot registration and the real
+//! group-commit wait/wake protocol (`durability::group`), with
 //! crossbeam-epoch's own loom build doing the pinning and reclamation.
 //!
 //! Each `VersionNode` carries a loom cell under `cfg(loom)` that is written
@@ -21,6 +22,7 @@ use loom::sync::Arc;
 use loom::thread;
 
 use crate::chain::{ReadAt, VersionChain, VersionNode};
+use crate::durability::group::GroupCommit;
 use crate::engine::publish;
 use crate::snapshot::SnapshotTracker;
 use crate::sync::{AtomicU64, Ordering};
@@ -349,4 +351,69 @@ fn two_concurrent_pushers_lose_nothing() {
 fn planted_push_without_cas_is_caught() {
     let failure = loom_failure(|| two_pushers(VersionChain::push_without_cas));
     assert_failed_with(&failure, "a pushed version was lost");
+}
+
+// ------------------------------------------------------------ group commit
+
+/// Three strict committers: each takes the next version under a stand-in
+/// commit lock (which also "buffers" its record), then waits in the real
+/// `GroupCommit`. The flush syncs everything buffered. Every committer must
+/// return (loom reports a thread parked forever as a deadlock) and only
+/// once its own version is durable.
+fn three_strict_committers(group: GroupCommit) {
+    let group = Arc::new(group);
+    let buffered = Arc::new(loom::sync::Mutex::new(0));
+    let commit = {
+        let (group, buffered) = (Arc::clone(&group), Arc::clone(&buffered));
+        move || {
+            let version = {
+                let mut last = buffered.lock().unwrap();
+                *last += 1;
+                *last
+            };
+            let flush = || {
+                let through = *buffered.lock().unwrap();
+                group.advance(through);
+                Ok(())
+            };
+            group.sync_through(version, flush).unwrap();
+            assert!(group.durable() >= version, "returned before durable");
+        }
+    };
+    let others: Vec<_> = (0..2).map(|_| thread::spawn(commit.clone())).collect();
+    commit();
+    for t in others {
+        t.join().unwrap();
+    }
+    assert_eq!(group.durable(), 3);
+}
+
+#[test]
+fn group_commit_wakes_every_committer_once_durable() {
+    loom::model(|| three_strict_committers(GroupCommit::new(0)));
+}
+
+/// The planted model. Loom reports the deadlock by a panic and then aborts
+/// the whole process while unwinding its parked threads, so this runs only
+/// in a child process, started by the test below.
+#[test]
+#[ignore = "run in a child process by planted_missing_next_leader_is_caught"]
+fn planted_missing_next_leader_model() {
+    loom::model(|| {
+        let mut group = GroupCommit::new(0);
+        group.planted_no_next_leader = true;
+        three_strict_committers(group);
+    });
+}
+
+#[test]
+fn planted_missing_next_leader_is_caught() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "loom_tests::planted_missing_next_leader_model"])
+        .args(["--ignored", "--nocapture", "--test-threads=1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the planted model passed: {stderr}");
+    assert_failed_with(&stderr, "deadlock");
 }

@@ -13,6 +13,7 @@
 
 pub mod checkpoint;
 pub mod codec;
+pub(crate) mod group;
 pub mod io;
 mod recovery;
 pub mod wal;
@@ -21,7 +22,7 @@ pub mod wal;
 mod test;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,7 @@ use crate::durability::checkpoint::{
     CHECKPOINTS_KEPT, CheckpointWriter, WriteError, checkpoint_name,
 };
 use crate::durability::codec::RunImage;
+use crate::durability::group::GroupCommit;
 use crate::durability::io::{Storage, StorageFile};
 use crate::engine::{Engine, EngineInner, snapshot_of};
 use crate::error::{Error, Result};
@@ -171,14 +173,8 @@ pub(crate) struct Durable {
     policy: CheckpointPolicy,
     segment_size_max: u64,
     writer: Mutex<WalWriter>,
-    /// True while a strict committer leads a group sync.
-    group: Mutex<bool>,
-    /// Notified when a group sync ends.
-    group_done: Condvar,
-    /// Strict committers between buffering their record and returning.
-    strict_in_flight: AtomicUsize,
-    /// Newest version whose WAL record is synced.
-    durable: AtomicU64,
+    /// Strict committers sharing syncs; holds the durable version.
+    group: GroupCommit,
     poisoned: AtomicBool,
     poison_reason: Mutex<String>,
     /// Versions of the checkpoints on disk, oldest first; held while one is
@@ -204,10 +200,7 @@ impl Durable {
             policy: config.checkpoint,
             segment_size_max: config.wal_segment_size_bytes_max,
             writer: Mutex::new(writer),
-            group: Mutex::new(false),
-            group_done: Condvar::new(),
-            strict_in_flight: AtomicUsize::new(0),
-            durable: AtomicU64::new(synced),
+            group: GroupCommit::new(synced),
             poisoned: AtomicBool::new(false),
             poison_reason: Mutex::new(String::new()),
             checkpoints: Mutex::new(checkpoints),
@@ -220,7 +213,7 @@ impl Durable {
 
     /// Newest version whose record is on disk.
     pub(crate) fn durable_version(&self) -> Version {
-        self.durable.load(Ordering::Acquire)
+        self.group.durable()
     }
 
     /// `Err(Poisoned)` once a WAL write or sync has failed.
@@ -260,46 +253,9 @@ impl Durable {
         }
     }
 
-    /// Group commit: return once `version` is synced. One waiting committer
-    /// at a time leads: it writes and syncs everything buffered so far, so
-    /// one fdatasync carries every commit buffered during the previous one.
-    /// The others sleep on a condition variable and are all woken at once
-    /// when the leader is done (a plain mutex queue would wake them one by
-    /// one, each after a context switch: a convoy).
+    /// Group commit: return once `version` is synced (see [`group`]).
     fn sync_through(&self, inner: &EngineInner, version: Version) -> Result<()> {
-        self.strict_in_flight.fetch_add(1, Ordering::AcqRel);
-        let result = self.lead_or_wait(inner, version);
-        self.strict_in_flight.fetch_sub(1, Ordering::AcqRel);
-        result
-    }
-
-    fn lead_or_wait(&self, inner: &EngineInner, version: Version) -> Result<()> {
-        loop {
-            if self.durable.load(Ordering::Acquire) >= version {
-                return Ok(());
-            }
-            self.check_open()?;
-            let mut leading = self.group.lock();
-            if self.durable.load(Ordering::Acquire) >= version {
-                return Ok(());
-            }
-            if *leading {
-                self.group_done.wait(&mut leading);
-                continue;
-            }
-            *leading = true;
-            drop(leading);
-            if self.strict_in_flight.load(Ordering::Acquire) > 1 {
-                // Others just woken by the previous group are still
-                // appending their next records: let them, so this sync
-                // carries them too instead of leaving them a small group.
-                std::thread::yield_now();
-            }
-            let result = self.flush(inner, true);
-            *self.group.lock() = false;
-            self.group_done.notify_all();
-            result?;
-        }
+        self.group.sync_through(version, || self.flush(inner, true))
     }
 
     /// Write everything buffered to the WAL file, and sync it if `sync`.
@@ -331,7 +287,7 @@ impl Durable {
             // Publish before announcing durability: a committer that sees
             // `durable >= v` returns, and must then read its own write.
             inner.publish_durable(w.synced);
-            self.durable.store(w.synced, Ordering::Release);
+            self.group.advance(w.synced);
         }
         if w.segment_len >= self.segment_size_max {
             self.rotate_locked(w)?;
