@@ -40,8 +40,6 @@ use crate::types::Version;
 pub(crate) struct GroupCommit {
     /// Newest version whose WAL record is synced.
     durable: AtomicU64,
-    /// Strict committers between buffering their record and returning.
-    in_flight: AtomicU64,
     state: Mutex<GroupState>,
     /// Loom only: a planted bug (the leader does not wake a next leader),
     /// which the model must catch as a deadlock.
@@ -68,7 +66,6 @@ impl GroupCommit {
     pub(crate) fn new(durable: Version) -> GroupCommit {
         GroupCommit {
             durable: AtomicU64::new(durable),
-            in_flight: AtomicU64::new(0),
             state: Mutex::new(GroupState::default()),
             #[cfg(loom)]
             planted_no_next_leader: false,
@@ -94,13 +91,6 @@ impl GroupCommit {
         version: Version,
         flush: impl Fn() -> Result<()>,
     ) -> Result<()> {
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
-        let result = self.lead_or_wait(version, flush);
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
-        result
-    }
-
-    fn lead_or_wait(&self, version: Version, flush: impl Fn() -> Result<()>) -> Result<()> {
         loop {
             if self.durable() >= version {
                 return Ok(());
@@ -120,12 +110,9 @@ impl GroupCommit {
             }
             state.leading = true;
             drop(state);
-            if self.in_flight.load(Ordering::Acquire) > 1 {
-                // Others just woken by the previous group are still
-                // appending their next records: let them, so this sync
-                // carries them too instead of leaving them a small group.
-                thread::yield_now();
-            }
+            // No yield here for stragglers: the waiters that buffered
+            // during the previous sync are all in this one, and those it
+            // just released buffer during this sync and join the next.
             let result = flush();
             self.finish_leading(result.is_err());
             result?;
