@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use divan::Bencher;
 use divan::counter::{BytesCount, ItemsCount};
+use rewinddb_engine::durability::wal;
 use rewinddb_engine::{
     CheckpointPolicy, Durability, Engine, EngineConfig, Isolation, Key, Namespace, RunId, Scope,
     TypeTag, Value,
@@ -100,10 +101,11 @@ fn record_bytes() -> usize {
     let engine = open(&dir, Durability::Strict);
     put(&engine, 1);
     drop(engine);
-    let seg = dir
-        .0
-        .join(rewinddb_engine::durability::wal::segment_name(1));
-    std::fs::metadata(seg).unwrap().len() as usize - 24
+    let seg = dir.0.join(wal::segment_name(1));
+    // The segment is preallocated past its records: read the frame length.
+    let bytes = std::fs::read(seg).unwrap();
+    let len = u32::from_le_bytes(bytes[24..28].try_into().unwrap());
+    8 + len as usize
 }
 
 // ---------------------------------------------------------------- divan
@@ -248,7 +250,8 @@ fn wal_only_dir(bytes: u64) -> (BenchDir, u64) {
         .unwrap()
         .map(|e| e.unwrap())
         .filter(|e| e.file_name().to_string_lossy().starts_with("wal-"))
-        .map(|e| e.metadata().unwrap().len())
+        // Bytes of records: not the preallocated zeros past them.
+        .map(|e| wal::len_without_zero_tail(&std::fs::read(e.path()).unwrap()) as u64)
         .sum();
     (dir, wal)
 }

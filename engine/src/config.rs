@@ -111,6 +111,10 @@ pub struct EngineConfig {
     pub checkpoint: CheckpointPolicy,
     /// A WAL segment is closed and a new one started past this size.
     pub wal_segment_size_bytes_max: u64,
+    /// WAL segment files grow ahead of their records in steps of this many
+    /// bytes (at most the segment size), so that most fdatasyncs need not
+    /// write a size change (docs/format.md, "Preallocated segments").
+    pub wal_preallocate_step_bytes: u64,
     /// Run the WAL flusher and checkpoint threads. Without them `Batched`
     /// syncs only on its byte trigger, `Async` writes only when its buffer
     /// fills, and checkpoints happen only on demand: for deterministic
@@ -129,6 +133,7 @@ impl Default for EngineConfig {
             recovery: RecoveryMode::default(),
             checkpoint: CheckpointPolicy::default(),
             wal_segment_size_bytes_max: 64 << 20,
+            wal_preallocate_step_bytes: 4 << 20,
             background_threads: true,
         }
     }
@@ -188,6 +193,13 @@ impl EngineConfig {
     #[must_use]
     pub fn wal_segment_size_bytes_max(mut self, bytes: u64) -> Self {
         self.wal_segment_size_bytes_max = bytes;
+        self
+    }
+
+    /// Set the WAL preallocation step (1 byte: grow with each write).
+    #[must_use]
+    pub fn wal_preallocate_step_bytes(mut self, bytes: u64) -> Self {
+        self.wal_preallocate_step_bytes = bytes;
         self
     }
 

@@ -180,6 +180,12 @@ impl StorageFile for InstrumentedFile {
     fn append(&self, buf: &[u8]) -> io::Result<()> {
         self.inner.append(buf)
     }
+    fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        self.inner.write_at(offset, buf)
+    }
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        self.inner.allocate(len)
+    }
     fn sync(&self) -> io::Result<()> {
         self.syncs.fetch_add(1, Ordering::Relaxed);
         let gate = self.gate.lock().unwrap().take();

@@ -1,4 +1,5 @@
-//! Fuzz target: a WAL of valid records built from the input, then damaged
+//! Fuzz target: a WAL of valid records built from the input (sometimes
+//! followed by preallocated zeros), then damaged
 //! by truncation, bit flips and splices also chosen by the input. What
 //! decodes is always a prefix of the original records, and every record
 //! wholly before the first damaged byte is recovered.
@@ -61,6 +62,10 @@ fuzz_target!(|data: &[u8]| {
         bytes.extend(wal::encode_record(r).expect("encodes"));
         ends.push(bytes.len());
     }
+    // Sometimes a zero tail, as a preallocated segment has: damage may
+    // land in it too.
+    let zeros = usize::from(input.byte() % 4) * 40;
+    bytes.resize(bytes.len() + zeros, 0);
     let mut first_damage = bytes.len();
     for _ in 0..1 + input.byte() % 4 {
         let len = bytes.len();

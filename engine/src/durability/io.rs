@@ -8,16 +8,20 @@
 //! ([`MemStorage::crash_image`]); it can also fail the Nth operation or
 //! "crash" (fail every operation from the Nth on).
 //!
-//! Production pays one virtual call per WAL flush (not per commit): the
+//! Production pays one virtual call per WAL flush (two when the segment
+//! grows by a preallocation step), not per commit: the
 //! storage is a trait object chosen once at open, and commits only touch
 //! an in-memory buffer.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
@@ -34,9 +38,10 @@ pub trait Storage: Send + Sync + fmt::Debug {
         *buf = self.read(name)?;
         Ok(())
     }
-    /// Create `name` empty (truncating an existing file), open for appending.
+    /// Create `name` empty (truncating an existing file), open for writing.
     fn create(&self, name: &str) -> io::Result<Box<dyn StorageFile>>;
-    /// Open the existing `name` for appending at its end.
+    /// Open the existing `name` for writing: appends go at its end,
+    /// `write_at` anywhere.
     fn open_append(&self, name: &str) -> io::Result<Box<dyn StorageFile>>;
     /// Atomically replace `to` by `from`.
     fn rename(&self, from: &str, to: &str) -> io::Result<()>;
@@ -52,11 +57,21 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn unlock(&self) {}
 }
 
-/// One open file, appended to at its end.
+/// One open file, written by one handle at a time.
 pub trait StorageFile: Send + Sync {
-    /// Append `buf` at the end.
+    /// Append `buf` at the end of the file (its size, as far as this
+    /// handle changed it: the only writer).
     fn append(&self, buf: &[u8]) -> io::Result<()>;
-    /// Make the appended bytes durable (fdatasync).
+    /// Write `buf` at `offset`, over what is there; the file grows if it
+    /// ended before `offset + buf.len()` (a gap reads back as zeros).
+    fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()>;
+    /// Grow the file to `len` bytes if it is shorter (never shrinks). The
+    /// new space reads back as zeros and is reserved on disk
+    /// (`fallocate(2)`), so that writes inside it later change neither the
+    /// file size nor its block count: their fdatasync then has no inode to
+    /// write. Like any change, it is durable only after `sync`.
+    fn allocate(&self, len: u64) -> io::Result<()>;
+    /// Make the written bytes and the file size durable (fdatasync).
     fn sync(&self) -> io::Result<()>;
     /// Truncate (or extend with zeros) to `len` bytes.
     fn set_len(&self, len: u64) -> io::Result<()>;
@@ -128,18 +143,70 @@ impl fmt::Debug for FsStorage {
     }
 }
 
-struct FsFile(File);
+/// A file opened without `O_APPEND` (with it, Linux `pwrite` ignores the
+/// offset): appends are positioned writes at the size this handle tracks.
+struct FsFile {
+    file: File,
+    /// The file's size: as opened, then as this handle (the only writer)
+    /// changed it.
+    end: AtomicU64,
+}
+
+impl FsFile {
+    fn new(file: File) -> io::Result<FsFile> {
+        let end = file.metadata()?.len();
+        Ok(FsFile {
+            file,
+            end: AtomicU64::new(end),
+        })
+    }
+}
 
 impl StorageFile for FsFile {
     fn append(&self, buf: &[u8]) -> io::Result<()> {
-        (&self.0).write_all(buf)
+        self.write_at(self.end.load(Ordering::Acquire), buf)
+    }
+    fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        self.file.write_all_at(buf, offset)?;
+        self.end
+            .fetch_max(offset + buf.len() as u64, Ordering::AcqRel);
+        Ok(())
+    }
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        let end = self.end.load(Ordering::Acquire);
+        if len <= end {
+            return Ok(());
+        }
+        reserve(&self.file, end, len)?;
+        self.end.fetch_max(len, Ordering::AcqRel);
+        Ok(())
     }
     fn sync(&self) -> io::Result<()> {
-        self.0.sync_data()
+        self.file.sync_data()
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.0.set_len(len)
+        self.file.set_len(len)?;
+        self.end.store(len, Ordering::Release);
+        Ok(())
     }
+}
+
+/// Grow `file` from `end` to `len` bytes with space reserved on disk:
+/// `fallocate(2)` (its blocks read back as zeros, never as stale data, synced
+/// or not). Where the filesystem cannot, a sparse extension (a hole, which
+/// also reads as zeros): the size is still set ahead of the records.
+fn reserve(file: &File, end: u64, len: u64) -> io::Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let flags = rustix::fs::FallocateFlags::empty();
+        match rustix::fs::fallocate(file, flags, end, len - end) {
+            Ok(()) => return Ok(()),
+            Err(rustix::io::Errno::OPNOTSUPP) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let _ = end;
+    file.set_len(len)
 }
 
 impl Storage for FsStorage {
@@ -155,16 +222,16 @@ impl Storage for FsStorage {
     }
     fn create(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
         let f = OpenOptions::new()
-            .append(true)
+            .write(true)
             .create(true)
             .truncate(false)
             .open(self.path(name))?;
         f.set_len(0)?;
-        Ok(Box::new(FsFile(f)))
+        Ok(Box::new(FsFile::new(f)?))
     }
     fn open_append(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
-        let f = OpenOptions::new().append(true).open(self.path(name))?;
-        Ok(Box::new(FsFile(f)))
+        let f = OpenOptions::new().write(true).open(self.path(name))?;
+        Ok(Box::new(FsFile::new(f)?))
     }
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
         std::fs::rename(self.path(from), self.path(to))
@@ -222,8 +289,66 @@ pub enum DirLoss {
 
 #[derive(Clone, Debug, Default)]
 struct Inode {
+    /// What reads return: every write and size change so far.
     data: Vec<u8>,
+    /// What survives any power loss: the content at the last `sync`.
     synced: Vec<u8>,
+    /// Byte ranges written since the last `sync` (everything past
+    /// `synced.len()` is unsynced too: appended, allocated or extended).
+    written: Vec<Range<usize>>,
+    /// Truncated below the synced size since the last `sync`: a power loss
+    /// then keeps either all of the changes or none of them.
+    shrunk: bool,
+}
+
+impl Inode {
+    fn note_written(&mut self, range: Range<usize>) {
+        match self.written.last_mut() {
+            Some(last) if last.end == range.start => last.end = range.end,
+            _ => self.written.push(range),
+        }
+    }
+
+    fn write_at(&mut self, offset: usize, buf: &[u8]) {
+        let end = offset + buf.len();
+        if self.data.len() < end {
+            self.data.resize(end, 0);
+        }
+        self.data[offset..end].copy_from_slice(buf);
+        self.note_written(offset..end);
+    }
+
+    fn set_len(&mut self, len: usize) {
+        self.shrunk |= len < self.synced.len();
+        self.data.resize(len, 0);
+    }
+
+    fn sync(&mut self) {
+        self.synced.clone_from(&self.data);
+        self.written.clear();
+        self.shrunk = false;
+    }
+
+    /// The unsynced byte ranges, sorted and merged.
+    fn unsynced(&self) -> Vec<Range<usize>> {
+        let len = self.data.len();
+        let mut ranges: Vec<Range<usize>> = self
+            .written
+            .iter()
+            .map(|r| r.start.min(len)..r.end.min(len))
+            .chain(std::iter::once(self.synced.len().min(len)..len))
+            .filter(|r| !r.is_empty())
+            .collect();
+        ranges.sort_by_key(|r| r.start);
+        let mut merged: Vec<Range<usize>> = Vec::with_capacity(ranges.len());
+        for r in ranges {
+            match merged.last_mut() {
+                Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+                _ => merged.push(r),
+            }
+        }
+        merged
+    }
 }
 
 #[derive(Debug, Default)]
@@ -315,6 +440,7 @@ impl MemStorage {
         let ino = Inode {
             data: bytes.to_vec(),
             synced: bytes.to_vec(),
+            ..Inode::default()
         };
         s.inodes.insert(id, ino);
         s.dir.insert(name.to_string(), id);
@@ -341,30 +467,48 @@ impl MemStorage {
     }
 }
 
-/// The bytes of one file that survive a power loss.
+/// The bytes of one file that survive a power loss. Unsynced are the byte
+/// ranges written since the last sync and the space past the synced size
+/// (appended, allocated or extended): `Dropped` reverts them (the size
+/// change is lost: allocated space is absent), `Torn` keeps them up to a
+/// seeded cut at a 512-byte step from the first one (space allocated past
+/// the cut is absent, bytes overwritten past it keep their synced value),
+/// `Garbage` fills them with seeded bytes (allocated space too) and keeps
+/// the new size. Synced bytes never change.
 fn survivor(ino: &Inode, data: DataLoss, rng: &mut fastrand::Rng) -> Vec<u8> {
-    let appended = ino.data.len() > ino.synced.len() && ino.data.starts_with(&ino.synced);
-    if !appended {
-        // Not a pure append (a truncation, or nothing unsynced): either the
-        // change happened or it did not.
+    let unsynced = ino.unsynced();
+    if ino.shrunk || unsynced.is_empty() {
+        // A truncation (or nothing unsynced): either it happened or it did not.
         return match data {
             DataLoss::Kept => ino.data.clone(),
             _ => ino.synced.clone(),
         };
     }
-    let tail = &ino.data[ino.synced.len()..];
-    let mut out = ino.synced.clone();
     match data {
-        DataLoss::Kept => out.extend_from_slice(tail),
-        DataLoss::Dropped => {}
+        DataLoss::Kept => ino.data.clone(),
+        DataLoss::Dropped => ino.synced.clone(),
         DataLoss::Torn => {
-            let sectors = tail.len().div_ceil(512);
-            let keep = (rng.usize(0..=sectors) * 512).min(tail.len());
-            out.extend_from_slice(&tail[..keep]);
+            let (first, end) = (unsynced[0].start, unsynced[unsynced.len() - 1].end);
+            let sectors = (end - first).div_ceil(512);
+            let cut = (first + rng.usize(0..=sectors) * 512).min(end);
+            let mut out = ino.synced.clone();
+            out.resize(out.len().max(cut.min(ino.data.len())), 0);
+            for r in &unsynced {
+                let kept = r.start..r.end.min(cut);
+                if !kept.is_empty() {
+                    out[kept.clone()].copy_from_slice(&ino.data[kept]);
+                }
+            }
+            out
         }
-        DataLoss::Garbage => out.extend((0..tail.len()).map(|_| rng.u8(..))),
+        DataLoss::Garbage => {
+            let mut out = ino.data.clone();
+            for r in unsynced {
+                out[r].iter_mut().for_each(|b| *b = rng.u8(..));
+            }
+            out
+        }
     }
-    out
 }
 
 struct MemFile {
@@ -386,14 +530,26 @@ impl MemFile {
 
 impl StorageFile for MemFile {
     fn append(&self, buf: &[u8]) -> io::Result<()> {
-        self.with("append", |ino| ino.data.extend_from_slice(buf))
+        self.with("append", |ino| ino.write_at(ino.data.len(), buf))
+    }
+    fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        let offset = usize::try_from(offset).map_err(io::Error::other)?;
+        self.with("write_at", |ino| ino.write_at(offset, buf))
+    }
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        let len = usize::try_from(len).map_err(io::Error::other)?;
+        self.with("allocate", |ino| {
+            if len > ino.data.len() {
+                ino.data.resize(len, 0);
+            }
+        })
     }
     fn sync(&self) -> io::Result<()> {
-        self.with("sync", |ino| ino.synced = ino.data.clone())
+        self.with("sync", Inode::sync)
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
         let len = usize::try_from(len).map_err(io::Error::other)?;
-        self.with("set_len", |ino| ino.data.resize(len, 0))
+        self.with("set_len", |ino| ino.set_len(len))
     }
 }
 
@@ -419,7 +575,7 @@ impl Storage for MemStorage {
                 id
             }
         };
-        s.inodes.entry(id).or_default().data.clear();
+        s.inodes.entry(id).or_default().set_len(0);
         Ok(Box::new(MemFile {
             state: Arc::clone(&self.state),
             inode: id,

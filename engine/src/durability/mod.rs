@@ -15,6 +15,7 @@ pub mod checkpoint;
 pub mod codec;
 pub(crate) mod group;
 pub mod io;
+mod prealloc;
 mod recovery;
 pub mod wal;
 
@@ -40,6 +41,7 @@ use crate::error::{Error, Result};
 use crate::types::{RunId, Version};
 
 pub use io::{DataLoss, DirLoss, FsStorage, MemStorage};
+pub(crate) use prealloc::Prealloc;
 pub(crate) use recovery::recover;
 
 /// When a commit is acknowledged, and what a crash may take back.
@@ -137,8 +139,12 @@ pub(crate) struct WalWriter {
     /// `(first version, file name)` of every segment on disk, oldest first;
     /// the last is `file`.
     pub(crate) segments: Vec<(Version, String)>,
-    /// Bytes in the current segment.
+    /// Bytes in the current segment: its header and records. The next
+    /// record is written at this offset.
     pub(crate) segment_len: u64,
+    /// Size of the current segment file (`>= segment_len`): past the
+    /// records it is preallocated zeros (see [`Prealloc`]).
+    pub(crate) allocated: u64,
     /// Newest version whose record was handed to the file.
     pub(crate) written: Version,
     /// Newest version whose record was synced.
@@ -172,6 +178,7 @@ pub(crate) struct Durable {
     pub(crate) mode: Durability,
     policy: CheckpointPolicy,
     segment_size_max: u64,
+    prealloc: Prealloc,
     writer: Mutex<WalWriter>,
     /// Strict committers sharing syncs; holds the durable version.
     group: GroupCommit,
@@ -199,6 +206,10 @@ impl Durable {
             mode: config.durability,
             policy: config.checkpoint,
             segment_size_max: config.wal_segment_size_bytes_max,
+            prealloc: Prealloc::new(
+                config.wal_preallocate_step_bytes,
+                config.wal_segment_size_bytes_max,
+            ),
             writer: Mutex::new(writer),
             group: GroupCommit::new(synced),
             poisoned: AtomicBool::new(false),
@@ -272,7 +283,7 @@ impl Durable {
             state.last
         };
         if !w.spare.is_empty() {
-            let result = w.file.append(&w.spare);
+            let result = (self.prealloc).write(&*w.file, w.segment_len, &mut w.allocated, &w.spare);
             let n = w.spare.len() as u64;
             w.spare.clear();
             result.map_err(|e| self.poison("append", e))?;
@@ -306,10 +317,12 @@ impl Durable {
             w.synced = w.written;
         }
         let first = w.written + 1;
-        let file = create_segment(&*self.storage, first).map_err(|e| self.poison("rotation", e))?;
+        let (file, allocated) = create_segment(&*self.storage, first, self.prealloc)
+            .map_err(|e| self.poison("rotation", e))?;
         w.file = file;
         w.segments.push((first, wal::segment_name(first)));
         w.segment_len = wal::SEGMENT_HEADER_SIZE as u64;
+        w.allocated = allocated;
         Ok(())
     }
 
@@ -495,17 +508,22 @@ impl Durable {
     }
 }
 
-/// Create the segment starting at `first`: header, fdatasync, directory
-/// fsync (so the segment cannot vanish after records in it were acked).
+/// Create the segment starting at `first`: header, preallocation of its
+/// first step, fdatasync, directory fsync (so the segment cannot vanish
+/// after records in it were acked). Returns the file and its size.
 pub(crate) fn create_segment(
     storage: &dyn Storage,
     first: Version,
-) -> std::io::Result<Box<dyn StorageFile>> {
+    prealloc: Prealloc,
+) -> std::io::Result<(Box<dyn StorageFile>, u64)> {
     let file = storage.create(&wal::segment_name(first))?;
-    file.append(&wal::segment_header(first))?;
+    let header = wal::SEGMENT_HEADER_SIZE as u64;
+    file.write_at(0, &wal::segment_header(first))?;
+    let allocated = prealloc.target(header);
+    file.allocate(allocated)?;
     file.sync()?;
     storage.sync_dir()?;
-    Ok(file)
+    Ok((file, allocated))
 }
 
 /// Run commits copied per hold of the commit lock.

@@ -19,7 +19,7 @@ use crate::durability::checkpoint::{
 };
 use crate::durability::io::Storage;
 use crate::durability::wal::{self, Decoded, HeaderError, Stop};
-use crate::durability::{RecoveryMode, WalWriter, create_segment};
+use crate::durability::{Prealloc, RecoveryMode, WalWriter, create_segment};
 use crate::engine::CommitState;
 use crate::error::{Error, Result};
 use crate::record::{CommitRecord, RunCommit};
@@ -52,8 +52,11 @@ struct Tail {
     truncate: Option<(usize, u64)>,
     /// Segment to keep appending to (None: start one at `last + 1`).
     append_to: Option<usize>,
-    /// Length of that segment as read (before any truncation).
+    /// Length of that segment's file as read (before any truncation).
     segment_len: u64,
+    /// Where its records end: the next record goes there (over the
+    /// preallocated zeros, if any).
+    records_end: u64,
     /// Segments after the tail to delete (empty, torn header, salvaged).
     doomed: Vec<String>,
 }
@@ -91,7 +94,19 @@ pub(crate) fn recover(storage: &dyn Storage, config: &EngineConfig) -> Result<Re
     let (tail, rebuilt) = read_and_install(storage, &segments, base, config.recovery, read)?;
 
     // Repair phase: nothing above changed a file.
-    let writer = repair(storage, &names, &segments, tail, &damaged, rebuilt.last)?;
+    let prealloc = Prealloc::new(
+        config.wal_preallocate_step_bytes,
+        config.wal_segment_size_bytes_max,
+    );
+    let writer = repair(
+        storage,
+        &names,
+        &segments,
+        tail,
+        &damaged,
+        rebuilt.last,
+        prealloc,
+    )?;
     let kept_checkpoints = checkpoint_versions
         .into_iter()
         .filter(|&v| v <= rebuilt.last && !damaged.contains(&checkpoint_name(v)))
@@ -558,7 +573,8 @@ fn replay_wal(
                 });
             }
         }
-        if seg.first > read.last + 1 && bytes.len() > wal::SEGMENT_HEADER_SIZE {
+        let holds_bytes = wal::len_without_zero_tail(&bytes) > wal::SEGMENT_HEADER_SIZE;
+        if seg.first > read.last + 1 && holds_bytes {
             let reason = format!(
                 "WAL is missing versions {}..{}: the segment starts at {}",
                 read.last + 1,
@@ -585,10 +601,15 @@ fn replay_wal(
         doomed.extend(segments[i + 1..].iter().map(|s| s.name.clone()));
         // Appending continues here only if this segment ends exactly at the
         // recovered state (not when a checkpoint is newer than its end).
+        // A clean end keeps the file as it is (its zero tail is the
+        // preallocated space the writer continues in); anything else is
+        // cut at the last valid record.
+        let clean = decoded.stop == Stop::End;
         return Ok(Tail {
-            truncate: (valid_len < bytes.len() as u64).then_some((i, valid_len)),
+            truncate: (!clean).then_some((i, valid_len)),
             append_to: (decoded.last_version == read.last).then_some(i),
             segment_len: bytes.len() as u64,
+            records_end: valid_len,
             doomed,
         });
     }
@@ -644,6 +665,7 @@ fn repair(
     mut tail: Tail,
     damaged_checkpoints: &[String],
     last: Version,
+    prealloc: Prealloc,
 ) -> Result<WalWriter> {
     let io = |what: &str, name: &str, e| io_err(storage, what, name, e);
     let tmp: Vec<&String> = names.iter().filter(|n| n.ends_with(".tmp")).collect();
@@ -679,20 +701,21 @@ fn repair(
         .filter(|s| !tail.doomed.contains(&s.name) && s.first <= last)
         .map(|s| (s.first, s.name.clone()))
         .collect();
-    let (file, segment_len) = match tail.append_to {
+    let (file, segment_len, allocated) = match tail.append_to {
         Some(i) => {
             let name = &segments[i].name;
             let file = storage
                 .open_append(name)
                 .map_err(|e| io("opening", name, e))?;
-            let len = tail.truncate.map_or(tail.segment_len, |(_, len)| len);
-            (file, len)
+            let size = tail.truncate.map_or(tail.segment_len, |(_, len)| len);
+            (file, tail.records_end, size)
         }
         None => {
             let name = wal::segment_name(last + 1);
-            let file = create_segment(storage, last + 1).map_err(|e| io("creating", &name, e))?;
+            let (file, size) = create_segment(storage, last + 1, prealloc)
+                .map_err(|e| io("creating", &name, e))?;
             kept.push((last + 1, name));
-            (file, wal::SEGMENT_HEADER_SIZE as u64)
+            (file, wal::SEGMENT_HEADER_SIZE as u64, size)
         }
     };
     if !tail.doomed.is_empty() || !tmp.is_empty() || !damaged_checkpoints.is_empty() {
@@ -704,6 +727,7 @@ fn repair(
         file,
         segments: kept,
         segment_len,
+        allocated,
         written: last,
         synced: last,
         spare: Vec::new(),

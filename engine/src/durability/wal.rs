@@ -153,10 +153,13 @@ pub fn encode_record(record: &CommitRecord) -> Result<Vec<u8>> {
 /// How decoding a run of records ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stop {
-    /// Every byte decoded: the input ends on a record boundary.
+    /// The records end cleanly at `valid_end`: the input ends there, or
+    /// only zeros follow, starting with at least a whole frame header of
+    /// them (preallocated space not written yet).
     End,
-    /// From `offset` on the bytes are a partial or damaged record with no
-    /// valid record after it: a crash artefact, safe to truncate.
+    /// From `offset` on the bytes are a partial or damaged record (its
+    /// frame header not all zeros) with no valid record after it: a crash
+    /// artefact, safe to truncate.
     Torn {
         /// Where the torn record starts.
         offset: usize,
@@ -165,7 +168,8 @@ pub enum Stop {
     },
     /// The record at `offset` (which should have held `version`) is damaged
     /// and a valid record follows, or its checksum is fine but its content
-    /// is not: corruption, never a crash artefact.
+    /// is not, or its frame header is all zeros (the end of the records)
+    /// but a nonzero byte follows: corruption, never a crash artefact.
     Corrupt {
         /// Where the damaged record starts.
         offset: usize,
@@ -205,11 +209,10 @@ pub fn decode_records(
     let mut ns = None;
     loop {
         if pos >= bytes.len() {
-            return Decoded {
-                valid_end: pos,
-                last_version: last,
-                stop: Stop::End,
-            };
+            return stop_at(pos, last, Stop::End);
+        }
+        if let Some(stop) = zero_header_at(bytes, pos, last) {
+            return stop_at(pos, last, stop);
         }
         let damaged = match frame_at(bytes, pos) {
             Ok(payload) => match decode_payload(payload, last, &mut ns) {
@@ -249,6 +252,35 @@ pub fn decode_records(
         };
         return stop_at(pos, last, stop);
     }
+}
+
+/// If a whole frame header of zeros sits at `pos`: the end of the records
+/// when only zeros follow (preallocated space), else corruption. A record
+/// never has a zero header (its length is at least 1, and a zero length's
+/// CRC-32 is not 0), so this never hides one. Fewer than a header's bytes
+/// left are a partial record header, as without preallocation.
+fn zero_header_at(bytes: &[u8], pos: usize, last: Version) -> Option<Stop> {
+    let header = bytes.get(pos..pos + RECORD_HEADER_SIZE)?;
+    if header.iter().any(|&b| b != 0) {
+        return None;
+    }
+    let rest = &bytes[pos + RECORD_HEADER_SIZE..];
+    Some(match rest.iter().position(|&b| b != 0) {
+        None => Stop::End,
+        Some(i) => Stop::Corrupt {
+            offset: pos,
+            version: last.saturating_add(1),
+            reason: format!(
+                "the records end here (a zero frame header) but the byte at offset {} is not zero",
+                pos + RECORD_HEADER_SIZE + i
+            ),
+        },
+    })
+}
+
+/// Length of `bytes` without its trailing zeros.
+pub fn len_without_zero_tail(bytes: &[u8]) -> usize {
+    bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1)
 }
 
 fn stop_at(pos: usize, last: Version, stop: Stop) -> Decoded {
@@ -317,7 +349,9 @@ fn valid_frame_after(bytes: &[u8], pos: usize, last: Version) -> Option<usize> {
             return Some(claimed);
         }
     }
-    let end = bytes.len().saturating_sub(RECORD_HEADER_SIZE - 1);
+    // A frame's length is not 0, so no frame starts in the zero tail
+    // (preallocated space: scanning it would test every offset).
+    let end = len_without_zero_tail(bytes).min(bytes.len().saturating_sub(RECORD_HEADER_SIZE - 1));
     let mut p = pos + 1;
     while p < end {
         let remaining = bytes.len() - p - RECORD_HEADER_SIZE;

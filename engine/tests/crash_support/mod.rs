@@ -62,6 +62,8 @@ pub fn config(mode: Durability) -> EngineConfig {
         .durability(mode)
         .checkpoint(CheckpointPolicy::MANUAL)
         .wal_segment_size_bytes_max(2048)
+        // Segments grow by steps inside, not only when created.
+        .wal_preallocate_step_bytes(512)
         .background_threads(false)
 }
 
