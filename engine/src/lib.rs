@@ -80,6 +80,7 @@ mod error;
 mod key_bytes;
 #[cfg(all(test, loom))]
 mod loom_tests;
+mod pending;
 mod record;
 mod snapshot;
 mod store;

@@ -6,6 +6,23 @@
 //! only when a key is created, so scans pay for order and point reads do not.
 //! Keys are created only by committers holding the commit lock, so a key is
 //! never created twice.
+//!
+//! ## Deferred ordered inserts
+//! A committer that creates a key puts it in the point index at once, but
+//! only pushes it on its family's pending list (`Pending`), not into the
+//! skip list: a skip-list insert costs more than the rest of creating a
+//! key, and many families are never scanned (an event log is read by
+//! sequence number, one point read per event). Whatever walks the skip list
+//! first merges the pending keys it needs (`pending.rs`): a scan or
+//! `newest_commit_in` the keys of its prefix's family, `for_each_chain` all
+//! of them.
+//!
+//! Invariant (ARCHITECTURE.md, "Ordered index"): at every moment each key of
+//! the point index created by `create_chain` is in the skip list or on its
+//! family's pending list; a key leaves the list only after it is in the skip
+//! list. A key is pushed before the commit that created it is published, so
+//! a reader at any version that includes that commit, having merged its
+//! family, finds the key in the skip list.
 
 use std::ops::Bound;
 use std::sync::Arc;
@@ -15,6 +32,7 @@ use scc::HashIndex;
 
 use crate::chain::{ReadAt, VersionChain};
 use crate::error::{Error, Result};
+use crate::pending::PendingKeys;
 use crate::types::{Key, Version};
 use crate::value::Value;
 
@@ -29,6 +47,8 @@ pub type Versioned = (Option<Value>, Version);
 pub(crate) struct Store {
     index: HashIndex<Key, Arc<VersionChain>, Hasher>,
     ordered: SkipMap<Key, Arc<VersionChain>>,
+    /// Created keys not yet in `ordered`.
+    pending: PendingKeys,
 }
 
 impl Store {
@@ -86,15 +106,24 @@ impl Store {
     }
 
     /// Create the chain of `key`, absent from both indexes (the caller just
-    /// looked), in both. Only committers holding the commit lock call this.
+    /// looked): in the point index now, on its family's pending list for
+    /// the ordered index (see the module docs). Only committers holding the
+    /// commit lock call this, before they publish the commit.
     pub(crate) fn create_chain(&self, key: &Key) -> Arc<VersionChain> {
         let chain = Arc::new(VersionChain::new());
         // The commit lock serialises creators, so the insert cannot race.
         if let Err((_, existing)) = self.index.insert_sync(key.clone(), Arc::clone(&chain)) {
             return existing;
         }
-        self.ordered.insert(key.clone(), Arc::clone(&chain));
+        self.pending.push(key, Arc::clone(&chain));
         chain
+    }
+
+    /// Merge the pending keys of `prefix`'s family into the ordered index.
+    /// Called before walking that family in the skip list.
+    fn merge_family_of(&self, prefix: &Key) {
+        let family = (prefix.ns.clone(), prefix.scope, prefix.tag);
+        self.pending.merge_family(&family, &self.ordered);
     }
 
     /// Recovery only: an empty store whose point index has room for
@@ -103,6 +132,7 @@ impl Store {
         Store {
             index: HashIndex::with_capacity_and_hasher(keys, Hasher::default()),
             ordered: SkipMap::new(),
+            pending: PendingKeys::default(),
         }
     }
 
@@ -161,6 +191,7 @@ impl Store {
         prefix: &'a Key,
         after: Option<&Key>,
     ) -> impl Iterator<Item = (Key, Arc<VersionChain>)> + 'a {
+        self.merge_family_of(prefix);
         let start = match after {
             Some(a) if a >= prefix => Bound::Excluded(a.clone()),
             _ => Bound::Included(prefix.clone()),
@@ -171,8 +202,10 @@ impl Store {
             .map(|e| (e.key().clone(), Arc::clone(e.value())))
     }
 
-    /// Visit every chain in key order.
+    /// Visit every chain in key order: every key created before the call,
+    /// and maybe some created during it.
     pub(crate) fn for_each_chain(&self, mut f: impl FnMut(&Key, &VersionChain)) {
+        self.pending.merge_all(&self.ordered);
         for e in self.ordered.iter() {
             f(e.key(), e.value());
         }

@@ -1,0 +1,77 @@
+//! A driver for instruction counts under callgrind (issue 4's event-append
+//! target): runs N operations of one kind on a fresh in-memory database,
+//! so the cost of one operation is the difference between two runs
+//! divided by the difference in N (setup and teardown cancel out).
+//!
+//! ```text
+//! cargo build --release --example profile_ops
+//! for n in 100000 300000; do
+//!   valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.append.$n \
+//!     $CARGO_TARGET_DIR/release/examples/profile_ops append $n
+//! done
+//! # instructions per append = (total(300000) - total(100000)) / 200000
+//! ```
+//!
+//! Kinds: `append` (one event append per transaction through the facade),
+//! `floor` (the engine work of an append without the primitive: read the
+//! head key, write a new key, rewrite the head), `put` (a raw engine
+//! single-key put transaction).
+//!
+//! The database is not dropped at the end (the process exits), so the
+//! counts cover the operations only, not freeing what they wrote.
+
+use std::error::Error;
+use std::hint::black_box;
+
+use rewinddb::engine::{Key, Scope};
+use rewinddb::{Database, Isolation, Namespace, RunSpec, TypeTag, Value};
+
+const NS: &str = "bench/ns";
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let mut args = std::env::args().skip(1);
+    let kind = args.next().unwrap_or_default();
+    let n: u64 = args.next().unwrap_or_default().parse()?;
+    let db = Database::in_memory()?;
+    let run = db.begin_run(RunSpec::new("profile"))?;
+    let engine = db.engine().clone();
+    let ns = Namespace::new(NS)?;
+    match kind.as_str() {
+        "append" => {
+            let log = db.events(NS, run);
+            let payload = Value::from("tool returned 42 results");
+            for _ in 0..n {
+                black_box(log.append("tool.returned", payload.clone())?);
+            }
+        }
+        "floor" => {
+            let head = Key::new(ns.clone(), Scope::Run(run), TypeTag::Event, "h");
+            let record = Value::from(vec![
+                Value::from("tool returned 42 results"),
+                Value::Int(0),
+                Value::Int(0),
+                Value::Int(0),
+            ]);
+            for seq in 0..n {
+                let mut user = [b'e'; 9];
+                user[1..].copy_from_slice(&seq.to_be_bytes());
+                let key = Key::new(ns.clone(), Scope::Run(run), TypeTag::Event, user);
+                engine.transaction(run, Isolation::Snapshot, |t| {
+                    black_box(t.get(&head)?);
+                    t.put(key.clone(), record.clone())?;
+                    t.put(head.clone(), Value::from(&seq.to_le_bytes()[..]))
+                })?;
+            }
+        }
+        "put" => {
+            let key = Key::new(ns, Scope::Shared, TypeTag::Kv, "k");
+            for i in 0..n {
+                engine.transaction(run, Isolation::Snapshot, |t| t.put(key.clone(), i as i64))?;
+            }
+        }
+        other => return Err(format!("unknown kind {other:?}: append, floor or put").into()),
+    }
+    // Skip the teardown: freeing N operations' versions is not part of an
+    // operation's cost (the benches do not time it either).
+    std::process::exit(0)
+}
