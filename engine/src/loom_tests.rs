@@ -388,9 +388,19 @@ fn three_strict_committers(group: GroupCommit) {
     assert_eq!(group.durable(), 3);
 }
 
+/// A group whose leader runs at most `rounds` syncs in a row.
+fn group_leading(rounds: u32) -> GroupCommit {
+    let mut group = GroupCommit::new(0);
+    group.lead_rounds_max = rounds;
+    group
+}
+
 #[test]
 fn group_commit_wakes_every_committer_once_durable() {
-    loom::model(|| three_strict_committers(GroupCommit::new(0)));
+    // One round: every sync hands over to a next leader. Two: a leader
+    // also syncs again for those still waiting.
+    loom::model(|| three_strict_committers(group_leading(1)));
+    loom::model(|| three_strict_committers(group_leading(2)));
 }
 
 /// The planted model. Loom reports the deadlock by a panic and then aborts
@@ -400,7 +410,7 @@ fn group_commit_wakes_every_committer_once_durable() {
 #[ignore = "run in a child process by planted_missing_next_leader_is_caught"]
 fn planted_missing_next_leader_model() {
     loom::model(|| {
-        let mut group = GroupCommit::new(0);
+        let mut group = group_leading(1);
         group.planted_no_next_leader = true;
         three_strict_committers(group);
     });

@@ -6,15 +6,17 @@
 //! - a committer whose version is not yet durable either leads (no leader
 //!   is running: it sets `leading`, flushes and syncs everything buffered,
 //!   which includes its own record) or registers as a waiter and parks;
-//! - a leader that finishes clears `leading`, then wakes every waiter whose
-//!   version is now durable and, if any waiter is left, the oldest one, to
-//!   lead the next sync; after a failed flush it wakes every waiter (each
-//!   then meets the failure itself).
+//! - after each sync the leader wakes every waiter whose version is now
+//!   durable; if others are still waiting it syncs again (up to
+//!   `LEAD_ROUNDS_MAX` syncs in a row), else it clears `leading` and wakes
+//!   the oldest remaining waiter, if any, to lead the next sync; after a
+//!   failed flush it wakes every waiter (each then meets the failure
+//!   itself).
 //!
 //! Invariants (the loom model `group_commit_*` checks them):
 //! - a waiter is only ever registered while `leading` is set, and a leader
-//!   always runs the wake step after clearing it: no waiter is left asleep
-//!   with nobody to wake it;
+//!   clears it only in the same critical section that wakes a next leader
+//!   (if anyone waits): no waiter is left asleep with nobody to wake it;
 //! - a committer returns only once `durable >= version`.
 //!
 //! Why not a condition variable: `notify_all` wakes all 63 waiters of a
@@ -36,11 +38,17 @@ use crate::error::Result;
 use crate::sync::{AtomicU64, Ordering};
 use crate::types::Version;
 
+/// Syncs one leader runs in a row while committers keep waiting.
+const LEAD_ROUNDS_MAX: u32 = 16;
+
 /// Group commit state of one WAL.
 pub(crate) struct GroupCommit {
     /// Newest version whose WAL record is synced.
     durable: AtomicU64,
     state: Mutex<GroupState>,
+    /// Syncs one leader runs in a row ([`LEAD_ROUNDS_MAX`]; the loom models
+    /// lower it so that they reach the hand-over to a next leader).
+    pub(crate) lead_rounds_max: u32,
     /// Loom only: a planted bug (the leader does not wake a next leader),
     /// which the model must catch as a deadlock.
     #[cfg(loom)]
@@ -67,6 +75,7 @@ impl GroupCommit {
         GroupCommit {
             durable: AtomicU64::new(durable),
             state: Mutex::new(GroupState::default()),
+            lead_rounds_max: LEAD_ROUNDS_MAX,
             #[cfg(loom)]
             planted_no_next_leader: false,
         }
@@ -110,13 +119,26 @@ impl GroupCommit {
             }
             state.leading = true;
             drop(state);
-            // No yield here for stragglers: the waiters that buffered
-            // during the previous sync are all in this one, and those it
-            // just released buffer during this sync and join the next.
-            let result = flush();
-            self.finish_leading(result.is_err());
-            result?;
+            return self.lead(flush);
         }
+    }
+
+    /// Lead syncs, at most [`LEAD_ROUNDS_MAX`] in a row: after each, wake
+    /// the waiters it made durable, and sync again at once if others are
+    /// waiting. The leader is already on a CPU when its sync returns; handing
+    /// the next sync to a parked waiter would first wait for that thread to
+    /// be scheduled behind the ones just woken (on 2 cores with 64
+    /// committers, that wait was longer than the sync itself). The bound
+    /// keeps one committer from leading, and waiting, forever.
+    fn lead(&self, flush: impl Fn() -> Result<()>) -> Result<()> {
+        for round in 1.. {
+            let result = flush();
+            let again = result.is_ok() && round < self.lead_rounds_max;
+            if !self.finish_round(result.is_err(), again) {
+                return result;
+            }
+        }
+        Ok(())
     }
 
     /// Park until a leader has removed this waiter (`version`) from the
@@ -131,11 +153,13 @@ impl GroupCommit {
         }
     }
 
-    /// The leader's last step: clear `leading` and wake the waiters that
-    /// can return, plus one to lead the next sync (all after a failure).
-    fn finish_leading(&self, failed: bool) {
+    /// The end of one sync: wake the waiters that can return (all after a
+    /// failure). If `again` and some are still waiting, keep leading and
+    /// return true; otherwise clear `leading`, wake the oldest remaining
+    /// waiter (first, so it is scheduled first) to lead the next sync, and
+    /// return false.
+    fn finish_round(&self, failed: bool, again: bool) -> bool {
         let mut state = self.lock();
-        state.leading = false;
         let durable = self.durable();
         let mut woken = Vec::new();
         let mut i = 0;
@@ -146,16 +170,22 @@ impl GroupCommit {
                 i += 1;
             }
         }
-        let next_leader = (0..state.waiters.len()).min_by_key(|&i| state.waiters[i].version);
-        #[cfg(loom)]
-        let next_leader = next_leader.filter(|_| !self.planted_no_next_leader);
-        if let Some(i) = next_leader {
-            woken.push(state.waiters.swap_remove(i).thread);
+        let keep_leading = again && !state.waiters.is_empty();
+        if !keep_leading {
+            state.leading = false;
+            let next_leader = (0..state.waiters.len()).min_by_key(|&i| state.waiters[i].version);
+            #[cfg(loom)]
+            let next_leader = next_leader.filter(|_| !self.planted_no_next_leader);
+            if let Some(i) = next_leader {
+                let thread = state.waiters.swap_remove(i).thread;
+                woken.insert(0, thread);
+            }
         }
         drop(state);
         for thread in woken {
             thread.unpark();
         }
+        keep_leading
     }
 
     fn lock(&self) -> impl DerefMut<Target = GroupState> + '_ {
