@@ -20,9 +20,10 @@ const SMALL_MAX: usize = 16;
 /// A write: the value, or `None` for a delete.
 pub(crate) type Write = Option<Value>;
 
-/// The small representation: one write lives inside the transaction, no
-/// heap allocation.
-type Small = SmallVec<[(Key, Write); 1]>;
+/// The small representation: up to two writes live inside the transaction,
+/// no heap allocation (a read-modify-write plus one new key, such as an
+/// event append with its log head, is the common shape of a transaction).
+type Small = SmallVec<[(Key, Write); 2]>;
 
 /// Buffered writes keyed by [`Key`], iterated in key order.
 #[derive(Debug, Clone)]
