@@ -300,7 +300,8 @@ impl Transaction {
         version: Version,
         wall_ms: u64,
     ) {
-        let mut writes = std::mem::take(&mut self.writes).into_vec();
+        // Taken in place: moving the write set out copies its inline writes.
+        let writes = self.writes.as_mut_slice();
         let guard = crossbeam_epoch::pin();
         let mut installed: smallvec::SmallVec<[Arc<VersionChain>; 4]> =
             smallvec::SmallVec::with_capacity(writes.len());
@@ -322,6 +323,7 @@ impl Transaction {
             };
             state.runs.entry(self.run).or_default().push(commit);
         }
+        self.writes.clear();
         state.last = version;
     }
 

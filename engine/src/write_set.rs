@@ -28,7 +28,8 @@ type Small = SmallVec<[(Key, Write); 2]>;
 /// Buffered writes keyed by [`Key`], iterated in key order.
 #[derive(Debug, Clone)]
 pub(crate) enum WriteSet {
-    /// At most `SMALL_MAX` writes, sorted by key, keys unique.
+    /// Sorted by key, keys unique; at most `SMALL_MAX` writes, except
+    /// after `as_mut_slice` turned a large set into one vector.
     Small(Small),
     /// More.
     Large(BTreeMap<Key, Write>),
@@ -106,11 +107,16 @@ impl WriteSet {
         self.iter().map(|(k, _)| k)
     }
 
-    /// Take the writes out, in key order.
-    pub(crate) fn into_vec(self) -> Small {
+    /// The writes in key order, as one slice to change in place (a large
+    /// set becomes one sorted vector first).
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [(Key, Write)] {
+        if let WriteSet::Large(m) = self {
+            let v: Small = std::mem::take(m).into_iter().collect();
+            *self = WriteSet::Small(v);
+        }
         match self {
-            WriteSet::Small(v) => v,
-            WriteSet::Large(m) => m.into_iter().collect(),
+            WriteSet::Small(v) => v.as_mut_slice(),
+            WriteSet::Large(_) => &mut [],
         }
     }
 }
@@ -171,7 +177,14 @@ mod test {
             let got: Vec<_> = set.iter().map(|(k, w)| (k.clone(), w.clone())).collect();
             let want: Vec<_> = model.clone().into_iter().collect();
             assert_eq!(got, want, "round {round}");
-            assert_eq!(set.into_vec().into_vec(), want, "round {round}");
+            assert_eq!(set.as_mut_slice().to_vec(), want, "round {round}");
+            for i in 0..keys {
+                assert_eq!(
+                    set.get(&key(i)),
+                    model.get(&key(i)),
+                    "round {round} as one slice"
+                );
+            }
         }
     }
 }
