@@ -357,30 +357,41 @@ fn planted_push_without_cas_is_caught() {
 
 /// Three strict committers: each takes the next version under a stand-in
 /// commit lock (which also "buffers" its record), then waits in the real
-/// `GroupCommit`. The flush syncs everything buffered. Every committer must
-/// return (loom reports a thread parked forever as a deadlock) and only
-/// once its own version is durable.
-fn three_strict_committers(group: GroupCommit) {
+/// `GroupCommit`. A flush syncs everything buffered, under a stand-in WAL
+/// writer lock (so `advance` only moves forward, as in `flush_locked`).
+/// With `external_flush`, a fourth thread also flushes once without the
+/// group, as the checkpointer and the batched/async flusher do. Every
+/// committer must return (loom reports a thread parked forever as a
+/// deadlock) and only once its own version is durable.
+fn three_strict_committers(group: GroupCommit, external_flush: bool) {
     let group = Arc::new(group);
     let buffered = Arc::new(loom::sync::Mutex::new(0));
+    let writer = Arc::new(loom::sync::Mutex::new(()));
+    let flush = {
+        let (group, buffered, writer) = (group.clone(), buffered.clone(), writer.clone());
+        move || {
+            let _writer = writer.lock().unwrap();
+            let through = *buffered.lock().unwrap();
+            group.advance(through);
+            Ok(())
+        }
+    };
     let commit = {
-        let (group, buffered) = (Arc::clone(&group), Arc::clone(&buffered));
+        let (group, buffered, flush) = (group.clone(), buffered.clone(), flush.clone());
         move || {
             let version = {
                 let mut last = buffered.lock().unwrap();
                 *last += 1;
                 *last
             };
-            let flush = || {
-                let through = *buffered.lock().unwrap();
-                group.advance(through);
-                Ok(())
-            };
-            group.sync_through(version, flush).unwrap();
+            group.sync_through(version, &flush).unwrap();
             assert!(group.durable() >= version, "returned before durable");
         }
     };
-    let others: Vec<_> = (0..2).map(|_| thread::spawn(commit.clone())).collect();
+    let mut others: Vec<_> = (0..2).map(|_| thread::spawn(commit.clone())).collect();
+    if external_flush {
+        others.push(thread::spawn(move || flush().unwrap()));
+    }
     commit();
     for t in others {
         t.join().unwrap();
@@ -399,8 +410,15 @@ fn group_leading(rounds: u32) -> GroupCommit {
 fn group_commit_wakes_every_committer_once_durable() {
     // One round: every sync hands over to a next leader. Two: a leader
     // also syncs again for those still waiting.
-    loom::model(|| three_strict_committers(group_leading(1)));
-    loom::model(|| three_strict_committers(group_leading(2)));
+    loom::model(|| three_strict_committers(group_leading(1), false));
+    loom::model(|| three_strict_committers(group_leading(2), false));
+}
+
+#[test]
+fn group_commit_survives_a_flush_outside_the_group() {
+    // A sync by someone else can make a woken next leader's own version
+    // durable: it must then pass the lead on, not just return.
+    loom::model(|| three_strict_committers(group_leading(1), true));
 }
 
 /// The planted model. Loom reports the deadlock by a panic and then aborts
@@ -412,7 +430,7 @@ fn planted_missing_next_leader_model() {
     loom::model(|| {
         let mut group = group_leading(1);
         group.planted_no_next_leader = true;
-        three_strict_committers(group);
+        three_strict_committers(group, false);
     });
 }
 
