@@ -355,15 +355,16 @@ fn planted_push_without_cas_is_caught() {
 
 // ------------------------------------------------------------ group commit
 
-/// Three strict committers: each takes the next version under a stand-in
-/// commit lock (which also "buffers" its record), then waits in the real
+/// Strict committers, one thread per entry of `commits` making that many
+/// commits in a row: each takes the next version under a stand-in commit
+/// lock (which also "buffers" its record), then waits in the real
 /// `GroupCommit`. A flush syncs everything buffered, under a stand-in WAL
 /// writer lock (so `advance` only moves forward, as in `flush_locked`).
-/// With `external_flush`, a fourth thread also flushes once without the
+/// With `external_flush`, one more thread also flushes once without the
 /// group, as the checkpointer and the batched/async flusher do. Every
 /// committer must return (loom reports a thread parked forever as a
 /// deadlock) and only once its own version is durable.
-fn three_strict_committers(group: GroupCommit, external_flush: bool) {
+fn strict_committers(group: GroupCommit, commits: &[u64], external_flush: bool) {
     let group = Arc::new(group);
     let buffered = Arc::new(loom::sync::Mutex::new(0));
     let writer = Arc::new(loom::sync::Mutex::new(()));
@@ -378,25 +379,37 @@ fn three_strict_committers(group: GroupCommit, external_flush: bool) {
     };
     let commit = {
         let (group, buffered, flush) = (group.clone(), buffered.clone(), flush.clone());
-        move || {
-            let version = {
-                let mut last = buffered.lock().unwrap();
-                *last += 1;
-                *last
-            };
-            group.sync_through(version, &flush).unwrap();
-            assert!(group.durable() >= version, "returned before durable");
+        move |n: u64| {
+            for _ in 0..n {
+                let version = {
+                    let mut last = buffered.lock().unwrap();
+                    *last += 1;
+                    *last
+                };
+                group.sync_through(version, &flush).unwrap();
+                assert!(group.durable() >= version, "returned before durable");
+            }
         }
     };
-    let mut others: Vec<_> = (0..2).map(|_| thread::spawn(commit.clone())).collect();
+    let mut others: Vec<_> = commits[1..]
+        .iter()
+        .map(|&n| {
+            let commit = commit.clone();
+            thread::spawn(move || commit(n))
+        })
+        .collect();
     if external_flush {
         others.push(thread::spawn(move || flush().unwrap()));
     }
-    commit();
+    commit(commits[0]);
     for t in others {
         t.join().unwrap();
     }
-    assert_eq!(group.durable(), 3);
+    assert_eq!(group.durable(), commits.iter().sum::<u64>());
+}
+
+fn three_strict_committers(group: GroupCommit, external_flush: bool) {
+    strict_committers(group, &[1, 1, 1], external_flush);
 }
 
 /// A group whose leader runs at most `rounds` syncs in a row.
@@ -412,6 +425,15 @@ fn group_commit_wakes_every_committer_once_durable() {
     // also syncs again for those still waiting.
     loom::model(|| three_strict_committers(group_leading(1), false));
     loom::model(|| three_strict_committers(group_leading(2), false));
+}
+
+#[test]
+fn group_commit_hands_the_lead_to_the_committer_completing_a_gather() {
+    // The leader's first sync can cover the middle committer's record but
+    // not the last one's; it then gathers for two waiters and offers the
+    // lead; the middle committer, committing again, completes the group
+    // and takes the lead (or the leader takes its offer back).
+    loom::model(|| strict_committers(group_leading(2), &[1, 2, 1], false));
 }
 
 #[test]
