@@ -226,48 +226,61 @@ fn assert_state_is_prefix(engine: &Engine, log: &Log, k: usize) {
     }
 }
 
+/// Flip a bit in the middle of record `k` of `log` (as segment 1), then:
+/// a default open must refuse with the file, offset and version of record
+/// `k` and change no file, unless `k` is the last record (a torn tail, so
+/// it opens with records `..k`); a salvaging open must keep exactly
+/// records `..k` and truncate the file there. Returns the storage as the
+/// salvage left it.
+fn flip_in_record_then_open_and_salvage(log: &Log, k: usize, bit: u8) -> MemStorage {
+    let name = wal::segment_name(1);
+    let last = log.records.len() - 1;
+    let mid = (log.offsets[k] + log.offsets[k + 1]) / 2;
+    let mut flipped = log.bytes.clone();
+    flipped[mid] ^= bit;
+    let storage = MemStorage::new();
+    storage.put_file(&name, &flipped);
+    let before = storage.files();
+    match open(&storage, RecoveryMode::TruncateTornTail) {
+        Err(Error::Corruption {
+            file,
+            offset,
+            reason,
+        }) => {
+            assert!(k < last, "damage in the last record is a torn tail");
+            assert!(file.contains(&name), "{file}");
+            assert_eq!(offset, log.offsets[k] as u64);
+            assert!(reason.contains(&format!("version {}", k + 1)), "{reason}");
+            assert_eq!(storage.files(), before, "a refused open changed files");
+        }
+        Ok(engine) => {
+            assert_eq!(k, last, "mid-log damage accepted");
+            assert_state_is_prefix(&engine, log, k);
+        }
+        Err(e) => panic!("unexpected error {e}"),
+    }
+    let engine = open(&storage, RecoveryMode::SalvagePrefix).unwrap();
+    assert_state_is_prefix(&engine, log, k);
+    drop(engine);
+    assert_eq!(
+        storage.files()[&name].len(),
+        log.offsets[k],
+        "salvage truncates"
+    );
+    storage
+}
+
 #[test]
 fn damage_through_the_whole_stack_at_sampled_points() {
     let log = build_log();
     let name = wal::segment_name(1);
     for k in [0, 1, 2, 100, 254, 255] {
-        let mid = (log.offsets[k] + log.offsets[k + 1]) / 2;
-        // A flipped bit in record k.
-        let mut flipped = log.bytes.clone();
-        flipped[mid] ^= 0x10;
-        let storage = MemStorage::new();
-        storage.put_file(&name, &flipped);
-        let before = storage.files();
-        match open(&storage, RecoveryMode::TruncateTornTail) {
-            Err(Error::Corruption {
-                file,
-                offset,
-                reason,
-            }) => {
-                assert!(k < 255, "damage in the last record is a torn tail");
-                assert!(file.contains(&name), "{file}");
-                assert_eq!(offset, log.offsets[k] as u64);
-                assert!(reason.contains(&format!("version {}", k + 1)), "{reason}");
-                assert_eq!(storage.files(), before, "a refused open changed files");
-            }
-            Ok(engine) => {
-                assert_eq!(k, 255, "mid-log damage accepted");
-                assert_state_is_prefix(&engine, &log, k);
-            }
-            Err(e) => panic!("unexpected error {e}"),
-        }
-        let engine = open(&storage, RecoveryMode::SalvagePrefix).unwrap();
-        assert_state_is_prefix(&engine, &log, k);
-        drop(engine);
-        assert_eq!(
-            storage.files()[&name].len(),
-            log.offsets[k],
-            "salvage truncates"
-        );
+        let storage = flip_in_record_then_open_and_salvage(&log, k, 0x10);
         // The salvaged database opens again in the default mode.
         assert_state_is_prefix(&open(&storage, RecoveryMode::default()).unwrap(), &log, k);
 
         // A truncation inside record k.
+        let mid = (log.offsets[k] + log.offsets[k + 1]) / 2;
         let storage = MemStorage::new();
         storage.put_file(&name, &log.bytes[..mid]);
         let engine = open(&storage, RecoveryMode::TruncateTornTail).unwrap();
@@ -308,34 +321,7 @@ fn damage_after_many_pipelined_batches_is_reported_as_without_them() {
     let log = build_log_of(count, 64);
     let name = wal::segment_name(1);
     for k in [1500, 4000, count - 1] {
-        let mid = (log.offsets[k] + log.offsets[k + 1]) / 2;
-        let mut flipped = log.bytes.clone();
-        flipped[mid] ^= 0x01;
-        let storage = MemStorage::new();
-        storage.put_file(&name, &flipped);
-        let before = storage.files();
-        match open(&storage, RecoveryMode::TruncateTornTail) {
-            Err(Error::Corruption {
-                file,
-                offset,
-                reason,
-            }) => {
-                assert!(k < count - 1, "damage in the last record is a torn tail");
-                assert!(file.contains(&name), "{file}");
-                assert_eq!(offset, log.offsets[k] as u64);
-                assert!(reason.contains(&format!("version {}", k + 1)), "{reason}");
-                assert_eq!(storage.files(), before, "a refused open changed files");
-            }
-            Ok(engine) => {
-                assert_eq!(k, count - 1, "mid-log damage accepted");
-                assert_state_is_prefix(&engine, &log, k);
-            }
-            Err(e) => panic!("unexpected error {e}"),
-        }
-        let engine = open(&storage, RecoveryMode::SalvagePrefix).unwrap();
-        assert_state_is_prefix(&engine, &log, k);
-        drop(engine);
-        assert_eq!(storage.files()[&name].len(), log.offsets[k]);
+        flip_in_record_then_open_and_salvage(&log, k, 0x01);
     }
     // And the undamaged log recovers whole.
     let storage = MemStorage::new();
