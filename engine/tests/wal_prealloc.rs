@@ -1,7 +1,8 @@
 //! Preallocated WAL segments (docs/format.md, "Preallocated segments"):
-//! the zero tail past the last record is a clean end; a nonzero byte after
-//! a zero frame header is corruption (unless `SalvagePrefix`); a torn
-//! record followed by zeros is cut; a crash while a segment grows loses
+//! the zero tail past the last record is a clean end; nonzero bytes after
+//! a zero frame header are a torn tail (cut) unless a valid record follows
+//! (corruption, unless `SalvagePrefix`); a torn record followed by zeros
+//! is cut; a crash while a segment grows loses
 //! nothing acknowledged; reopening continues at the right offset, many
 //! times; a segment written by the previous (appending) version still
 //! opens; and `MemStorage` models unsynced in-place writes and allocations.
@@ -103,8 +104,12 @@ fn a_segment_is_preallocated_and_its_zero_tail_is_a_clean_end() {
     assert_eq!(storage.files()[&name], bytes);
 }
 
+/// Sectors of one write can reach the disk out of order: the sector that
+/// holds a record's frame header lost (zeros, as preallocated) while a
+/// later one survived. Nothing valid follows, so it is a torn tail: cut,
+/// and writing continues where the records end.
 #[test]
-fn a_nonzero_byte_in_the_zero_tail_is_corruption_unless_salvaging() {
+fn nonzero_bytes_after_a_zero_frame_header_with_nothing_valid_after_are_a_torn_tail() {
     let (clean, name) = one_segment(30);
     let bytes = clean.files()[&name].clone();
     let (end, _) = records_end(&bytes);
@@ -113,29 +118,59 @@ fn a_nonzero_byte_in_the_zero_tail_is_corruption_unless_salvaging() {
         let mut damaged = bytes.clone();
         damaged[at] = 0x01;
         storage.put_file(&name, &damaged);
-        let before = storage.files();
-        match open_mem(&storage, config(4096, 1 << 20)) {
-            Err(Error::Corruption {
-                file,
-                offset,
-                reason,
-            }) => {
-                assert!(file.contains(&name), "{file}");
-                assert_eq!(offset, end as u64, "damage at {at}");
-                assert!(reason.contains("version 31"), "{reason}");
-                assert!(reason.contains(&format!("offset {at}")), "{reason}");
-            }
-            other => panic!("damage at {at}: {:?}", other.map(|_| ())),
-        }
-        assert_eq!(storage.files(), before, "a refused open changes nothing");
-        let salvage = config(4096, 1 << 20).recovery(RecoveryMode::SalvagePrefix);
-        let engine = open_mem(&storage, salvage).unwrap();
+        assert!(
+            matches!(records_end(&damaged).1, Stop::Torn { .. }),
+            "damage at {at}"
+        );
+        let engine = open_mem(&storage, config(4096, 1 << 20)).unwrap();
         assert_holds(&engine, 30);
+        assert_eq!(storage.files()[&name].len(), end, "cut at the records end");
         commit_range(&engine, 31, 35);
         drop(engine);
         let engine = open_mem(&storage, config(4096, 1 << 20)).unwrap();
         assert_holds(&engine, 35);
     }
+}
+
+/// A zero frame header with a valid record somewhere after it is damage in
+/// front of data, never a crash artefact: refused (naming file, offset and
+/// version) with nothing changed, unless `SalvagePrefix`.
+#[test]
+fn a_zero_frame_header_in_front_of_a_valid_record_is_corruption_unless_salvaging() {
+    let (clean, name) = one_segment(30);
+    let bytes = clean.files()[&name].clone();
+    let (end, _) = records_end(&bytes);
+    // Record 30 starts where decoding all but its last byte stops. Zero
+    // its frame header, and put an intact copy of it further on.
+    let (start_30, _) = records_end(&bytes[..end - 1]);
+    let rec30 = bytes[start_30..end].to_vec();
+    let mut damaged = bytes.clone();
+    damaged[start_30..start_30 + 8].fill(0);
+    damaged[end + 64..end + 64 + rec30.len()].copy_from_slice(&rec30);
+    let storage = MemStorage::new();
+    storage.put_file(&name, &damaged);
+    let before = storage.files();
+    match open_mem(&storage, config(4096, 1 << 20)) {
+        Err(Error::Corruption {
+            file,
+            offset,
+            reason,
+        }) => {
+            assert!(file.contains(&name), "{file}");
+            assert_eq!(offset, start_30 as u64);
+            assert!(reason.contains("version 30"), "{reason}");
+            assert!(reason.contains(&format!("offset {}", end + 64)), "{reason}");
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    assert_eq!(storage.files(), before, "a refused open changes nothing");
+    let salvage = config(4096, 1 << 20).recovery(RecoveryMode::SalvagePrefix);
+    let engine = open_mem(&storage, salvage).unwrap();
+    assert_holds(&engine, 29);
+    commit_range(&engine, 30, 35);
+    drop(engine);
+    let engine = open_mem(&storage, config(4096, 1 << 20)).unwrap();
+    assert_holds(&engine, 35);
 }
 
 #[test]

@@ -44,8 +44,8 @@ impl Prealloc {
     /// The records go first: new space never exists before the records
     /// in front of it were written, so a crash cannot leave the zeros the
     /// records should have overwritten followed by unsynced allocated
-    /// space that reads back as garbage (a zero frame header followed by
-    /// nonzero bytes is corruption to the reader).
+    /// space that reads back as garbage (the reader would cut that as a
+    /// torn tail, but it must never hide records behind it).
     pub(crate) fn write(
         self,
         file: &dyn StorageFile,

@@ -157,9 +157,9 @@ pub enum Stop {
     /// only zeros follow, starting with at least a whole frame header of
     /// them (preallocated space not written yet).
     End,
-    /// From `offset` on the bytes are a partial or damaged record (its
-    /// frame header not all zeros) with no valid record after it: a crash
-    /// artefact, safe to truncate.
+    /// From `offset` on the bytes are a partial or damaged record (or a
+    /// zero frame header with nonzero bytes after it) with no valid record
+    /// after it: a crash artefact, safe to truncate.
     Torn {
         /// Where the torn record starts.
         offset: usize,
@@ -167,9 +167,9 @@ pub enum Stop {
         reason: String,
     },
     /// The record at `offset` (which should have held `version`) is damaged
-    /// and a valid record follows, or its checksum is fine but its content
-    /// is not, or its frame header is all zeros (the end of the records)
-    /// but a nonzero byte follows: corruption, never a crash artefact.
+    /// (or its frame header is all zeros with nonzero bytes after it) and a
+    /// valid record follows, or its checksum is fine but its content is
+    /// not: corruption, never a crash artefact.
     Corrupt {
         /// Where the damaged record starts.
         offset: usize,
@@ -239,43 +239,46 @@ pub fn decode_records(
             },
             Err(reason) => reason,
         };
-        let stop = match valid_frame_after(bytes, pos, last) {
-            Some(next) => Stop::Corrupt {
-                offset: pos,
-                version: last.saturating_add(1),
-                reason: format!("{damaged}, and a valid record follows at offset {next}"),
-            },
-            None => Stop::Torn {
-                offset: pos,
-                reason: damaged.to_string(),
-            },
-        };
-        return stop_at(pos, last, stop);
+        return stop_at(pos, last, damaged_frame_stop(bytes, pos, last, damaged));
     }
 }
 
 /// If a whole frame header of zeros sits at `pos`: the end of the records
-/// when only zeros follow (preallocated space), else corruption. A record
-/// never has a zero header (its length is at least 1, and a zero length's
-/// CRC-32 is not 0), so this never hides one. Fewer than a header's bytes
-/// left are a partial record header, as without preallocation.
+/// when only zeros follow (preallocated space); else, like any damaged
+/// frame, corruption if a valid record follows and a torn tail if not (the
+/// sectors of one write can reach the disk out of order, the header's lost
+/// and a later one kept). A record never has a zero header (its length is
+/// at least 1, and a zero length's CRC-32 is not 0), so this never hides
+/// one. Fewer than a header's bytes left are a partial record header, as
+/// without preallocation.
 fn zero_header_at(bytes: &[u8], pos: usize, last: Version) -> Option<Stop> {
     let header = bytes.get(pos..pos + RECORD_HEADER_SIZE)?;
     if header.iter().any(|&b| b != 0) {
         return None;
     }
     let rest = &bytes[pos + RECORD_HEADER_SIZE..];
-    Some(match rest.iter().position(|&b| b != 0) {
-        None => Stop::End,
-        Some(i) => Stop::Corrupt {
+    let Some(i) = rest.iter().position(|&b| b != 0) else {
+        return Some(Stop::End);
+    };
+    let nonzero = pos + RECORD_HEADER_SIZE + i;
+    let damaged = format!("a zero frame header, but the byte at offset {nonzero} is not zero");
+    Some(damaged_frame_stop(bytes, pos, last, &damaged))
+}
+
+/// How decoding stops at the damaged frame at `pos`: corruption if a valid
+/// record follows, else a torn tail.
+fn damaged_frame_stop(bytes: &[u8], pos: usize, last: Version, damaged: &str) -> Stop {
+    match valid_frame_after(bytes, pos, last) {
+        Some(next) => Stop::Corrupt {
             offset: pos,
             version: last.saturating_add(1),
-            reason: format!(
-                "the records end here (a zero frame header) but the byte at offset {} is not zero",
-                pos + RECORD_HEADER_SIZE + i
-            ),
+            reason: format!("{damaged}, and a valid record follows at offset {next}"),
         },
-    })
+        None => Stop::Torn {
+            offset: pos,
+            reason: damaged.to_string(),
+        },
+    }
 }
 
 /// Length of `bytes` without its trailing zeros.
