@@ -479,7 +479,8 @@ fn ratio_report() {
         "  strict commit, 1 thread  {s1:>10.0} /s   = {:.2}x raw (target >= 1.0)",
         s1 / raw
     );
-    print_group(&mut disk);
+    let wake = wake_cost();
+    print_group(&mut disk, wake);
     println!("  async writes, no ckpt    {wo:>10.0} /s");
     println!(
         "  async writes, checkpoints{du:>10.0} /s   = {:.2}x (target >= 0.7; {checkpoints} checkpoints of {} keys)",
@@ -496,15 +497,100 @@ fn ratio_report() {
         "  strict commit, 1 thread  {:>10.0} /s",
         median(&mut slow.one)
     );
-    print_group(&mut slow);
+    print_group(&mut slow, wake);
+    println!(
+        "  (wake-up w: one park/unpark pass between two threads on one core, {:.1} us)",
+        wake.as_secs_f64() * 1e6
+    );
 }
 
-/// The 64-committer rows of one device.
-fn print_group(rates: &mut StrictRates) {
+/// The 64-committer rows of one device, and the ceiling any group commit
+/// with one sync in flight has there (`durability/group.rs`, "How far
+/// any group commit can go"): `max(N/2, N·S / (S + N·w/cores))` times the
+/// 1-thread rate, with `S` the 1-thread commit time and `w` a wake-up.
+fn print_group(rates: &mut StrictRates, wake: Duration) {
     let (one, many) = (median(&mut rates.one), median(&mut rates.many));
     println!(
         "  strict commit, 64 threads{many:>10.0} /s   = {:.1}x 1 thread (target >= 50); {:.1} commits per fdatasync",
         many / one,
         median(&mut rates.per_sync)
     );
+    let n = 64.0;
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get()) as f64;
+    let s = 1.0 / one;
+    let gathered = n * s / (s + n * wake.as_secs_f64() / cores);
+    println!(
+        "    ceiling, one sync in flight: {:.1}x (alternating halves {:.0}x; gathering all {gathered:.1}x, with S = {:.0} us, w = {:.1} us, {cores} cores)",
+        (n / 2.0).max(gathered),
+        n / 2.0,
+        s * 1e6,
+        wake.as_secs_f64() * 1e6
+    );
+}
+
+/// CPU time to wake a parked thread and switch to it: two threads pinned
+/// to one core pass a turn back and forth, each unparking the other and
+/// parking, so each pass is one unpark, one park and one context switch,
+/// and nothing runs in parallel.
+fn wake_cost() -> Duration {
+    let passes: u64 = 20_000;
+    let turn = AtomicU64::new(0);
+    let players: std::sync::OnceLock<[std::thread::Thread; 2]> = std::sync::OnceLock::new();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..2u64)
+            .map(|me| {
+                let (turn, players) = (&turn, &players);
+                s.spawn(move || {
+                    pin_to_first_cpu();
+                    let other = loop {
+                        match players.get() {
+                            Some(p) => break &p[(1 - me) as usize],
+                            None => std::thread::park(),
+                        }
+                    };
+                    loop {
+                        let t = turn.load(Ordering::Acquire);
+                        if t >= passes {
+                            other.unpark();
+                            return;
+                        }
+                        if t % 2 == me {
+                            turn.store(t + 1, Ordering::Release);
+                            other.unpark();
+                        } else {
+                            std::thread::park();
+                        }
+                    }
+                })
+            })
+            .collect();
+        let start = Instant::now();
+        let _ = players.set([handles[0].thread().clone(), handles[1].thread().clone()]);
+        for h in &handles {
+            h.thread().unpark();
+        }
+        for h in handles {
+            h.join().unwrap();
+        }
+        start.elapsed() / passes as u32
+    })
+}
+
+/// Pin the calling thread to the first CPU it may run on (best effort).
+fn pin_to_first_cpu() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: `set` is a properly sized, zero-initialised cpu_set_t that
+    // lives across both calls; pid 0 is the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) != 0 {
+            return;
+        }
+        let Some(cpu) = (0..libc::CPU_SETSIZE as usize).find(|&c| libc::CPU_ISSET(c, &set)) else {
+            return;
+        };
+        libc::CPU_ZERO(&mut set);
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set);
+    }
 }
