@@ -335,21 +335,56 @@ fn recovery_wal_bytes() -> u64 {
     if bench_mode() { 256 << 20 } else { 1 << 20 }
 }
 
-/// A directory holding only WAL (no checkpoint) of about `bytes`.
+/// A directory holding only WAL (no checkpoint) of about `bytes`: commits
+/// of 64 writes of 1,000-byte values over 100,000 keys.
 fn wal_only_dir(bytes: u64) -> (BenchDir, u64) {
+    let big = Value::from("r".repeat(1000));
+    wal_of(bytes, 64, 1100, |i| (key(i % 100_000), big.clone()))
+}
+
+/// A directory holding only WAL of about `bytes` of small entries, as the
+/// peer harness's W9 writes them: distinct 16-byte keys, 100-byte values,
+/// 10,000 writes per commit. Also returns the number of keys.
+fn small_entries_wal(bytes: u64) -> (BenchDir, u64, u64) {
+    let value = Value::from(vec![7u8; 100]);
+    let ns = Namespace::new("bench/small").unwrap();
+    let (dir, wal) = wal_of(bytes, 10_000, SMALL_ENTRY_BYTES, |i| {
+        (small_key(&ns, i), value.clone())
+    });
+    let keys = bytes.div_ceil(SMALL_ENTRY_BYTES).div_ceil(10_000) * 10_000;
+    (dir, wal, keys)
+}
+
+/// WAL bytes the writer of [`small_entries_wal`] plans per entry.
+const SMALL_ENTRY_BYTES: u64 = 150;
+
+fn small_key(ns: &Namespace, i: u64) -> Key {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&i.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes());
+    k[8..].copy_from_slice(&i.to_be_bytes());
+    Key::new(ns.clone(), Scope::Shared, TypeTag::Kv, k)
+}
+
+/// Write commits of `per_txn` writes `entry(0), entry(1), ...` until about
+/// `bytes` are written (at `planned` bytes per entry); returns the
+/// directory and the WAL's record bytes.
+fn wal_of(
+    bytes: u64,
+    per_txn: u64,
+    planned: u64,
+    entry: impl Fn(u64) -> (Key, Value),
+) -> (BenchDir, u64) {
     let dir = BenchDir::new("recovery");
     let engine = open(&dir, Durability::Async);
     let mut i = 0;
-    let big = Value::from("r".repeat(1000));
-    let per_txn = 64;
-    while i * per_txn * 1100 < bytes {
+    while i * planned < bytes {
         let mut txn = engine.begin(RunId::new(), Isolation::Snapshot);
-        for j in 0..per_txn {
-            txn.put(key((i * per_txn + j) % 100_000), big.clone())
-                .unwrap();
+        for j in i..i + per_txn {
+            let (k, v) = entry(j);
+            txn.put(k, v).unwrap();
         }
         txn.commit().unwrap();
-        i += 1;
+        i += per_txn;
     }
     drop(engine);
     let wal: u64 = std::fs::read_dir(&dir.0)
@@ -360,6 +395,29 @@ fn wal_only_dir(bytes: u64) -> (BenchDir, u64) {
         .map(|e| wal::len_without_zero_tail(&std::fs::read(e.path()).unwrap()) as u64)
         .sum();
     (dir, wal)
+}
+
+/// Seconds to insert `n` entries of the same shape (16-byte key, a
+/// 100-byte value of its own) into a `HashMap` that grows as it goes, as a
+/// loader that does not know the count up front must: a floor for loading
+/// them into any in-memory hash index.
+fn hashmap_load_secs(n: u64) -> f64 {
+    let keys: Vec<[u8; 16]> = (0..n)
+        .map(|i| {
+            let mut k = [0u8; 16];
+            k[..8].copy_from_slice(&i.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes());
+            k[8..].copy_from_slice(&i.to_be_bytes());
+            k
+        })
+        .collect();
+    let start = Instant::now();
+    let mut map = std::collections::HashMap::new();
+    for k in &keys {
+        map.insert(*k, vec![7u8; 100]);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    black_box(&map);
+    secs
 }
 
 #[divan::bench(sample_count = 5, sample_size = 1)]
@@ -468,6 +526,14 @@ fn ratio_report() {
     let secs = start.elapsed().as_secs_f64();
     let versions = engine.visible_version();
     drop(engine);
+    drop(dir);
+    let (dir, small_wal, small_keys) = small_entries_wal(recovery_wal_bytes());
+    let start = Instant::now();
+    let engine = open(&dir, Durability::Async);
+    let small_secs = start.elapsed().as_secs_f64();
+    drop(engine);
+    drop(dir);
+    let floor_secs = hashmap_load_secs(small_keys);
 
     let raw = median(&mut raw);
     let (wo, du) = (median(&mut without), median(&mut during));
@@ -491,6 +557,17 @@ fn ratio_report() {
         "  recovery                 {mbs:>10.1} MB/s ({:.1} MB WAL, {versions} commits, {secs:.2} s; {:.2} s/GB, target <= 3)",
         wal as f64 / 1e6,
         secs / (wal as f64 / 1e9)
+    );
+    let gb = small_wal as f64 / 1e9;
+    println!(
+        "  recovery, small entries  {:>10.1} MB/s ({:.1} MB WAL, {small_keys} keys of 16 B + 100 B, {small_secs:.2} s; {:.2} s/GB, target <= 3)",
+        small_wal as f64 / 1e6 / small_secs,
+        small_wal as f64 / 1e6,
+        small_secs / gb
+    );
+    println!(
+        "    floor: a growing HashMap of the same entries loads in {floor_secs:.2} s = {:.2} s/GB of this WAL",
+        floor_secs / gb
     );
     println!("  emulated slower device: every fdatasync followed by a {SLOW_DEVICE_EXTRA:?} sleep");
     println!(
