@@ -14,7 +14,7 @@
 use crossbeam_epoch::{Atomic, Guard, Owned, Shared};
 
 use crate::sync::{AtomicU64, Ordering};
-use crate::types::{RunId, Version};
+use crate::types::{Key, RunId, Version};
 use crate::value::Value;
 
 /// One version of one key. `value == None` is a tombstone.
@@ -118,8 +118,12 @@ pub enum ReadAt<'g> {
 }
 
 /// A key's versions, newest first.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct VersionChain {
+    /// The key whose versions these are. Kept here so the per-run commit
+    /// index can name a commit's keys through its chains alone (one
+    /// pointer per written key, no key copies, no allocation per commit).
+    key: Key,
     head: Atomic<VersionNode>,
     /// Largest commit version ever unlinked by GC (0 = none). A read that
     /// walks past the oldest kept node cannot tell "absent" from "pruned"
@@ -132,9 +136,19 @@ pub struct VersionChain {
 }
 
 impl VersionChain {
-    /// An empty chain.
-    pub fn new() -> VersionChain {
-        VersionChain::default()
+    /// An empty chain of `key`.
+    pub fn new(key: Key) -> VersionChain {
+        VersionChain {
+            key,
+            head: Atomic::null(),
+            pruned_max: AtomicU64::new(0),
+            newest: AtomicU64::new(0),
+        }
+    }
+
+    /// The key whose versions these are.
+    pub fn key(&self) -> &Key {
+        &self.key
     }
 
     /// The newest version, whatever its commit.

@@ -518,7 +518,7 @@ impl Engine {
         let mut flat = flat.into_iter();
         commits
             .iter()
-            .map(|c| flat.by_ref().take(c.chains.len()).collect())
+            .map(|c| flat.by_ref().take(c.chains().len()).collect())
             .collect()
     }
 
@@ -536,7 +536,7 @@ impl Engine {
         let guard = crossbeam_epoch::pin();
         let pairs = commits
             .iter()
-            .flat_map(|c| c.chains.iter().map(move |ch| (ch, c.version)));
+            .flat_map(|c| c.chains().iter().map(move |ch| (ch, c.version)));
         out.extend(pairs.map(|(chain, version)| chain.written_by(version, &guard)));
     }
 }

@@ -26,7 +26,7 @@ use crate::durability::group::GroupCommit;
 use crate::engine::publish;
 use crate::snapshot::SnapshotTracker;
 use crate::sync::{AtomicU64, Ordering};
-use crate::types::{RunId, Version};
+use crate::types::{Key, Namespace, RunId, Scope, TypeTag, Version};
 use crate::value::Value;
 
 const RUN: RunId = RunId::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0042);
@@ -49,9 +49,15 @@ fn assert_whole(node: &VersionNode) {
     );
 }
 
+/// The key of the chains these models build (which key does not matter).
+fn chain_key() -> Key {
+    let ns = Namespace::new("loom").unwrap_or_else(|e| panic!("{e}"));
+    Key::new(ns, Scope::Shared, TypeTag::Kv, "k")
+}
+
 /// A chain holding versions `1..=n`, pushed by the calling thread.
 fn chain_with(n: Version, collector: &Collector) -> Arc<VersionChain> {
-    let chain = Arc::new(VersionChain::new());
+    let chain = Arc::new(VersionChain::new(chain_key()));
     let handle = collector.register();
     let guard = handle.pin();
     for v in 1..=n {
@@ -102,7 +108,7 @@ const PUSHED: Version = 3;
 /// A reader pinned while a writer pushes `1..=PUSHED` in commit order.
 fn push_vs_reader() {
     let collector = Collector::new();
-    let chain = Arc::new(VersionChain::new());
+    let chain = Arc::new(VersionChain::new(chain_key()));
     let writer = {
         let (chain, collector) = (Arc::clone(&chain), collector.clone());
         thread::spawn(move || {

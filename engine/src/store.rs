@@ -110,7 +110,7 @@ impl Store {
     /// the ordered index (see the module docs). Only committers holding the
     /// commit lock call this, before they publish the commit.
     pub(crate) fn create_chain(&self, key: &Key) -> Arc<VersionChain> {
-        let chain = Arc::new(VersionChain::new());
+        let chain = Arc::new(VersionChain::new(key.clone()));
         // The commit lock serialises creators, so the insert cannot race.
         if let Err((_, existing)) = self.index.insert_sync(key.clone(), Arc::clone(&chain)) {
             return existing;

@@ -13,7 +13,7 @@ use crate::durability::{Durability, Durable, wal};
 use crate::engine::{CommitState, EngineInner};
 use crate::engine::{Snapshot, check_key, check_value};
 use crate::error::{Error, Result};
-use crate::record::RunCommit;
+use crate::record::{CommitChains, RunCommit};
 use crate::sync::Ordering;
 use crate::types::{Key, RunId, Version};
 use crate::value::Value;
@@ -303,24 +303,20 @@ impl Transaction {
         // Taken in place: moving the write set out copies its inline writes.
         let writes = self.writes.as_mut_slice();
         let guard = crossbeam_epoch::pin();
-        let mut installed: smallvec::SmallVec<[Arc<VersionChain>; 4]> =
-            smallvec::SmallVec::with_capacity(writes.len());
+        let indexed = !self.run.is_nil();
+        let mut installed = CommitChains::with_capacity(if indexed { writes.len() } else { 0 });
         for ((key, value), chain) in writes.iter_mut().zip(chains) {
             let chain = chain.unwrap_or_else(|| inner.store.create_chain(key));
             chain.push(version, self.run, value.take(), &guard);
-            installed.push(chain);
+            if indexed {
+                installed.push(chain);
+            }
         }
         inner
             .linked_versions
             .fetch_add(writes.len() as u64, Ordering::Relaxed);
-        if !self.run.is_nil() {
-            // Collected from slices of known length: one allocation each.
-            let commit = RunCommit {
-                version,
-                wall_ms,
-                keys: writes.iter().map(|(k, _)| k.clone()).collect(),
-                chains: installed.iter().cloned().collect(),
-            };
+        if indexed {
+            let commit = RunCommit::new(version, wall_ms, installed);
             state.runs.entry(self.run).or_default().push(commit);
         }
         self.writes.clear();

@@ -377,8 +377,7 @@ fn run_index(engine: &Engine, run: RunId) -> Vec<(Version, Vec<String>)> {
         .map(|c| {
             (
                 c.version,
-                c.keys
-                    .iter()
+                c.keys()
                     .map(|k| String::from_utf8(k.user.to_vec()).unwrap())
                     .collect(),
             )

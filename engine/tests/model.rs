@@ -711,7 +711,7 @@ impl Harness {
             .engine
             .run_commits(RUN)
             .iter()
-            .map(|c| (c.version, c.keys.iter().map(key_index).collect()))
+            .map(|c| (c.version, c.keys().map(key_index).collect()))
             .collect();
         assert_eq!(runs, self.model.run_commits, "per-run index");
     }

@@ -49,12 +49,7 @@ fn batched_reads_match_version_of_for_values_tombstones_and_pruned_versions() {
         assert_eq!(got, singly);
         let one_by_one: Vec<Vec<_>> = commits
             .iter()
-            .map(|c| {
-                c.keys
-                    .iter()
-                    .map(|k| engine.version_of(k, c.version))
-                    .collect()
-            })
+            .map(|c| c.keys().map(|k| engine.version_of(k, c.version)).collect())
             .collect();
         assert_eq!(got, one_by_one);
         let mut flat = vec![Some(Some(Value::from("kept")))];

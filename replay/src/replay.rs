@@ -399,7 +399,7 @@ fn read_steps(engine: &Engine, run: RunId, commits: &[RunCommit]) -> Result<(Vec
         let mut values = values.drain(..);
         for commit in batch {
             let index = steps.len();
-            let written = values.by_ref().take(commit.keys.len());
+            let written = values.by_ref().take(commit.keys().len());
             let step = read_step(run, index, commit, written)?;
             for w in &step.writes {
                 digest.write(index, &w.key, w.value.as_ref())?;
@@ -459,7 +459,7 @@ fn batches(commits: &[RunCommit]) -> impl Iterator<Item = &[RunCommit]> {
         let n = rest
             .iter()
             .take_while(|c| {
-                keys += c.keys.len();
+                keys += c.keys().len();
                 keys <= READ_BATCH_KEYS
             })
             .count()
@@ -476,8 +476,8 @@ fn read_step(
     commit: &RunCommit,
     values: impl Iterator<Item = Option<Option<Value>>>,
 ) -> Result<Step> {
-    let mut writes = Vec::with_capacity(commit.keys.len());
-    for (key, value) in commit.keys.iter().zip(values) {
+    let mut writes = Vec::with_capacity(commit.keys().len());
+    for (key, value) in commit.keys().zip(values) {
         // The index says this commit wrote `key`, so a missing version can
         // only mean GC unlinked it.
         let value = value.ok_or_else(|| Error::HistoryPruned {

@@ -547,7 +547,7 @@ impl EngineInner {
                 commits.extend(
                     slice
                         .take_while(|c| c.version <= version)
-                        .map(|c| (c.version, c.wall_ms, c.keys.to_vec())),
+                        .map(|c| (c.version, c.wall_ms, c.keys().cloned().collect())),
                 );
                 if commits.len() - before < RUN_COMMITS_PER_LOCK {
                     break;

@@ -22,7 +22,7 @@ use crate::durability::wal::{self, Decoded, HeaderError, Stop};
 use crate::durability::{Prealloc, RecoveryMode, WalWriter, create_segment};
 use crate::engine::CommitState;
 use crate::error::{Error, Result};
-use crate::record::{CommitRecord, RunCommit};
+use crate::record::{CommitChains, CommitRecord, RunCommit};
 use crate::snapshot::SnapshotTracker;
 use crate::store::Store;
 use crate::time_index::TimeIndex;
@@ -356,7 +356,7 @@ impl<'s> Installer<'s> {
         self.snapshots.raise_floor(image.floor);
         let guard = crossbeam_epoch::pin();
         for chain_image in image.chains {
-            let chain = Arc::new(VersionChain::new());
+            let chain = Arc::new(VersionChain::new(chain_image.key.clone()));
             for (commit, run, value) in chain_image.versions.into_iter().rev() {
                 chain.push(commit, run, value, &guard);
                 self.linked += 1;
@@ -374,14 +374,11 @@ impl<'s> Installer<'s> {
         self.send(batch);
         for run in image.runs {
             let commits = run.commits.into_iter().map(|(version, wall_ms, keys)| {
-                let written = keys
-                    .into_iter()
-                    .map(|key| {
-                        let chain = self.chain_named_by_index(&key, version);
-                        (key, chain)
-                    })
+                let chains = keys
+                    .iter()
+                    .map(|key| self.chain_named_by_index(key, version))
                     .collect();
-                RunCommit::new(version, wall_ms, written)
+                RunCommit::new(version, wall_ms, chains)
             });
             let commits = commits.collect();
             self.runs.insert(run.run, commits);
@@ -392,7 +389,7 @@ impl<'s> Installer<'s> {
     /// A new, empty chain for `key` (which the store lacks): in the point
     /// index now, in the ordered index at the end.
     fn create(&mut self, key: Key) -> Arc<VersionChain> {
-        let chain = Arc::new(VersionChain::new());
+        let chain = Arc::new(VersionChain::new(key.clone()));
         self.store.insert_point(key.clone(), Arc::clone(&chain));
         self.created.push((key, Arc::clone(&chain)));
         chain
@@ -420,7 +417,7 @@ impl<'s> Installer<'s> {
         );
         let guard = crossbeam_epoch::pin();
         let wall_ms = self.times.record(record.version, record.wall_ms);
-        let mut written = Vec::new();
+        let mut written = CommitChains::new();
         for (key, value) in record.writes {
             let chain = match self.store.chain(&key) {
                 Some(chain) => chain,
@@ -429,7 +426,7 @@ impl<'s> Installer<'s> {
             chain.push(record.version, record.run, value, &guard);
             self.linked += 1;
             if !record.run.is_nil() {
-                written.push((key, chain));
+                written.push(chain);
             }
         }
         if !record.run.is_nil() {
