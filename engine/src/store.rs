@@ -18,8 +18,8 @@
 //! of them.
 //!
 //! Invariant (ARCHITECTURE.md, "Ordered index"): at every moment each key of
-//! the point index created by `create_chain` is in the skip list or on its
-//! family's pending list; a key leaves the list only after it is in the skip
+//! the point index (created by `create_chain`, or by `recover_chain` while
+//! reopening) is in the skip list or on its family's pending list; a key leaves the list only after it is in the skip
 //! list. A key is pushed before the commit that created it is published, so
 //! a reader at any version that includes that commit, having merged its
 //! family, finds the key in the skip list.
@@ -136,18 +136,23 @@ impl Store {
         }
     }
 
-    /// Recovery only: add the chain of `key`, which must be absent, to the
-    /// point index. Recovery adds it to the ordered index later, with
-    /// [`Store::insert_ordered`], in key order (far cheaper than in random
-    /// order); no reader sees the store before both are done.
-    pub(crate) fn insert_point(&self, key: Key, chain: Arc<VersionChain>) {
-        let inserted = self.index.insert_sync(key, chain);
-        debug_assert!(inserted.is_ok(), "recovery inserts each key once");
-    }
-
-    /// Recovery only: the second half of [`Store::insert_point`].
-    pub(crate) fn insert_ordered(&self, key: Key, chain: Arc<VersionChain>) {
-        self.ordered.insert(key, chain);
+    /// Recovery only: the chain of `key`, and whether this call created it
+    /// (empty) as [`Store::create_chain`] does: in the point index, and on
+    /// its family's pending list for the ordered index, which is built
+    /// lazily, by the first scan of the family or the first walk of all
+    /// keys (GC, checkpoint), not while the database is reopening. One
+    /// probe of the point index either way. No reader sees the store
+    /// before recovery is done, and recovery installs on one thread.
+    pub(crate) fn recover_chain(&self, key: Key) -> (Arc<VersionChain>, bool) {
+        match self.index.entry_sync(key) {
+            scc::hash_index::Entry::Occupied(found) => (Arc::clone(found.get()), false),
+            scc::hash_index::Entry::Vacant(vacant) => {
+                let chain = Arc::new(VersionChain::new(vacant.key().clone()));
+                self.pending.push(vacant.key(), Arc::clone(&chain));
+                vacant.insert_entry(Arc::clone(&chain));
+                (chain, true)
+            }
+        }
     }
 
     /// Keys with `prefix` (same ns/scope/tag, user bytes starting with

@@ -239,49 +239,24 @@ struct Rebuilt {
     last: Version,
 }
 
-/// Keys handed to the ordered-index builder at a time.
-const ORDERED_BATCH: usize = 4096;
-
-type Fresh = Vec<(Key, Arc<VersionChain>)>;
-
 /// Install a checkpoint image and then `records` (as they arrive). The
 /// store's point index is sized for the checkpoint's keys (it grows for
 /// the keys the WAL creates, which are not known in advance while the WAL
-/// is still being decoded). The ordered index is built on another thread, in key order (a skip list
-/// insert in key order finds its search path in cache; in random order it
-/// misses at every level): the checkpoint's chains as they are installed
-/// (they come in key order), then the keys the WAL created, sorted.
+/// is still being decoded). Every key goes on its family's pending list,
+/// not into the ordered index: that is built lazily, by the first scan of
+/// a family or the first walk of every key (`store.rs`, "Deferred ordered
+/// inserts"), so reopening does not wait for it.
 fn install(image: Option<CheckpointImage>, records: impl Iterator<Item = CommitRecord>) -> Rebuilt {
     let chains = image.as_ref().map_or(0, |i| i.chains.len());
     let store = Store::with_capacity(chains);
-    let parts = std::thread::scope(|s| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Fresh>(64);
-        let store = &store;
-        let builder = std::thread::Builder::new()
-            .name("rewinddb-recovery-index".into())
-            .spawn_scoped(s, move || {
-                for batch in rx {
-                    for (key, chain) in batch {
-                        store.insert_ordered(key, chain);
-                    }
-                }
-            });
-        // Without a second thread, the batches are inserted right here.
-        let feed = match builder {
-            Ok(_) => OrderedFeed::Thread(tx),
-            Err(_) => OrderedFeed::Inline,
-        };
-        let mut installer = Installer::new(store, feed);
-        if let Some(image) = image {
-            installer.load_image(image);
-        }
-        for record in records {
-            installer.apply(record);
-        }
-        installer.finish()
-        // The scope joins the builder (and resumes a panic of it).
-    });
-    let (times, runs, snapshots, linked, last) = parts;
+    let mut installer = Installer::new(&store);
+    if let Some(image) = image {
+        installer.load_image(image);
+    }
+    for record in records {
+        installer.apply(record);
+    }
+    let (times, runs, snapshots, linked, last) = installer.finish();
     Rebuilt {
         store,
         times,
@@ -292,20 +267,9 @@ fn install(image: Option<CheckpointImage>, records: impl Iterator<Item = CommitR
     }
 }
 
-/// Where chains go to be added to the ordered index.
-enum OrderedFeed {
-    Thread(std::sync::mpsc::SyncSender<Fresh>),
-    Inline,
-}
-
 /// Installs a checkpoint image and WAL records into a store.
 struct Installer<'s> {
     store: &'s Store,
-    feed: OrderedFeed,
-    /// Checkpoint chains not yet handed to the ordered index.
-    batch: Fresh,
-    /// Chains the WAL created (handed over sorted, at the end).
-    created: Fresh,
     times: TimeIndex,
     runs: BTreeMap<RunId, Vec<RunCommit>>,
     snapshots: SnapshotTracker,
@@ -322,12 +286,9 @@ type Parts = (
 );
 
 impl<'s> Installer<'s> {
-    fn new(store: &'s Store, feed: OrderedFeed) -> Installer<'s> {
+    fn new(store: &'s Store) -> Installer<'s> {
         Installer {
             store,
-            feed,
-            batch: Vec::new(),
-            created: Vec::new(),
             times: TimeIndex::default(),
             runs: BTreeMap::new(),
             snapshots: SnapshotTracker::default(),
@@ -336,42 +297,19 @@ impl<'s> Installer<'s> {
         }
     }
 
-    /// Hand `batch` (in key order) to the ordered index.
-    fn send(&self, batch: Fresh) {
-        let rest = match &self.feed {
-            OrderedFeed::Thread(tx) => match tx.send(batch) {
-                Ok(()) => return,
-                // The builder is gone (it panicked; the scope reports it).
-                Err(e) => e.0,
-            },
-            OrderedFeed::Inline => batch,
-        };
-        for (key, chain) in rest {
-            self.store.insert_ordered(key, chain);
-        }
-    }
-
     fn load_image(&mut self, image: CheckpointImage) {
         self.times = TimeIndex::from_entries(image.times);
         self.snapshots.raise_floor(image.floor);
         let guard = crossbeam_epoch::pin();
         for chain_image in image.chains {
-            let chain = Arc::new(VersionChain::new(chain_image.key.clone()));
+            let (chain, created) = self.store.recover_chain(chain_image.key);
+            debug_assert!(created, "a checkpoint holds each key once");
             for (commit, run, value) in chain_image.versions.into_iter().rev() {
                 chain.push(commit, run, value, &guard);
                 self.linked += 1;
             }
             chain.mark_pruned(chain_image.pruned_max);
-            self.store
-                .insert_point(chain_image.key.clone(), Arc::clone(&chain));
-            self.batch.push((chain_image.key, chain));
-            if self.batch.len() >= ORDERED_BATCH {
-                let batch = std::mem::take(&mut self.batch);
-                self.send(batch);
-            }
         }
-        let batch = std::mem::take(&mut self.batch);
-        self.send(batch);
         for run in image.runs {
             let commits = run.commits.into_iter().map(|(version, wall_ms, keys)| {
                 let chains = keys
@@ -386,26 +324,16 @@ impl<'s> Installer<'s> {
         self.last = image.version;
     }
 
-    /// A new, empty chain for `key` (which the store lacks): in the point
-    /// index now, in the ordered index at the end.
-    fn create(&mut self, key: Key) -> Arc<VersionChain> {
-        let chain = Arc::new(VersionChain::new(key.clone()));
-        self.store.insert_point(key.clone(), Arc::clone(&chain));
-        self.created.push((key, Arc::clone(&chain)));
-        chain
-    }
-
     /// The chain of `key`, which the checkpoint's run index says commit
     /// `version` wrote. A checkpoint always holds that chain (GC keeps a
     /// version of every key at or below the floor); should it lack it, the
     /// key gets an empty chain marked pruned through `version`, so reads
     /// and replay report the version as pruned rather than absent.
     fn chain_named_by_index(&mut self, key: &Key, version: Version) -> Arc<VersionChain> {
-        if let Some(chain) = self.store.chain(key) {
-            return chain;
+        let (chain, created) = self.store.recover_chain(key.clone());
+        if created {
+            chain.mark_pruned(version);
         }
-        let chain = self.create(key.clone());
-        chain.mark_pruned(version);
         chain
     }
 
@@ -417,19 +345,17 @@ impl<'s> Installer<'s> {
         );
         let guard = crossbeam_epoch::pin();
         let wall_ms = self.times.record(record.version, record.wall_ms);
+        let in_run = !record.run.is_nil();
         let mut written = CommitChains::new();
         for (key, value) in record.writes {
-            let chain = match self.store.chain(&key) {
-                Some(chain) => chain,
-                None => self.create(key.clone()),
-            };
+            let (chain, _) = self.store.recover_chain(key);
             chain.push(record.version, record.run, value, &guard);
             self.linked += 1;
-            if !record.run.is_nil() {
+            if in_run {
                 written.push(chain);
             }
         }
-        if !record.run.is_nil() {
+        if in_run {
             self.runs
                 .entry(record.run)
                 .or_default()
@@ -438,20 +364,8 @@ impl<'s> Installer<'s> {
         self.last = record.version;
     }
 
-    /// Hand the WAL's keys over in key order (each record's writes are
-    /// already sorted: a stable sort merges those runs), and return the
-    /// rest of the state.
-    fn finish(mut self) -> Parts {
-        let mut created = std::mem::take(&mut self.created);
-        created.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut created = created.into_iter();
-        loop {
-            let batch: Fresh = created.by_ref().take(ORDERED_BATCH).collect();
-            if batch.is_empty() {
-                break;
-            }
-            self.send(batch);
-        }
+    /// The rest of the state.
+    fn finish(self) -> Parts {
         (
             self.times,
             self.runs,
