@@ -61,6 +61,23 @@ impl Store {
         found.unwrap_or(Ok((None, 0)))
     }
 
+    /// [`Store::read_at`], also returning the key's chain when `keep` and
+    /// the key has one (a transaction keeps the chains of the keys it read
+    /// for its commit, see `Transaction::chains_of_writes`).
+    pub(crate) fn read_at_keeping_chain(
+        &self,
+        key: &Key,
+        at: Version,
+        keep: bool,
+    ) -> Result<(Versioned, Option<Arc<VersionChain>>)> {
+        let found = self.index.peek_with(key, |_, chain| {
+            let guard = crossbeam_epoch::pin();
+            let read = resolve(chain.read_at(at, &guard), key, at)?;
+            Ok((read, keep.then(|| Arc::clone(chain))))
+        });
+        found.unwrap_or(Ok(((None, 0), None)))
+    }
+
     /// Read `key` as of version `at` and hand the value to `f` borrowed (no
     /// clone, no reference-count traffic on the value): `f(None)` if absent
     /// or deleted.

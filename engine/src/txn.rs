@@ -33,6 +33,16 @@ pub struct Transaction {
     scans: Vec<Key>,
     /// Buffered writes; `None` deletes.
     writes: WriteSet,
+    /// The chain of the first key read from the store, for the commit:
+    /// `chains_of_writes` takes it if that key is written, instead of
+    /// hashing the key and probing the index again (a read-modify-write,
+    /// such as an event append rewriting its log head, writes the key it
+    /// read). Sound because a key's chain never changes once it exists:
+    /// chains are never removed from the index, and only a committer
+    /// holding the commit lock creates one, once per key. One chain, not a
+    /// list: the common read-modify-write reads one key, and a list makes
+    /// every transaction bigger to move and to drop.
+    first_read_chain: Option<Arc<VersionChain>>,
     finished: Option<&'static str>,
     /// Per-transaction override of the database's durability.
     durability: Option<Durability>,
@@ -47,6 +57,7 @@ impl Transaction {
             reads: Vec::new(),
             scans: Vec::new(),
             writes: WriteSet::default(),
+            first_read_chain: None,
             finished: None,
             durability: None,
         }
@@ -114,7 +125,13 @@ impl Transaction {
         if let Some(own) = self.writes.get(key) {
             return Ok((own.clone(), Version::MAX));
         }
-        let (value, version) = self.snap.inner.store.read_at(key, self.snap.version())?;
+        let keep = self.first_read_chain.is_none();
+        let store = &self.snap.inner.store;
+        let ((value, version), chain) =
+            store.read_at_keeping_chain(key, self.snap.version(), keep)?;
+        if chain.is_some() {
+            self.first_read_chain = chain;
+        }
         if self.isolation == Isolation::Serializable {
             self.reads.push((key.clone(), version));
         }
@@ -282,11 +299,21 @@ impl Transaction {
 
     /// Under the commit lock: the chain of each written key, in key order
     /// (`None` for a key never written). The one index lookup per key that
-    /// both validation and installation use; chains are never removed from
-    /// the index, so they stay current while the lock is held.
-    fn chains_of_writes(&self) -> Chains {
+    /// both validation and installation use, skipped for the key whose
+    /// chain a read kept (`first_read_chain`); chains are never removed
+    /// from the index, so they stay current while the lock is held.
+    fn chains_of_writes(&mut self) -> Chains {
         let store = &self.snap.inner.store;
-        self.writes.keys().map(|key| store.chain(key)).collect()
+        let mut kept = self.first_read_chain.take();
+        let mut chains = Chains::new();
+        for key in self.writes.keys() {
+            let chain = match kept.take_if(|c| c.key() == key) {
+                Some(chain) => Some(chain),
+                None => store.chain(key),
+            };
+            chains.push(chain);
+        }
+        chains
     }
 
     /// Steps 4-5 of the commit protocol, under the commit lock: install the

@@ -610,3 +610,43 @@ fn read_only_anomaly_prevented_under_serializable() {
     assert_eq!(committed(&engine, &x()), int(0));
     assert_eq!(committed(&engine, &y()), int(20));
 }
+
+// First committer wins on every written key, whatever the transaction read first: a commit
+// reuses the chain its first read found instead of looking that key up again, and that shortcut
+// must neither hide a conflict on another written key nor put a value on the wrong key.
+#[test]
+fn written_keys_conflict_and_land_whichever_key_was_read_first() {
+    for iso in [SI, SER] {
+        // The key read first (y) is written, and so is a key read second (x), which T2 changes.
+        let engine = setup();
+        let mut t1 = engine.begin(RunId::NIL, iso);
+        assert_eq!(t1.get(&y()).unwrap(), int(20));
+        assert_eq!(t1.get(&x()).unwrap(), int(10));
+        let mut t2 = engine.begin(RunId::NIL, iso);
+        t2.put(x(), 11).unwrap();
+        assert_eq!(t2.commit().unwrap(), 2);
+        t1.put(x(), 12).unwrap();
+        t1.put(y(), 21).unwrap();
+        assert_conflict(t1.commit());
+
+        // The key read first is the one T2 changes.
+        let mut t1 = engine.begin(RunId::NIL, iso);
+        assert_eq!(t1.get(&y()).unwrap(), int(20));
+        let mut t2 = engine.begin(RunId::NIL, iso);
+        t2.put(y(), 22).unwrap();
+        assert_eq!(t2.commit().unwrap(), 3);
+        t1.put(y(), 23).unwrap();
+        assert_conflict(t1.commit());
+
+        // No conflict: the key read first is not written; each value lands on its own key.
+        let z = key("item/3");
+        let mut t1 = engine.begin(RunId::NIL, iso);
+        assert_eq!(t1.get(&x()).unwrap(), int(11));
+        t1.put(y(), 24).unwrap();
+        t1.put(z.clone(), 30).unwrap();
+        assert_eq!(t1.commit().unwrap(), 4);
+        assert_eq!(committed(&engine, &x()), int(11));
+        assert_eq!(committed(&engine, &y()), int(24));
+        assert_eq!(committed(&engine, &z), int(30));
+    }
+}
