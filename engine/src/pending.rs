@@ -17,25 +17,61 @@ use crossbeam_skiplist::SkipMap;
 use parking_lot::Mutex;
 
 use crate::chain::VersionChain;
-use crate::types::{Key, KeyBytes, Namespace, Scope, TypeTag};
+use crate::types::{Key, Namespace, Scope, TypeTag};
 
 type Hasher = foldhash::fast::RandomState;
 
 /// One namespace + scope + tag: the keys a scan's prefix can range over.
 pub(crate) type Family = (Namespace, Scope, TypeTag);
 
-/// The ordered index the pending keys are merged into.
-pub(crate) type Ordered = SkipMap<Key, Arc<VersionChain>>;
+/// The ordered index the pending keys are merged into: the chains, ordered
+/// by the key each one keeps (no second copy of the key).
+pub(crate) type Ordered = SkipMap<ByKey, ()>;
+
+/// A chain in the ordered index, compared by its key; borrowed as a
+/// [`Key`], so ranges are given as keys.
+pub(crate) struct ByKey(pub(crate) Arc<VersionChain>);
+
+impl ByKey {
+    pub(crate) fn key(&self) -> &Key {
+        self.0.key()
+    }
+}
+
+impl PartialEq for ByKey {
+    fn eq(&self, other: &ByKey) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for ByKey {}
+
+impl PartialOrd for ByKey {
+    fn partial_cmp(&self, other: &ByKey) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ByKey {
+    fn cmp(&self, other: &ByKey) -> std::cmp::Ordering {
+        self.key().cmp(other.key())
+    }
+}
+
+impl std::borrow::Borrow<Key> for ByKey {
+    fn borrow(&self) -> &Key {
+        self.key()
+    }
+}
 
 /// Keys a merge copies and inserts per lock hold.
 const MERGE_CHUNK: usize = 1024;
 
-/// A pending key: its push number, user bytes and chain.
+/// A pending key: its push number and chain (which keeps the key).
 #[derive(Clone)]
 struct Fresh {
     /// Store-wide push number: increasing along each list, never reused.
     seq: u64,
-    user: KeyBytes,
     chain: Arc<VersionChain>,
 }
 
@@ -59,11 +95,7 @@ impl PendingKeys {
         let mut lists = self.lists.lock();
         let seq = lists.next_seq;
         lists.next_seq += 1;
-        let fresh = Fresh {
-            seq,
-            user: key.user.clone(),
-            chain,
-        };
+        let fresh = Fresh { seq, chain };
         let family = (key.ns.clone(), key.scope, key.tag);
         lists.by_family.entry(family).or_default().push_back(fresh);
     }
@@ -95,7 +127,7 @@ impl PendingKeys {
                 return;
             };
             let (first, last) = (first.seq, last.seq);
-            insert_sorted(family, chunk, ordered);
+            insert_sorted(chunk, ordered);
             self.remove_inserted(family, first, last);
             done = Some(last);
         }
@@ -130,20 +162,13 @@ impl PendingKeys {
     }
 }
 
-/// Insert `chunk` (keys of `family`) in key order: a skip-list insert in
-/// key order finds its search path in cache. Never a replacing insert: that
-/// unlinks the old entry before linking the new one, and a concurrent scan
-/// could miss the key in between.
-fn insert_sorted(family: &Family, mut chunk: Vec<Fresh>, ordered: &Ordered) {
-    chunk.sort_unstable_by(|a, b| a.user.cmp(&b.user));
-    let (ns, scope, tag) = family;
+/// Insert `chunk` (keys of one family) in key order: a skip-list insert
+/// in key order finds its search path in cache. Never a replacing insert:
+/// that unlinks the old entry before linking the new one, and a concurrent
+/// scan could miss the key in between.
+fn insert_sorted(mut chunk: Vec<Fresh>, ordered: &Ordered) {
+    chunk.sort_unstable_by(|a, b| a.chain.key().cmp(b.chain.key()));
     for fresh in chunk {
-        let key = Key {
-            ns: ns.clone(),
-            scope: *scope,
-            tag: *tag,
-            user: fresh.user,
-        };
-        ordered.get_or_insert(key, fresh.chain);
+        ordered.get_or_insert(ByKey(fresh.chain), ());
     }
 }

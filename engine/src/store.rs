@@ -32,7 +32,7 @@ use scc::HashIndex;
 
 use crate::chain::{ReadAt, VersionChain};
 use crate::error::{Error, Result};
-use crate::pending::PendingKeys;
+use crate::pending::{Ordered, PendingKeys};
 use crate::types::{Key, Version};
 use crate::value::Value;
 
@@ -46,7 +46,7 @@ pub type Versioned = (Option<Value>, Version);
 #[derive(Default)]
 pub(crate) struct Store {
     index: HashIndex<Key, Arc<VersionChain>, Hasher>,
-    ordered: SkipMap<Key, Arc<VersionChain>>,
+    ordered: Ordered,
     /// Created keys not yet in `ordered`.
     pending: PendingKeys,
 }
@@ -219,9 +219,9 @@ impl Store {
             _ => Bound::Included(prefix.clone()),
         };
         self.ordered
-            .range((start, Bound::Unbounded))
-            .take_while(move |e| e.key().has_prefix(prefix))
-            .map(|e| (e.key().clone(), Arc::clone(e.value())))
+            .range::<Key, _>((start, Bound::Unbounded))
+            .take_while(move |e| e.key().key().has_prefix(prefix))
+            .map(|e| (e.key().key().clone(), Arc::clone(&e.key().0)))
     }
 
     /// Visit every chain in key order: every key created before the call,
@@ -229,7 +229,7 @@ impl Store {
     pub(crate) fn for_each_chain(&self, mut f: impl FnMut(&Key, &VersionChain)) {
         self.pending.merge_all(&self.ordered);
         for e in self.ordered.iter() {
-            f(e.key(), e.value());
+            f(e.key().key(), &e.key().0);
         }
     }
 
