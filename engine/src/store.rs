@@ -1,5 +1,6 @@
 //! [`Store`]: the key index (hash, for point reads) and the ordered index
-//! (skip list, for scans), both pointing at the same [`VersionChain`]s.
+//! (skip list, for scans), both holding the same [`VersionChain`]s, each
+//! found by the key it keeps (`ByKey`): the key is stored once per key.
 //!
 //! Point reads never walk an ordered structure: they go through
 //! `scc::HashIndex`, whose reads are lock-free. The ordered index changes
@@ -32,7 +33,7 @@ use scc::HashIndex;
 
 use crate::chain::{ReadAt, VersionChain};
 use crate::error::{Error, Result};
-use crate::pending::{Ordered, PendingKeys};
+use crate::pending::{ByKey, Ordered, PendingKeys};
 use crate::types::{Key, Version};
 use crate::value::Value;
 
@@ -45,7 +46,7 @@ pub type Versioned = (Option<Value>, Version);
 /// Both indexes over the version chains.
 #[derive(Default)]
 pub(crate) struct Store {
-    index: HashIndex<Key, Arc<VersionChain>, Hasher>,
+    index: HashIndex<ByKey, (), Hasher>,
     ordered: Ordered,
     /// Created keys not yet in `ordered`.
     pending: PendingKeys,
@@ -54,7 +55,8 @@ pub(crate) struct Store {
 impl Store {
     /// Read `key` as of version `at`.
     pub(crate) fn read_at(&self, key: &Key, at: Version) -> Result<Versioned> {
-        let found = self.index.peek_with(key, |_, chain| {
+        let found = self.index.peek_with(key, |entry, ()| {
+            let chain = &entry.0;
             let guard = crossbeam_epoch::pin();
             resolve(chain.read_at(at, &guard), key, at)
         });
@@ -70,7 +72,8 @@ impl Store {
         at: Version,
         keep: bool,
     ) -> Result<(Versioned, Option<Arc<VersionChain>>)> {
-        let found = self.index.peek_with(key, |_, chain| {
+        let found = self.index.peek_with(key, |entry, ()| {
+            let chain = &entry.0;
             let guard = crossbeam_epoch::pin();
             let read = resolve(chain.read_at(at, &guard), key, at)?;
             Ok((read, keep.then(|| Arc::clone(chain))))
@@ -88,7 +91,8 @@ impl Store {
         f: impl FnOnce(Option<&Value>) -> R,
     ) -> Result<R> {
         let mut f = Some(f);
-        let found = self.index.peek_with(key, |_, chain| {
+        let found = self.index.peek_with(key, |entry, ()| {
+            let chain = &entry.0;
             let guard = crossbeam_epoch::pin();
             match chain.read_at(at, &guard) {
                 ReadAt::Found(node) => Ok(f.take().map(|f| f(node.value.as_ref()))),
@@ -113,13 +117,13 @@ impl Store {
     /// visible or not. Used by commit validation under the commit lock.
     pub(crate) fn head_commit(&self, key: &Key) -> Version {
         self.index
-            .peek_with(key, |_, chain| chain.newest_commit())
+            .peek_with(key, |entry, ()| entry.0.newest_commit())
             .unwrap_or(0)
     }
 
     /// The chain of `key`, if the key was ever written.
     pub(crate) fn chain(&self, key: &Key) -> Option<Arc<VersionChain>> {
-        self.index.peek_with(key, |_, chain| Arc::clone(chain))
+        self.index.peek_with(key, |entry, ()| Arc::clone(&entry.0))
     }
 
     /// Create the chain of `key`, absent from both indexes (the caller just
@@ -129,8 +133,8 @@ impl Store {
     pub(crate) fn create_chain(&self, key: &Key) -> Arc<VersionChain> {
         let chain = Arc::new(VersionChain::new(key.clone()));
         // The commit lock serialises creators, so the insert cannot race.
-        if let Err((_, existing)) = self.index.insert_sync(key.clone(), Arc::clone(&chain)) {
-            return existing;
+        if let Err((existing, ())) = self.index.insert_sync(ByKey(Arc::clone(&chain)), ()) {
+            return existing.0;
         }
         self.pending.push(key, Arc::clone(&chain));
         chain
@@ -161,12 +165,15 @@ impl Store {
     /// probe of the point index either way. No reader sees the store
     /// before recovery is done, and recovery installs on one thread.
     pub(crate) fn recover_chain(&self, key: Key) -> (Arc<VersionChain>, bool) {
-        match self.index.entry_sync(key) {
-            scc::hash_index::Entry::Occupied(found) => (Arc::clone(found.get()), false),
+        // Built before the probe: the index holds the chain itself (which
+        // keeps the key); an existing key drops it again.
+        let chain = Arc::new(VersionChain::new(key));
+        match self.index.entry_sync(ByKey(chain)) {
+            scc::hash_index::Entry::Occupied(found) => (Arc::clone(&found.key().0), false),
             scc::hash_index::Entry::Vacant(vacant) => {
-                let chain = Arc::new(VersionChain::new(vacant.key().clone()));
-                self.pending.push(vacant.key(), Arc::clone(&chain));
-                vacant.insert_entry(Arc::clone(&chain));
+                let chain = Arc::clone(&vacant.key().0);
+                self.pending.push(chain.key(), Arc::clone(&chain));
+                vacant.insert_entry(());
                 (chain, true)
             }
         }
