@@ -86,8 +86,62 @@ struct Fresh {
 #[derive(Default)]
 struct Lists {
     next_seq: u64,
-    /// Each list in push order; a family with an empty list is removed.
-    by_family: HashMap<Family, VecDeque<Fresh>, Hasher>,
+    /// Each family with keys waiting and its list, in push order; a family
+    /// whose list empties is removed.
+    families: Vec<(Family, VecDeque<Fresh>)>,
+    /// The slot of each family of `families`.
+    slot_of: HashMap<Family, usize, Hasher>,
+    /// The slot the last push went to, maybe stale (a removal moved or
+    /// dropped it): a push whose key is of the family in this slot skips
+    /// hashing the family, the common case of a run appending to one log.
+    last: usize,
+}
+
+impl Lists {
+    fn list(&self, family: &Family) -> Option<&VecDeque<Fresh>> {
+        let slot = *self.slot_of.get(family)?;
+        self.families.get(slot).map(|(_, list)| list)
+    }
+
+    fn list_mut(&mut self, family: &Family) -> Option<&mut VecDeque<Fresh>> {
+        let slot = *self.slot_of.get(family)?;
+        self.families.get_mut(slot).map(|(_, list)| list)
+    }
+
+    /// The slot of `key`'s family, created if it has none.
+    fn slot_for(&mut self, key: &Key) -> usize {
+        let is_key_family = |(f, _): &(Family, VecDeque<Fresh>)| {
+            f.0 == key.ns && f.1 == key.scope && f.2 == key.tag
+        };
+        if self.families.get(self.last).is_some_and(is_key_family) {
+            return self.last;
+        }
+        let family = (key.ns.clone(), key.scope, key.tag);
+        let slot = match self.slot_of.get(&family) {
+            Some(&slot) => slot,
+            None => {
+                let slot = self.families.len();
+                self.families.push((family.clone(), VecDeque::new()));
+                self.slot_of.insert(family, slot);
+                slot
+            }
+        };
+        self.last = slot;
+        slot
+    }
+
+    /// Drop `family` and its list; the last slot moves into its place.
+    fn remove(&mut self, family: &Family) {
+        let Some(slot) = self.slot_of.remove(family) else {
+            return;
+        };
+        self.families.swap_remove(slot);
+        if let Some((moved, _)) = self.families.get(slot)
+            && let Some(moved_slot) = self.slot_of.get_mut(moved)
+        {
+            *moved_slot = slot;
+        }
+    }
 }
 
 /// Keys waiting for the ordered index. Lock order: after the commit lock;
@@ -104,8 +158,10 @@ impl PendingKeys {
         let seq = lists.next_seq;
         lists.next_seq += 1;
         let fresh = Fresh { seq, chain };
-        let family = (key.ns.clone(), key.scope, key.tag);
-        lists.by_family.entry(family).or_default().push_back(fresh);
+        let slot = lists.slot_for(key);
+        if let Some((_, list)) = lists.families.get_mut(slot) {
+            list.push_back(fresh);
+        }
     }
 
     /// Make every key of `family` pushed before this call reachable in
@@ -118,7 +174,7 @@ impl PendingKeys {
         loop {
             let chunk = {
                 let lists = self.lists.lock();
-                let Some(list) = lists.by_family.get(family) else {
+                let Some(list) = lists.list(family) else {
                     return;
                 };
                 let end = *end.get_or_insert(list.back().map_or(0, |f: &Fresh| f.seq));
@@ -143,7 +199,9 @@ impl PendingKeys {
 
     /// [`PendingKeys::merge_family`] for every family.
     pub(crate) fn merge_all(&self, ordered: &Ordered) {
-        let families: Vec<Family> = self.lists.lock().by_family.keys().cloned().collect();
+        let lists = self.lists.lock();
+        let families: Vec<Family> = lists.families.iter().map(|(f, _)| f.clone()).collect();
+        drop(lists);
         for family in &families {
             self.merge_family(family, ordered);
         }
@@ -155,7 +213,7 @@ impl PendingKeys {
     /// merge inserts them again, harmlessly.
     fn remove_inserted(&self, family: &Family, first: u64, last: u64) {
         let mut lists = self.lists.lock();
-        let Some(list) = lists.by_family.get_mut(family) else {
+        let Some(list) = lists.list_mut(family) else {
             return;
         };
         while list
@@ -165,7 +223,7 @@ impl PendingKeys {
             list.pop_front();
         }
         if list.is_empty() {
-            lists.by_family.remove(family);
+            lists.remove(family);
         }
     }
 }
@@ -178,5 +236,67 @@ fn insert_sorted(mut chunk: Vec<Fresh>, ordered: &Ordered) {
     chunk.sort_unstable_by(|a, b| a.chain.key().cmp(b.chain.key()));
     for fresh in chunk {
         ordered.get_or_insert(ByKey(fresh.chain), ());
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    use super::{Family, Ordered, PendingKeys};
+    use crate::chain::VersionChain;
+    use crate::types::{Key, Namespace, RunId, Scope, TypeTag};
+
+    fn family(ns: &Namespace, run: u128) -> Family {
+        (
+            ns.clone(),
+            Scope::Run(RunId::from_u128(run)),
+            TypeTag::Event,
+        )
+    }
+
+    fn push(pending: &PendingKeys, (ns, scope, tag): &Family, user: u32) -> Key {
+        let key = Key::new(ns.clone(), *scope, *tag, user.to_be_bytes());
+        pending.push(&key, Arc::new(VersionChain::new(key.clone())));
+        key
+    }
+
+    fn ordered_keys(ordered: &Ordered) -> BTreeSet<Key> {
+        ordered.iter().map(|e| e.key().key().clone()).collect()
+    }
+
+    /// Pushes to families in random order, with merges of single families
+    /// in between (each merge empties a family, so its slot is removed and
+    /// the last slot moves into it), lose no key and put none in the wrong
+    /// family: a family's merge brings exactly its keys so far, and a final
+    /// merge of all brings every key.
+    #[test]
+    fn interleaved_pushes_and_merges_keep_every_key_in_its_family() {
+        let ns = Namespace::new("t").unwrap();
+        let families: Vec<Family> = (1..=4).map(|run| family(&ns, run)).collect();
+        let mut rng = fastrand::Rng::with_seed(5);
+        let (pending, ordered) = (PendingKeys::default(), Ordered::new());
+        let mut pushed = BTreeSet::new();
+        for user in 0..2_000u32 {
+            let f = &families[rng.usize(..families.len())];
+            pushed.insert(push(&pending, f, user));
+            if rng.u8(..16) == 0 {
+                let merged = &families[rng.usize(..families.len())];
+                pending.merge_family(merged, &ordered);
+                let of_family = |k: &&Key| (k.ns.clone(), k.scope, k.tag) == *merged;
+                let want: BTreeSet<Key> = pushed.iter().filter(of_family).cloned().collect();
+                let got: BTreeSet<Key> = ordered_keys(&ordered)
+                    .iter()
+                    .filter(of_family)
+                    .cloned()
+                    .collect();
+                assert_eq!(got, want, "after push {user}");
+            }
+        }
+        pending.merge_all(&ordered);
+        assert_eq!(ordered_keys(&ordered), pushed);
+        assert!(pending.lists.lock().families.is_empty());
+        assert!(pending.lists.lock().slot_of.is_empty());
     }
 }
