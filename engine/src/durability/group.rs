@@ -51,10 +51,10 @@
 //! ((N + x)/2) / (S + x·w/c), which is largest at x = 0 or x = N:
 //! `max(N/(2S), N/(S + N·w/c))`. Against the 1-thread rate 1/S that is
 //! `max(N/2, N·S/(S + N·w/c))`. On this project's 2-core VM, S is about
-//! 170-200 us and w about 4 us, which caps 64 committers at about 32-37x
-//! the 1-thread rate, below the 50x target of issue 3; the durability
-//! bench prints this ceiling from the same run. A 50x ratio needs
-//! S >= 114·w (about 0.45 ms at w = 4 us) and gathering.
+//! 170-220 us and w about 3.5 us, which caps 64 committers at about
+//! 38-43x the 1-thread rate, below the 50x target of issue 3; the
+//! durability bench prints this ceiling from the same run. A 50x ratio
+//! needs S >= 114·w (about 0.4 ms at w = 3.5 us) and gathering.
 //!
 //! Invariants (the loom models `group_commit_*` check them):
 //! - a waiter is only ever registered while `leading` is set, and a leader
