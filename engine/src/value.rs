@@ -25,7 +25,7 @@ pub enum Value {
     /// Raw bytes.
     Bytes(Arc<[u8]>),
     /// An ordered list.
-    Array(Arc<Vec<Value>>),
+    Array(Arc<[Value]>),
     /// A map from text keys, ordered by key.
     Object(Arc<BTreeMap<String, Value>>),
 }
@@ -191,7 +191,7 @@ impl From<serde_json::Value> for Value {
                 None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
             },
             J::String(s) => Value::String(Arc::from(s)),
-            J::Array(a) => Value::Array(Arc::new(a.into_iter().map(Value::from).collect())),
+            J::Array(a) => Value::Array(a.into_iter().map(Value::from).collect()),
             J::Object(o) => Value::Object(Arc::new(
                 o.into_iter().map(|(k, v)| (k, Value::from(v))).collect(),
             )),
@@ -257,7 +257,7 @@ impl From<&[u8]> for Value {
 }
 impl From<Vec<Value>> for Value {
     fn from(a: Vec<Value>) -> Value {
-        Value::Array(Arc::new(a))
+        Value::Array(Arc::from(a))
     }
 }
 impl From<BTreeMap<String, Value>> for Value {
@@ -302,11 +302,11 @@ mod test {
             2 => Value::Bool(rng.bool()),
             3 => Value::String(Arc::from("x".repeat(rng.usize(0..20)))),
             4 => Value::Bytes(Arc::from(vec![0u8; rng.usize(0..40)])),
-            5 => Value::Array(Arc::new(
+            5 => Value::Array(
                 (0..rng.usize(0..50))
                     .map(|_| random_value(rng, depth - 1))
                     .collect(),
-            )),
+            ),
             _ => Value::Object(Arc::new(
                 (0..rng.usize(0..6))
                     .map(|i| ("k".repeat(i), random_value(rng, depth - 1)))

@@ -343,10 +343,11 @@ fn depth_and_size_of_very_deep_values_do_not_overflow_the_stack() {
     assert_eq!(v.size_bytes(), 50_000 * 8);
     // Unwind it by hand: dropping a 50 000-deep value recursively is the caller's stack.
     let mut cur = v;
-    while let Value::Array(items) = cur {
-        cur = std::sync::Arc::try_unwrap(items)
+    while let Value::Array(mut items) = cur {
+        cur = std::sync::Arc::get_mut(&mut items)
             .unwrap()
-            .pop()
+            .first_mut()
+            .map(std::mem::take)
             .unwrap_or(Value::Null);
     }
 }

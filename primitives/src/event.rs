@@ -110,12 +110,13 @@ impl EventLog {
         let head = self.head(txn)?;
         let seq = head.len;
         let hash = chain_hash(head.last_hash, seq, event_type, &payload);
-        let record = Value::from(vec![
+        // Built as an array, not a `Vec`: one allocation for the record.
+        let record = Value::Array(Arc::from([
             Value::from(event_type),
             payload,
             Value::Int(wall_clock_ms() as i64),
             Value::Int(hash as i64),
-        ]);
+        ]));
         // The event first: if it is too large nothing at all is buffered.
         txn.put(self.event_key(seq), record)?;
         let next = EventHead {

@@ -228,7 +228,7 @@ fn permits(allowed: &Value, from: &Value, to: &Value) -> bool {
 }
 
 fn encode(rec: &Record) -> Value {
-    Value::Array(Arc::new(vec![
+    Value::Array(Arc::from([
         rec.state.clone(),
         Value::Int(rec.version as i64),
         rec.allowed.clone(),

@@ -81,7 +81,7 @@ pub fn canonical_value<'v>(key: &RunKey, value: &'v Value) -> Cow<'v, Value> {
     let record_of = |prefix: u8| key.user.len() == 9 && key.user[0] == prefix;
     match (key.tag, value) {
         (TypeTag::Event, Value::Array(a)) if record_of(b'e') && a.len() == 4 => {
-            Cow::Owned(Value::Array(Arc::new(vec![
+            Cow::Owned(Value::Array(Arc::from([
                 a[0].clone(),
                 a[1].clone(),
                 a[3].clone(),

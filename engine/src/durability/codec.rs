@@ -388,7 +388,7 @@ impl<'a> Cursor<'a> {
             }
             4 => Value::String(Arc::from(self.str()?)),
             5 => Value::Bytes(Arc::from(self.bytes()?)),
-            6 => Value::Array(Arc::new(self.seq(1, |c| c.value(depth + 1))?)),
+            6 => Value::Array(Arc::from(self.seq(1, |c| c.value(depth + 1))?)),
             7 => Value::Object(Arc::new(self.object(depth)?)),
             _ => return self.err("unknown value variant"),
         })
