@@ -1,8 +1,10 @@
 //! What goes into a primitive comes back out unchanged: spans with
 //! explicit times and failed tool calls, the last event, run statuses by
 //! name; a transaction lists its own uncommitted KV writes; a retry loop
-//! gives up after exactly `RetryPolicy::attempts` conflicts; and the event
-//! hash chain follows its documented byte encoding for every kind of value.
+//! gives up after exactly `RetryPolicy::attempts` conflicts; the event
+//! hash chain follows its documented byte encoding for every kind of value;
+//! and event types come back as appended, however many and in whatever
+//! order, repeats sharing one string.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -274,4 +276,43 @@ fn the_chain_hash_follows_the_documented_encoding_for_every_kind_of_value() {
         chain_hash(0, 0, "t", &Value::Float(0.0)),
         chain_hash(0, 0, "t", &Value::Float(-0.0))
     );
+}
+
+/// Appends cycle through more event types than an append remembers to
+/// share (with repeats near and far), then every event reads back with the
+/// type it was appended with, the chain verifies, and two events of one
+/// type appended close together point at one string.
+#[test]
+fn event_types_come_back_as_appended_and_repeats_share_one_string() {
+    let e = engine();
+    let run = RunId::new();
+    let log = EventLog::new(ns(), run);
+    let types: Vec<String> = (0..20).map(|i| format!("type.{i}")).collect();
+    let mut rng = fastrand::Rng::with_seed(3);
+    let appended: Vec<&str> = (0..500)
+        .map(|_| {
+            // Skewed toward the first types, as an agent's vocabulary is.
+            let among = rng.usize(1..=types.len());
+            types[rng.usize(..among)].as_str()
+        })
+        .collect();
+    for t in &appended {
+        autocommit(&e, run, Isolation::Snapshot, |txn| {
+            log.append(txn, t, Value::Null)
+        })
+        .unwrap();
+    }
+    let mut snap = e.snapshot();
+    let events = log.read(&mut snap, ..).unwrap();
+    let got: Vec<&str> = events.iter().map(|ev| &*ev.event_type).collect();
+    assert_eq!(got, appended);
+    log.verify(&mut snap).unwrap();
+    let repeat = events
+        .windows(2)
+        .find(|w| w[0].event_type == w[1].event_type);
+    let pair = repeat.expect("500 draws from at most 20 types repeat one in a row");
+    assert!(std::sync::Arc::ptr_eq(
+        &pair[0].event_type,
+        &pair[1].event_type
+    ));
 }
