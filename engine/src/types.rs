@@ -278,7 +278,7 @@ pub enum Scope {
 
 /// A key: ordered by (namespace, scope, tag, user bytes), so one
 /// namespace + scope + tag is one contiguous range. Cheap to clone.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Key {
     /// The namespace.
     pub ns: Namespace,
@@ -288,6 +288,24 @@ pub struct Key {
     pub tag: TypeTag,
     /// The primitive's own key bytes.
     pub user: KeyBytes,
+}
+
+/// Hashed by the same fields equality compares, in fewer hasher calls than
+/// the derived form (scope and tag in one word, the user bytes without a
+/// length prefix as the last field): a commit hashes each key it reads or
+/// writes, and the point index hashes every key again when it grows.
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.ns.hash(state);
+        let (scoped, run) = match self.scope {
+            Scope::Shared => (0, RunId::NIL),
+            Scope::Run(run) => (1u64, run),
+        };
+        state.write_u64(run.hi);
+        state.write_u64(run.lo);
+        state.write_u64((scoped << 8) | u64::from(self.tag.as_u8()));
+        state.write(&self.user);
+    }
 }
 
 impl Key {

@@ -1,4 +1,4 @@
-//! Guards the core types through the public API: `RunId` layout, display, parsing and order; `TypeTag` bytes; `Key` order and `has_prefix`; `Value` JSON and serde round trips; the commit time index.
+//! Guards the core types through the public API: `RunId` layout, display, parsing and order; `TypeTag` bytes; `Key` order, hashing and `has_prefix`; `Value` JSON and serde round trips; the commit time index.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -396,4 +396,32 @@ fn commit_times_map_versions_to_wall_clock_and_back() {
     assert_eq!(engine.version_at_time(t3 - 1), v2);
     assert_eq!(engine.version_at_time(t3), v3);
     assert_eq!(engine.version_at_time(u64::MAX), v3);
+}
+
+/// Keys hash as they compare: equal keys (even built from two separate
+/// copies of a namespace) hash alike, and keys differing in any one field
+/// (namespace, shared vs a run's scope, even run nil, tag, user bytes,
+/// including a prefix of them) hash apart.
+#[test]
+fn keys_hash_as_they_compare() {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    let hash = |k: &Key| BuildHasherDefault::<DefaultHasher>::default().hash_one(k);
+    let run = RunId::from_u128(7 << 64 | 9);
+    let mut keys = Vec::new();
+    for namespace in ["a", "b", "ab"] {
+        for scope in [Scope::Shared, Scope::Run(RunId::NIL), Scope::Run(run)] {
+            for tag in [TypeTag::Kv, TypeTag::Event] {
+                for user in ["", "h", "hh", "e\0"] {
+                    keys.push(Key::new(ns(namespace), scope, tag, user));
+                }
+            }
+        }
+    }
+    for a in &keys {
+        let twin = Key::new(ns(a.ns.as_str()), a.scope, a.tag, &a.user);
+        assert_eq!(hash(a), hash(&twin), "{a}");
+        for b in &keys {
+            assert_eq!(a == b, hash(a) == hash(b), "{a} vs {b}");
+        }
+    }
 }
