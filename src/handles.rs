@@ -231,11 +231,9 @@ impl<'a, C: Access> RunsHandle<'a, C> {
         let index = self.index()?;
         let mut info = self.ctx.read(|r| index.get_run(r, run))?;
         if info.status == RunStatus::Running {
-            let at = self.ctx.read_version();
-            let commits = self.ctx.engine().run_commits(run);
-            let mut seen = commits.iter().map(|c| c.version).take_while(|&v| v <= at);
-            info.first_version = seen.next();
-            info.last_version = seen.last().or(info.first_version);
+            let span = self.ctx.engine().run_span(run, self.ctx.read_version());
+            info.first_version = span.map(|(first, _)| first);
+            info.last_version = span.map(|(_, last)| last);
         }
         Ok(info)
     }

@@ -469,6 +469,19 @@ impl Engine {
             .unwrap_or_default()
     }
 
+    /// The first and the last commit version of `run` at or below `at`
+    /// (and visible now), or `None` if it has none there. O(log n) in the
+    /// run's commits under the commit lock, where [`Engine::run_commits`]
+    /// copies them all: for a status query on a long running run.
+    pub fn run_span(&self, run: RunId, at: Version) -> Option<(Version, Version)> {
+        let upto = at.min(self.visible_version());
+        let state = self.inner.commit.lock();
+        let commits = state.runs.get(&run)?;
+        let first = commits.first().filter(|c| c.version <= upto)?.version;
+        let end = commits.partition_point(|c| c.version <= upto);
+        Some((first, commits[end - 1].version))
+    }
+
     /// Newest visible version committed at or before wall-clock `ms`.
     pub fn version_at_time(&self, ms: u64) -> Version {
         let visible = self.visible_version();

@@ -714,6 +714,23 @@ impl Harness {
             .map(|c| (c.version, c.keys().map(key_index).collect()))
             .collect();
         assert_eq!(runs, self.model.run_commits, "per-run index");
+        // The run's first and last commit at or below a version, without
+        // copying the list.
+        let versions: Vec<Version> = self.model.run_commits.iter().map(|(v, _)| *v).collect();
+        let newest = versions.last().copied().unwrap_or(0);
+        for at in [
+            0,
+            1,
+            newest / 2,
+            newest.saturating_sub(1),
+            newest,
+            newest + 1,
+            Version::MAX,
+        ] {
+            let seen: Vec<Version> = versions.iter().copied().filter(|&v| v <= at).collect();
+            let want = seen.first().zip(seen.last()).map(|(&f, &l)| (f, l));
+            assert_eq!(self.engine.run_span(RUN, at), want, "run_span at {at}");
+        }
     }
 }
 

@@ -375,10 +375,10 @@ pub struct CommitSpan {
 /// The run's first and last commit version, from the engine's per-run
 /// commit index.
 pub fn commit_span(engine: &Engine, run: RunId) -> CommitSpan {
-    let commits = engine.run_commits(run);
+    let span = engine.run_span(run, Version::MAX);
     CommitSpan {
-        first: commits.first().map(|c| c.version),
-        last: commits.last().map(|c| c.version),
+        first: span.map(|(first, _)| first),
+        last: span.map(|(_, last)| last),
         digest: None,
     }
 }
