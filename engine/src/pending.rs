@@ -28,17 +28,11 @@ pub(crate) type Family = (Namespace, Scope, TypeTag);
 /// by the key each one keeps (no second copy of the key).
 pub(crate) type Ordered = SkipMap<ByKey, ()>;
 
-/// A chain in an index (the ordered one, and the point one in `store.rs`),
-/// compared and hashed by its key; borrowed as a [`Key`], so lookups and
-/// ranges are given as keys, and the key is kept once, in the chain.
+/// A chain in the ordered index, compared by its key; borrowed as a
+/// [`Key`], so ranges are given as keys, and the key is kept once, in the
+/// chain. (The point index has its own entry, `store::Digested`.)
 #[derive(Clone)]
 pub(crate) struct ByKey(pub(crate) Arc<VersionChain>);
-
-impl std::hash::Hash for ByKey {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.key().hash(state);
-    }
-}
 
 impl ByKey {
     pub(crate) fn key(&self) -> &Key {

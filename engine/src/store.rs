@@ -1,6 +1,16 @@
 //! [`Store`]: the key index (hash, for point reads) and the ordered index
 //! (skip list, for scans), both holding the same [`VersionChain`]s, each
-//! found by the key it keeps (`ByKey`): the key is stored once per key.
+//! found by the key it keeps: the key is stored once per key.
+//!
+//! ## Point index entries carry the key's digest
+//! An entry of the point index is the chain and a 64-bit digest of its key
+//! ([`Digested`]), and the index hashes an entry by that digest alone. The
+//! index rehashes every entry each time it grows; without the digest each
+//! rehash would read the entry's chain to hash its key, a cache miss per
+//! key per growth (measured: 28% of an event append's time at 1M events).
+//! A lookup computes the digest of the key it is given once (the same
+//! work as hashing the key) and compares digests before it reads a chain.
+//! The price is 8 bytes per key.
 //!
 //! Point reads never walk an ordered structure: they go through
 //! `scc::HashIndex`, whose reads are lock-free. The ordered index changes
@@ -25,6 +35,7 @@
 //! a reader at any version that includes that commit, having merged its
 //! family, finds the key in the skip list.
 
+use std::hash::BuildHasher;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -33,10 +44,11 @@ use scc::HashIndex;
 
 use crate::chain::{ReadAt, VersionChain};
 use crate::error::{Error, Result};
-use crate::pending::{ByKey, Ordered, PendingKeys};
+use crate::pending::{Ordered, PendingKeys};
 use crate::types::{Key, Version};
 use crate::value::Value;
 
+/// Hashes keys into digests (randomly seeded per store).
 type Hasher = foldhash::fast::RandomState;
 
 /// What a point read at a version returns: the value (None = absent or
@@ -46,7 +58,9 @@ pub type Versioned = (Option<Value>, Version);
 /// Both indexes over the version chains.
 #[derive(Default)]
 pub(crate) struct Store {
-    index: HashIndex<ByKey, (), Hasher>,
+    index: HashIndex<Digested, (), DigestHasher>,
+    /// Computes the digests of the point index's keys.
+    digests: Hasher,
     ordered: Ordered,
     /// Created keys not yet in `ordered`.
     pending: PendingKeys,
@@ -55,10 +69,9 @@ pub(crate) struct Store {
 impl Store {
     /// Read `key` as of version `at`.
     pub(crate) fn read_at(&self, key: &Key, at: Version) -> Result<Versioned> {
-        let found = self.index.peek_with(key, |entry, ()| {
-            let chain = &entry.0;
+        let found = self.index.peek_with(&self.probe(key), |entry, ()| {
             let guard = crossbeam_epoch::pin();
-            resolve(chain.read_at(at, &guard), key, at)
+            resolve(entry.chain.read_at(at, &guard), key, at)
         });
         found.unwrap_or(Ok((None, 0)))
     }
@@ -72,11 +85,10 @@ impl Store {
         at: Version,
         keep: bool,
     ) -> Result<(Versioned, Option<Arc<VersionChain>>)> {
-        let found = self.index.peek_with(key, |entry, ()| {
-            let chain = &entry.0;
+        let found = self.index.peek_with(&self.probe(key), |entry, ()| {
             let guard = crossbeam_epoch::pin();
-            let read = resolve(chain.read_at(at, &guard), key, at)?;
-            Ok((read, keep.then(|| Arc::clone(chain))))
+            let read = resolve(entry.chain.read_at(at, &guard), key, at)?;
+            Ok((read, keep.then(|| Arc::clone(&entry.chain))))
         });
         found.unwrap_or(Ok(((None, 0), None)))
     }
@@ -91,10 +103,9 @@ impl Store {
         f: impl FnOnce(Option<&Value>) -> R,
     ) -> Result<R> {
         let mut f = Some(f);
-        let found = self.index.peek_with(key, |entry, ()| {
-            let chain = &entry.0;
+        let found = self.index.peek_with(&self.probe(key), |entry, ()| {
             let guard = crossbeam_epoch::pin();
-            match chain.read_at(at, &guard) {
+            match entry.chain.read_at(at, &guard) {
                 ReadAt::Found(node) => Ok(f.take().map(|f| f(node.value.as_ref()))),
                 ReadAt::Absent => Ok(None),
                 ReadAt::Pruned => Err(Error::HistoryPruned {
@@ -117,13 +128,14 @@ impl Store {
     /// visible or not. Used by commit validation under the commit lock.
     pub(crate) fn head_commit(&self, key: &Key) -> Version {
         self.index
-            .peek_with(key, |entry, ()| entry.0.newest_commit())
+            .peek_with(&self.probe(key), |entry, ()| entry.chain.newest_commit())
             .unwrap_or(0)
     }
 
     /// The chain of `key`, if the key was ever written.
     pub(crate) fn chain(&self, key: &Key) -> Option<Arc<VersionChain>> {
-        self.index.peek_with(key, |entry, ()| Arc::clone(&entry.0))
+        self.index
+            .peek_with(&self.probe(key), |entry, ()| Arc::clone(&entry.chain))
     }
 
     /// Create the chain of `key`, absent from both indexes (the caller just
@@ -132,9 +144,13 @@ impl Store {
     /// commit lock call this, before they publish the commit.
     pub(crate) fn create_chain(&self, key: &Key) -> Arc<VersionChain> {
         let chain = Arc::new(VersionChain::new(key.clone()));
+        let entry = Digested {
+            digest: self.digests.hash_one(key),
+            chain: Arc::clone(&chain),
+        };
         // The commit lock serialises creators, so the insert cannot race.
-        if let Err((existing, ())) = self.index.insert_sync(ByKey(Arc::clone(&chain)), ()) {
-            return existing.0;
+        if let Err((existing, ())) = self.index.insert_sync(entry, ()) {
+            return existing.chain;
         }
         self.pending.push(key, Arc::clone(&chain));
         chain
@@ -151,7 +167,8 @@ impl Store {
     /// `keys` keys without growing.
     pub(crate) fn with_capacity(keys: usize) -> Store {
         Store {
-            index: HashIndex::with_capacity_and_hasher(keys, Hasher::default()),
+            index: HashIndex::with_capacity_and_hasher(keys, DigestHasher),
+            digests: Hasher::default(),
             ordered: SkipMap::new(),
             pending: PendingKeys::default(),
         }
@@ -167,11 +184,14 @@ impl Store {
     pub(crate) fn recover_chain(&self, key: Key) -> (Arc<VersionChain>, bool) {
         // Built before the probe: the index holds the chain itself (which
         // keeps the key); an existing key drops it again.
-        let chain = Arc::new(VersionChain::new(key));
-        match self.index.entry_sync(ByKey(chain)) {
-            scc::hash_index::Entry::Occupied(found) => (Arc::clone(&found.key().0), false),
+        let entry = Digested {
+            digest: self.digests.hash_one(&key),
+            chain: Arc::new(VersionChain::new(key)),
+        };
+        match self.index.entry_sync(entry) {
+            scc::hash_index::Entry::Occupied(found) => (Arc::clone(&found.key().chain), false),
             scc::hash_index::Entry::Vacant(vacant) => {
-                let chain = Arc::clone(&vacant.key().0);
+                let chain = Arc::clone(&vacant.key().chain);
                 self.pending.push(chain.key(), Arc::clone(&chain));
                 vacant.insert_entry(());
                 (chain, true)
@@ -244,6 +264,89 @@ impl Store {
     pub(crate) fn key_count(&self) -> usize {
         self.index.len()
     }
+
+    /// What a point-index lookup of `key` is given: the key and its digest.
+    fn probe<'k>(&self, key: &'k Key) -> Probe<'k> {
+        Probe {
+            digest: self.digests.hash_one(key),
+            key,
+        }
+    }
+}
+
+/// An entry of the point index: a chain and the digest of its key (see
+/// the module docs). Hashed by the digest alone; equal when the keys are.
+pub(crate) struct Digested {
+    digest: u64,
+    chain: Arc<VersionChain>,
+}
+
+impl std::hash::Hash for Digested {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.digest);
+    }
+}
+
+impl PartialEq for Digested {
+    fn eq(&self, other: &Digested) -> bool {
+        self.digest == other.digest && self.chain.key() == other.chain.key()
+    }
+}
+
+impl Eq for Digested {}
+
+/// A point-index lookup: hashed as the entry it looks for, compared by
+/// digest first, so only an entry whose digest matches has its chain (and
+/// key) read.
+struct Probe<'k> {
+    digest: u64,
+    key: &'k Key,
+}
+
+impl std::hash::Hash for Probe<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.digest);
+    }
+}
+
+impl scc::Equivalent<Digested> for Probe<'_> {
+    fn equivalent(&self, entry: &Digested) -> bool {
+        self.digest == entry.digest && self.key == entry.chain.key()
+    }
+}
+
+/// The point index's hasher: an entry's hash is its digest, already a
+/// well-mixed 64-bit hash of the key, so it is passed through.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct DigestHasher;
+
+impl std::hash::BuildHasher for DigestHasher {
+    type Hasher = PassThrough;
+
+    fn build_hasher(&self) -> PassThrough {
+        PassThrough(0)
+    }
+}
+
+/// Keeps the last `u64` written. Only digests are hashed with it (see
+/// `Digested` and `Probe`); other writes are folded in, so it stays a
+/// hash whatever it is given.
+pub(crate) struct PassThrough(u64);
+
+impl std::hash::Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, digest: u64) {
+        self.0 = digest;
+    }
 }
 
 fn resolve(read: ReadAt<'_>, key: &Key, at: Version) -> Result<Versioned> {
@@ -254,5 +357,58 @@ fn resolve(read: ReadAt<'_>, key: &Key, at: Version) -> Result<Versioned> {
             key: key.to_string(),
             requested: at,
         }),
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use std::sync::Arc;
+
+    use scc::Equivalent;
+
+    use super::{Digested, Probe, Store};
+    use crate::chain::VersionChain;
+    use crate::types::{Key, Namespace, Scope, TypeTag};
+
+    fn key(ns: &Namespace, i: u32) -> Key {
+        Key::new(ns.clone(), Scope::Shared, TypeTag::Kv, i.to_be_bytes())
+    }
+
+    /// Through many growths of the point index (each one rehashes every
+    /// entry by its digest), every created key is found again, by its own
+    /// chain, and a key never created is not. Fails if an entry is hashed
+    /// by anything else than the digest a lookup computes.
+    #[test]
+    fn every_created_key_is_found_after_the_index_grew() {
+        let ns = Namespace::new("t").unwrap();
+        let store = Store::default();
+        for i in 0..50_000 {
+            let created = store.create_chain(&key(&ns, i));
+            assert_eq!(created.key(), &key(&ns, i));
+        }
+        for i in 0..50_000 {
+            let found = store.chain(&key(&ns, i)).unwrap();
+            assert_eq!(found.key(), &key(&ns, i));
+        }
+        assert!(store.chain(&key(&ns, 50_000)).is_none());
+        assert_eq!(store.key_count(), 50_000);
+    }
+
+    /// Equal digests are not enough: an entry matches a lookup, or another
+    /// entry, only when the keys are equal too.
+    #[test]
+    fn entries_with_equal_digests_match_only_their_own_key() {
+        let ns = Namespace::new("t").unwrap();
+        let (a, b) = (key(&ns, 1), key(&ns, 2));
+        let entry = |k: &Key| Digested {
+            digest: 7,
+            chain: Arc::new(VersionChain::new(k.clone())),
+        };
+        let probe = |k| Probe { digest: 7, key: k };
+        assert!(probe(&a).equivalent(&entry(&a)));
+        assert!(!probe(&a).equivalent(&entry(&b)));
+        assert!(!Probe { digest: 8, key: &a }.equivalent(&entry(&a)));
+        assert!(entry(&a) == entry(&a));
+        assert!(entry(&a) != entry(&b));
     }
 }
