@@ -24,7 +24,7 @@
 
 use std::fs::OpenOptions;
 use std::hint::black_box;
-use std::io::{self, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,8 +32,7 @@ use std::time::{Duration, Instant};
 
 use divan::Bencher;
 use divan::counter::{BytesCount, ItemsCount};
-use rewinddb_engine::durability::io::{Storage, StorageFile};
-use rewinddb_engine::durability::{FsStorage, wal};
+use rewinddb_engine::durability::{FsStorage, SyncHook, SyncHooked, wal};
 use rewinddb_engine::{
     CheckpointPolicy, Durability, Engine, EngineConfig, Isolation, Key, Namespace, RunId, Scope,
     TypeTag, Value,
@@ -106,93 +105,19 @@ fn open(dir: &BenchDir, durability: Durability) -> Engine {
 /// device with a slower cache flush than this one.
 fn open_counted(dir: &BenchDir, extra: Duration) -> (Engine, Arc<AtomicU64>) {
     let syncs = Arc::new(AtomicU64::new(0));
-    let device = Device {
-        inner: FsStorage::open(&dir.0).unwrap(),
-        extra,
-        syncs: syncs.clone(),
-    };
+    let counted = Arc::clone(&syncs);
+    let hook: Arc<SyncHook> = Arc::new(move |sync| {
+        counted.fetch_add(1, Ordering::Relaxed);
+        sync()?;
+        if !extra.is_zero() {
+            std::thread::sleep(extra);
+        }
+        Ok(())
+    });
+    let device = SyncHooked::new(Arc::new(FsStorage::open(&dir.0).unwrap()), hook);
     let engine =
         Engine::open_with_storage(config(dir, Durability::Strict), Arc::new(device)).unwrap();
     (engine, syncs)
-}
-
-/// [`open_counted`]'s storage: the real files, with counted (and maybe
-/// slowed) syncs.
-#[derive(Debug)]
-struct Device {
-    inner: FsStorage,
-    extra: Duration,
-    syncs: Arc<AtomicU64>,
-}
-
-struct DeviceFile {
-    inner: Box<dyn StorageFile>,
-    extra: Duration,
-    syncs: Arc<AtomicU64>,
-}
-
-impl Device {
-    fn wrap(&self, inner: Box<dyn StorageFile>) -> Box<dyn StorageFile> {
-        let (extra, syncs) = (self.extra, self.syncs.clone());
-        Box::new(DeviceFile {
-            inner,
-            extra,
-            syncs,
-        })
-    }
-}
-
-impl Storage for Device {
-    fn read(&self, name: &str) -> io::Result<Vec<u8>> {
-        self.inner.read(name)
-    }
-    fn create(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
-        Ok(self.wrap(self.inner.create(name)?))
-    }
-    fn open_append(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
-        Ok(self.wrap(self.inner.open_append(name)?))
-    }
-    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn remove(&self, name: &str) -> io::Result<()> {
-        self.inner.remove(name)
-    }
-    fn list(&self) -> io::Result<Vec<String>> {
-        self.inner.list()
-    }
-    fn sync_dir(&self) -> io::Result<()> {
-        self.inner.sync_dir()
-    }
-    fn describe(&self, name: &str) -> String {
-        self.inner.describe(name)
-    }
-    fn unlock(&self) {
-        self.inner.unlock()
-    }
-}
-
-impl StorageFile for DeviceFile {
-    fn append(&self, buf: &[u8]) -> io::Result<()> {
-        self.inner.append(buf)
-    }
-    fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
-        self.inner.write_at(offset, buf)
-    }
-    fn allocate(&self, len: u64) -> io::Result<()> {
-        self.inner.allocate(len)
-    }
-    fn sync(&self) -> io::Result<()> {
-        self.syncs.fetch_add(1, Ordering::Relaxed);
-        self.inner.sync()?;
-        if !self.extra.is_zero() {
-            std::thread::sleep(self.extra);
-        }
-        Ok(())
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
 }
 
 fn put(engine: &Engine, i: u64) {

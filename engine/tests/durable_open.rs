@@ -5,13 +5,12 @@
 //! of a newer format) is a clear error that changes nothing on disk.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 
-use rewinddb_engine::durability::io::{Storage, StorageFile};
-use rewinddb_engine::durability::{FsStorage, MemStorage, wal};
+use rewinddb_engine::durability::io::Storage;
+use rewinddb_engine::durability::{FsStorage, MemStorage, SyncHook, SyncHooked, wal};
 use rewinddb_engine::{
     CheckpointPolicy, Durability, Engine, EngineConfig, Error, Isolation, Key, Namespace, RunId,
     Scope, TypeTag, Value,
@@ -162,95 +161,32 @@ fn checkpoints_keep_history_and_prune_the_wal() {
     );
 }
 
-/// Counts syncs, and can hold one sync until released.
-#[derive(Debug)]
-struct Instrumented {
-    inner: Arc<dyn Storage>,
-    syncs: Arc<AtomicU64>,
-    gate: Arc<Mutex<Option<Arc<Barrier>>>>,
-}
+/// Where a test holds the next sync: the sync waits at the barrier twice
+/// (once to say it is in, once to be released).
+type Gate = Arc<Mutex<Option<Arc<Barrier>>>>;
 
-struct InstrumentedFile {
-    inner: Box<dyn StorageFile>,
-    syncs: Arc<AtomicU64>,
-    gate: Arc<Mutex<Option<Arc<Barrier>>>>,
-}
-
-impl StorageFile for InstrumentedFile {
-    fn append(&self, buf: &[u8]) -> io::Result<()> {
-        self.inner.append(buf)
-    }
-    fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
-        self.inner.write_at(offset, buf)
-    }
-    fn allocate(&self, len: u64) -> io::Result<()> {
-        self.inner.allocate(len)
-    }
-    fn sync(&self) -> io::Result<()> {
-        self.syncs.fetch_add(1, Ordering::Relaxed);
-        let gate = self.gate.lock().unwrap().take();
-        if let Some(b) = gate {
+/// `inner` with counted syncs, and a gate that can hold one sync until
+/// released.
+fn instrumented(inner: Arc<dyn Storage>) -> (Arc<SyncHooked>, Arc<AtomicU64>, Gate) {
+    let syncs = Arc::new(AtomicU64::new(0));
+    let gate = Gate::default();
+    let (counted, gated) = (Arc::clone(&syncs), Arc::clone(&gate));
+    let hook: Arc<SyncHook> = Arc::new(move |sync| {
+        counted.fetch_add(1, Ordering::Relaxed);
+        let held = gated.lock().unwrap().take();
+        if let Some(b) = held {
             b.wait(); // tell the test we are in sync
             b.wait(); // wait to be released
         }
-        self.inner.sync()
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-}
-
-impl Instrumented {
-    fn wrap(&self, f: Box<dyn StorageFile>) -> Box<dyn StorageFile> {
-        Box::new(InstrumentedFile {
-            inner: f,
-            syncs: Arc::clone(&self.syncs),
-            gate: Arc::clone(&self.gate),
-        })
-    }
-}
-
-impl Storage for Instrumented {
-    fn read(&self, name: &str) -> io::Result<Vec<u8>> {
-        self.inner.read(name)
-    }
-    fn create(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
-        self.inner.create(name).map(|f| self.wrap(f))
-    }
-    fn open_append(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
-        self.inner.open_append(name).map(|f| self.wrap(f))
-    }
-    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn remove(&self, name: &str) -> io::Result<()> {
-        self.inner.remove(name)
-    }
-    fn list(&self) -> io::Result<Vec<String>> {
-        self.inner.list()
-    }
-    fn sync_dir(&self) -> io::Result<()> {
-        self.inner.sync_dir()
-    }
-    fn describe(&self, name: &str) -> String {
-        self.inner.describe(name)
-    }
-}
-
-fn instrumented(inner: Arc<dyn Storage>) -> (Arc<Instrumented>, Arc<AtomicU64>) {
-    let syncs = Arc::new(AtomicU64::new(0));
-    let s = Arc::new(Instrumented {
-        inner,
-        syncs: Arc::clone(&syncs),
-        gate: Arc::default(),
+        sync()
     });
-    (s, syncs)
+    (Arc::new(SyncHooked::new(inner, hook)), syncs, gate)
 }
 
 #[test]
 fn concurrent_strict_committers_share_fdatasyncs() {
     let dir = TempDir::new("group");
-    let (storage, syncs) = instrumented(Arc::new(FsStorage::open(dir.path()).unwrap()));
+    let (storage, syncs, _) = instrumented(Arc::new(FsStorage::open(dir.path()).unwrap()));
     let cfg = config(dir.path()).background_threads(false);
     let engine = Engine::open_with_storage(cfg.clone(), storage).unwrap();
     let before = syncs.load(Ordering::Relaxed);
@@ -282,8 +218,7 @@ fn concurrent_strict_committers_share_fdatasyncs() {
 
 #[test]
 fn a_weaker_commit_never_publishes_an_earlier_unsynced_strict_one() {
-    let (storage, _) = instrumented(Arc::new(MemStorage::new()));
-    let gate = Arc::clone(&storage.gate);
+    let (storage, _, gate) = instrumented(Arc::new(MemStorage::new()));
     let cfg = EngineConfig::default().background_threads(false);
     let engine = Engine::open_with_storage(cfg, storage).unwrap();
     let barrier = Arc::new(Barrier::new(2));

@@ -620,3 +620,95 @@ impl Storage for MemStorage {
         format!("mem:{name}")
     }
 }
+
+// ---------------------------------------------------------------- sync hooks
+
+/// What [`SyncHooked`] runs in place of each file sync: given the real
+/// sync, it decides when (and whether) to call it, and what to do around
+/// it (count it, hold it at a barrier, follow it with a delay).
+pub type SyncHook = dyn Fn(&dyn Fn() -> io::Result<()>) -> io::Result<()> + Send + Sync;
+
+/// A [`Storage`] that passes every call through to `inner`, except that
+/// each file sync goes through a hook: for tests and benchmarks that count
+/// syncs, hold one, or emulate a slower device.
+pub struct SyncHooked {
+    inner: Arc<dyn Storage>,
+    hook: Arc<SyncHook>,
+}
+
+impl SyncHooked {
+    /// `inner`, with every file sync run through `hook`.
+    pub fn new(inner: Arc<dyn Storage>, hook: Arc<SyncHook>) -> SyncHooked {
+        SyncHooked { inner, hook }
+    }
+
+    fn wrap(&self, inner: Box<dyn StorageFile>) -> Box<dyn StorageFile> {
+        Box::new(SyncHookedFile {
+            inner,
+            hook: Arc::clone(&self.hook),
+        })
+    }
+}
+
+impl fmt::Debug for SyncHooked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SyncHooked({:?})", self.inner)
+    }
+}
+
+impl Storage for SyncHooked {
+    fn read(&self, name: &str) -> io::Result<Vec<u8>> {
+        self.inner.read(name)
+    }
+    fn read_into(&self, name: &str, buf: &mut Vec<u8>) -> io::Result<()> {
+        self.inner.read_into(name, buf)
+    }
+    fn create(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
+        Ok(self.wrap(self.inner.create(name)?))
+    }
+    fn open_append(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
+        Ok(self.wrap(self.inner.open_append(name)?))
+    }
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove(&self, name: &str) -> io::Result<()> {
+        self.inner.remove(name)
+    }
+    fn list(&self) -> io::Result<Vec<String>> {
+        self.inner.list()
+    }
+    fn sync_dir(&self) -> io::Result<()> {
+        self.inner.sync_dir()
+    }
+    fn describe(&self, name: &str) -> String {
+        self.inner.describe(name)
+    }
+    fn unlock(&self) {
+        self.inner.unlock()
+    }
+}
+
+/// A file of [`SyncHooked`].
+struct SyncHookedFile {
+    inner: Box<dyn StorageFile>,
+    hook: Arc<SyncHook>,
+}
+
+impl StorageFile for SyncHookedFile {
+    fn append(&self, buf: &[u8]) -> io::Result<()> {
+        self.inner.append(buf)
+    }
+    fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        self.inner.write_at(offset, buf)
+    }
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        self.inner.allocate(len)
+    }
+    fn sync(&self) -> io::Result<()> {
+        (self.hook)(&|| self.inner.sync())
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+}

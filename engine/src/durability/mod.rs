@@ -40,7 +40,7 @@ use crate::engine::{Engine, EngineInner, snapshot_of};
 use crate::error::{Error, Result};
 use crate::types::{RunId, Version};
 
-pub use io::{DataLoss, DirLoss, FsStorage, MemStorage};
+pub use io::{DataLoss, DirLoss, FsStorage, MemStorage, SyncHook, SyncHooked};
 pub(crate) use prealloc::Prealloc;
 pub(crate) use recovery::recover;
 
