@@ -148,12 +148,10 @@ struct GroupState {
 struct Offer {
     /// Which offer ([`GroupState::offers_made`]).
     id: u64,
-    /// The committer that makes this many waiters takes the lead...
-    until: usize,
-    /// ... as does any committer once the gather's allowance is over, so
-    /// that the sync need not wait for the parked leader to be scheduled.
-    ended: Stopwatch,
-    allowance: Duration,
+    /// The gather it was made for: the committer that completes it takes
+    /// the lead, as does any committer once its allowance is over, so that
+    /// the sync need not wait for the parked leader to be scheduled.
+    gather: Gather,
     /// The gathering leader, to be told that its lead was taken.
     holder: thread::Thread,
 }
@@ -161,11 +159,12 @@ struct Offer {
 impl Offer {
     /// The committer arriving now takes the lead.
     fn taken_by_next(&self, waiting: usize) -> bool {
-        waiting + 1 >= self.until || self.ended.left(self.allowance, 0).is_zero()
+        self.gather.done(waiting + 1)
     }
 }
 
 /// Left by the end of a sync for the next one ([`GroupCommit::gather`]).
+#[derive(Clone, Copy)]
 struct Gather {
     /// Waiters to wait for: those the sync left waiting plus those it woke.
     /// (When the lead passes on, the old leader's next commit replaces the
@@ -175,6 +174,18 @@ struct Gather {
     allowance: Duration,
     /// When that sync ended: a hint older than its allowance is stale.
     ended: Stopwatch,
+}
+
+impl Gather {
+    /// What is left of the allowance (`polls`: see [`Stopwatch::left`]).
+    fn left(&self, polls: u32) -> Duration {
+        self.ended.left(self.allowance, polls)
+    }
+
+    /// Complete with `waiting` waiters, or over.
+    fn done(&self, waiting: usize) -> bool {
+        waiting >= self.until || self.left(0).is_zero()
+    }
 }
 
 struct Waiter {
@@ -323,21 +334,19 @@ impl GroupCommit {
         let Some(hint) = state.gather.take() else {
             return true;
         };
-        if state.waiters.len() >= hint.until || hint.ended.left(hint.allowance, 0).is_zero() {
+        if hint.done(state.waiters.len()) {
             return true;
         }
         state.offers_made += 1;
         let id = state.offers_made;
         state.offer = Some(Offer {
             id,
-            until: hint.until,
-            ended: hint.ended,
-            allowance: hint.allowance,
+            gather: hint,
             holder: thread::current(),
         });
         let mut polls = 0u32;
         loop {
-            let left = hint.ended.left(hint.allowance, polls);
+            let left = hint.left(polls);
             drop(state);
             park_timeout(left);
             polls += 1;
@@ -345,7 +354,7 @@ impl GroupCommit {
             if state.offer.as_ref().is_none_or(|o| o.id != id) {
                 return false;
             }
-            if hint.ended.left(hint.allowance, polls).is_zero() {
+            if hint.left(polls).is_zero() {
                 state.offer = None;
                 return true;
             }
