@@ -52,6 +52,18 @@ pub trait WriteAccess: Access + sealed::Sealed {
         input: I,
         f: impl FnMut(&mut rewinddb_engine::Transaction, I) -> Result<T>,
     ) -> Result<T>;
+
+    /// Run `f` once on an engine transaction of `run` that cannot
+    /// conflict. Through the database: an admitted transaction under the
+    /// commit lock (`Engine::transaction_locked`), so every other committer
+    /// waits while `f` runs: only for short, bounded work. Through a
+    /// transaction: `f` joins it, as with `write_with`.
+    #[doc(hidden)]
+    fn write_locked<T>(
+        &self,
+        run: RunId,
+        f: impl FnOnce(&mut rewinddb_engine::Transaction) -> Result<T>,
+    ) -> Result<T>;
 }
 
 mod sealed {
@@ -69,6 +81,15 @@ impl WriteAccess for Database {
         mut f: impl FnMut(&mut rewinddb_engine::Transaction, I) -> Result<T>,
     ) -> Result<T> {
         let (t, _) = self.autocommit(run, |txn| f(txn, input.clone()))?;
+        Ok(t)
+    }
+
+    fn write_locked<T>(
+        &self,
+        run: RunId,
+        f: impl FnOnce(&mut rewinddb_engine::Transaction) -> Result<T>,
+    ) -> Result<T> {
+        let (t, _) = self.autocommit_locked(run, f)?;
         Ok(t)
     }
 }
@@ -157,6 +178,14 @@ impl WriteAccess for Transaction {
         mut f: impl FnMut(&mut rewinddb_engine::Transaction, I) -> Result<T>,
     ) -> Result<T> {
         self.with(|txn| f(txn, input))
+    }
+
+    fn write_locked<T>(
+        &self,
+        _run: RunId,
+        f: impl FnOnce(&mut rewinddb_engine::Transaction) -> Result<T>,
+    ) -> Result<T> {
+        self.with(f)
     }
 }
 

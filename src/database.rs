@@ -150,6 +150,22 @@ impl Database {
         })
     }
 
+    /// One admitted transaction under the engine's commit lock
+    /// (`Engine::transaction_locked`): `f` reads the newest installed state
+    /// and cannot conflict, so it runs once. The run check is the same as
+    /// `autocommit`'s, read at that newest state. Every other committer
+    /// waits while `f` runs: for short, bounded writes only.
+    pub(crate) fn autocommit_locked<T>(
+        &self,
+        run: RunId,
+        f: impl FnOnce(&mut rewinddb_engine::Transaction) -> Result<T>,
+    ) -> Result<(T, Version)> {
+        self.engine.transaction_locked(run, |txn| {
+            self.admit(txn)?;
+            f(txn)
+        })
+    }
+
     /// A snapshot of the newest state. O(1).
     pub fn snapshot(&self) -> Snapshot {
         Snapshot::new(self.engine.clone(), self.engine.snapshot())

@@ -194,16 +194,30 @@ impl<'a, C: Access> EventsHandle<'a, C> {
     }
 }
 
+/// Largest payload (as `Value::size_bytes` measures it) an autocommit
+/// append hashes under the commit lock. The chain hash covers the payload
+/// and needs the previous hash first, so it cannot be computed before the
+/// lock; a larger payload takes the optimistic path (hashed outside the
+/// lock, retried on conflict) so it does not stall every other committer.
+pub(crate) const LOCKED_APPEND_PAYLOAD_BYTES_MAX: usize = 16 * 1024;
+
 impl<C: WriteAccess> EventsHandle<'_, C> {
     /// Append an event; returns its sequence number. Through the database
-    /// it is its own transaction (autocommit, retried on conflict);
-    /// through a transaction it joins it.
+    /// it is its own transaction (autocommit): a payload up to 16 KiB is
+    /// appended under the engine's commit lock
+    /// (`Engine::transaction_locked`: reads the log head at the newest
+    /// state, never conflicts, no retry), a larger one in an optimistic
+    /// transaction retried on conflict. Through a transaction it joins it.
     pub fn append(&self, event_type: &str, payload: impl Into<Value>) -> Result<u64> {
         let log = self.log.get()?;
-        self.ctx
-            .write_with(self.run, payload.into(), |txn, payload| {
+        let payload = payload.into();
+        if payload.size_bytes() > LOCKED_APPEND_PAYLOAD_BYTES_MAX {
+            return self.ctx.write_with(self.run, payload, |txn, payload| {
                 log.append(txn, event_type, payload)
-            })
+            });
+        }
+        self.ctx
+            .write_locked(self.run, |txn| log.append(txn, event_type, payload))
     }
 }
 

@@ -316,3 +316,31 @@ fn a_span_parent_must_be_a_span_of_the_same_run() {
     assert_eq!(traces.len().unwrap(), 1);
     assert!(traces.children(foreign).is_err());
 }
+
+/// With a value limit below the size at which autocommit appends leave the
+/// commit lock (16 KiB), an oversized payload is refused on the locked
+/// path too, and the log is unchanged; a fitting one then appends at 1.
+#[test]
+fn an_append_over_a_lowered_value_limit_is_refused_under_the_commit_lock() {
+    let limits = rewinddb::engine::Limits {
+        value_size_bytes_max: 1024,
+        ..Default::default()
+    };
+    let db = Database::open(rewinddb::Config::in_memory().limits(limits)).unwrap();
+    let run = db.begin_run(RunSpec::new("small-values")).unwrap();
+    db.events(NS, run).append("t", "fits").unwrap();
+    let too_big = |e: &Error| {
+        matches!(
+            e,
+            Error::Engine(rewinddb::engine::Error::ValueTooLarge { .. })
+        )
+    };
+    refused(
+        &db,
+        || db.events(NS, run).append("t", "y".repeat(2048)),
+        too_big,
+        "value_size_bytes_max",
+    );
+    assert_eq!(db.events(NS, run).append("t", "fits too").unwrap(), 1);
+    db.events(NS, run).verify().unwrap();
+}

@@ -20,6 +20,20 @@
 //! `<= visible` was fully installed before `visible` was raised past it,
 //! and in strict mode its record was synced too. docs/format.md lists what
 //! a crash between any two steps leaves.
+//!
+//! ## Locked transactions
+//! [`Engine::transaction_locked`] takes the commit lock *before* its
+//! closure reads, reads the newest installed versions (chain heads), and
+//! runs steps 2-6 when the closure returns `Ok`, without step 1. Sound
+//! because versions are installed only by commit-lock holders: between
+//! its reads and its install nothing else was installed, so each key it
+//! read still has the version it saw, exactly what step 1 would check.
+//! An optimistic transaction that read a key it wrote fails its own step 1
+//! later (that key's newest commit moved past its start), as after any
+//! commit. It takes no snapshot registration (chain heads are never
+//! unlinked by GC) and never retries. The price: every other committer
+//! waits while the closure runs, so only short, bounded closures belong
+//! there (the facade's single event append).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -388,6 +402,39 @@ impl Engine {
         }
     }
 
+    /// Run `f` as one transaction of `run` under the commit lock and commit
+    /// what it wrote: a short read-modify-write that never conflicts, so it
+    /// runs once, without retries. Returns `f`'s result and the commit
+    /// version (the newest installed version if `f` wrote nothing).
+    ///
+    /// `f`'s reads see the newest *installed* state exactly (on a durable
+    /// engine possibly a strict commit not yet synced, whose record is
+    /// ahead of this one in the WAL). Nothing else can install while `f`
+    /// runs, because only commit-lock holders install, so its reads are
+    /// still current when its writes are installed: there is nothing to
+    /// validate. An optimistic transaction that read a key `f` writes sees
+    /// that key's commit version move and conflicts at its own validation,
+    /// as with any other commit. If `f` returns `Err` (or the commit fails:
+    /// a record too large, a closed durable engine), nothing is installed.
+    /// Durable engines log the record as usual (encoded under the lock)
+    /// and a strict commit waits for its sync after the lock is released.
+    /// The record's time is read once, before `f` runs:
+    /// [`Transaction::wall_clock_ms`] gives it to `f`.
+    ///
+    /// Every other committer waits while `f` runs: keep it short and
+    /// bounded (the facade uses it for single event appends of bounded
+    /// size). Inside `f`, do not commit, nor call anything that takes the
+    /// commit lock (another commit on this engine, [`Engine::run_commits`],
+    /// [`Engine::commit_time`], ...): it would deadlock. `txn.commit()`
+    /// itself is refused with an error.
+    pub fn transaction_locked<T, E: From<Error>>(
+        &self,
+        run: RunId,
+        f: impl FnOnce(&mut Transaction) -> std::result::Result<T, E>,
+    ) -> std::result::Result<(T, Version), E> {
+        crate::txn::run_locked(&self.inner, run, f)
+    }
+
     /// One GC pass: unlink versions no live reader and no retention rule
     /// needs, and hand them to epoch reclamation.
     pub fn gc(&self) -> GcStats {
@@ -629,6 +676,16 @@ impl Clone for Snapshot {
 }
 
 impl Snapshot {
+    /// A snapshot at `version` that holds nothing against GC: only for a
+    /// reader of chain heads under the commit lock (`txn::run_locked`).
+    pub(crate) fn unregistered(inner: Arc<EngineInner>, version: Version) -> Snapshot {
+        Snapshot {
+            inner,
+            version,
+            registered: false,
+        }
+    }
+
     /// Give the registration back now, so GC no longer keeps this version
     /// for it. For a finished transaction, which reads nothing more.
     pub(crate) fn release(&mut self) {

@@ -22,6 +22,15 @@ impl TimeIndex {
         }
     }
 
+    /// What [`TimeIndex::record`] would return for `ms` now, recording
+    /// nothing.
+    pub(crate) fn clamped(&self, ms: u64) -> u64 {
+        match self.entries.last() {
+            Some(&(_, last)) => ms.max(last),
+            None => ms,
+        }
+    }
+
     /// Newest version committed at or before `ms` (0 if none).
     pub(crate) fn version_at(&self, ms: u64, visible: Version) -> Version {
         // Entry i covers versions [entries[i].0, entries[i+1].0).

@@ -7,9 +7,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use parking_lot::MutexGuard;
+
 use crate::chain::VersionChain;
 use crate::config::Isolation;
-use crate::durability::{Durability, Durable, wal};
+use crate::durability::{Durability, wal};
 use crate::engine::{CommitState, EngineInner};
 use crate::engine::{Snapshot, check_key, check_value};
 use crate::error::{Error, Result};
@@ -46,6 +48,10 @@ pub struct Transaction {
     finished: Option<&'static str>,
     /// Per-transaction override of the database's durability.
     durability: Option<Durability>,
+    /// Inside [`Engine::transaction_locked`](crate::Engine::transaction_locked):
+    /// the wall-clock time its commit will record. `None` for an optimistic
+    /// transaction.
+    locked_wall_ms: Option<u64>,
 }
 
 impl Transaction {
@@ -60,6 +66,19 @@ impl Transaction {
             first_read_chain: None,
             finished: None,
             durability: None,
+            locked_wall_ms: None,
+        }
+    }
+
+    /// Wall-clock milliseconds for a record this transaction writes (such
+    /// as an event's time). Inside [`Engine::transaction_locked`](crate::Engine::transaction_locked)
+    /// it is exactly the time its commit records (read once, before the
+    /// closure ran); in an optimistic transaction it is the clock now (its
+    /// commit reads the clock again, later).
+    pub fn wall_clock_ms(&self) -> u64 {
+        match self.locked_wall_ms {
+            Some(ms) => ms,
+            None => crate::clock::wall_clock_ms(),
         }
     }
 
@@ -237,9 +256,17 @@ impl Transaction {
     /// for a transaction that wrote nothing (read-only transactions never
     /// abort). On `Err` nothing was installed and the transaction is finished.
     /// Either way the transaction stops holding its start version against
-    /// GC: it reads nothing more.
+    /// GC: it reads nothing more. Refused inside
+    /// [`Engine::transaction_locked`](crate::Engine::transaction_locked),
+    /// which commits when its closure returns.
     pub fn commit(&mut self) -> Result<Version> {
         self.active()?;
+        if self.locked_wall_ms.is_some() {
+            return Err(Error::InvalidArgument(
+                "a transaction of Engine::transaction_locked commits when its closure returns"
+                    .into(),
+            ));
+        }
         let outcome = self.try_commit();
         self.snap.release();
         outcome
@@ -252,38 +279,61 @@ impl Transaction {
             return Ok(self.snap.version());
         }
         let inner = Arc::clone(&self.snap.inner);
-        if let Some(durable) = &inner.durable {
-            return self.commit_durable(&inner, durable);
-        }
-        let mut state = inner.commit.lock();
+        // Durable engines encode the record before taking the lock.
+        let body = encode_if_durable(&inner, &self.writes)?;
+        let state = inner.commit.lock();
+        check_open(&inner)?;
         let chains = self.chains_of_writes();
         if !state.skips_validation() {
             self.validate(&chains)?;
         }
-        let version = state.last + 1;
         let wall_ms = crate::clock::wall_clock_ms();
-        let wall_ms = state.times.record(version, wall_ms);
-        self.install(&inner, &mut state, chains, version, wall_ms);
-        crate::engine::publish(&inner.visible, version);
-        drop(state);
-        self.finished = Some("committed");
-        Ok(version)
+        self.finish_commit(&inner, state, chains, &body, wall_ms)
     }
 
-    /// The commit of a durable engine: encode outside the lock, buffer the
-    /// record and install under it, then wait (strict) or trigger a flush.
-    fn commit_durable(&mut self, inner: &EngineInner, durable: &Durable) -> Result<Version> {
-        let mode = self.durability.unwrap_or(durable.mode);
-        let body = wal::encode_writes(&self.writes)?;
-        let mut state = inner.commit.lock();
-        durable.check_open()?;
-        let chains = self.chains_of_writes();
-        if !state.skips_validation() {
-            self.validate(&chains)?;
+    /// The commit of a transaction that ran under the commit lock (see
+    /// [`run_locked`]): nothing can have been installed since it read, so
+    /// there is nothing to validate.
+    fn commit_locked(
+        &mut self,
+        inner: &EngineInner,
+        state: MutexGuard<'_, CommitState>,
+        wall_ms: u64,
+    ) -> Result<Version> {
+        self.active()?;
+        self.finished = Some("aborted");
+        if self.writes.is_empty() {
+            self.finished = Some("committed");
+            return Ok(self.snap.version());
         }
+        let body = encode_if_durable(inner, &self.writes)?;
+        let chains = self.chains_of_writes();
+        self.finish_commit(inner, state, chains, &body, wall_ms)
+    }
+
+    /// Steps 2-6 of the commit protocol, under the commit lock `state`
+    /// (validated, or needing no validation): take the version, log
+    /// `body` (durable engines), install, publish; then, outside the lock,
+    /// wait for the sync (strict) or trigger a flush.
+    fn finish_commit(
+        &mut self,
+        inner: &EngineInner,
+        mut state: MutexGuard<'_, CommitState>,
+        chains: Chains,
+        body: &[u8],
+        wall_ms: u64,
+    ) -> Result<Version> {
         let version = state.last + 1;
-        let wall_ms = state.times.record(version, crate::clock::wall_clock_ms());
-        wal::append_frame(&mut state.wal_buf, version, self.run, wall_ms, &body);
+        let wall_ms = state.times.record(version, wall_ms);
+        let Some(durable) = &inner.durable else {
+            self.install(inner, &mut state, chains, version, wall_ms);
+            crate::engine::publish(&inner.visible, version);
+            drop(state);
+            self.finished = Some("committed");
+            return Ok(version);
+        };
+        let mode = self.durability.unwrap_or(durable.mode);
+        wal::append_frame(&mut state.wal_buf, version, self.run, wall_ms, body);
         self.install(inner, &mut state, chains, version, wall_ms);
         if mode == Durability::Strict {
             state.strict_pending.push_back(version);
@@ -382,6 +432,50 @@ impl Transaction {
         }
         Ok(())
     }
+}
+
+/// The WAL payload of `writes` on a durable engine (checked against the
+/// record size limit), nothing in memory.
+fn encode_if_durable(inner: &EngineInner, writes: &WriteSet) -> Result<Vec<u8>> {
+    match inner.durable {
+        Some(_) => wal::encode_writes(writes),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// A durable engine refuses commits once closed or poisoned.
+fn check_open(inner: &EngineInner) -> Result<()> {
+    match &inner.durable {
+        Some(durable) => durable.check_open(),
+        None => Ok(()),
+    }
+}
+
+/// [`Engine::transaction_locked`](crate::Engine::transaction_locked): run
+/// `f` on a transaction of `run` that reads the newest installed state,
+/// holding the commit lock from before the first read until the commit is
+/// installed. Only commit-lock holders install, so what `f` read is still
+/// the newest state when its writes are installed: no validation, no
+/// conflict, no retry. An `Err` from `f` (or from the commit) installs
+/// nothing.
+pub(crate) fn run_locked<T, E: From<Error>>(
+    inner: &Arc<EngineInner>,
+    run: RunId,
+    f: impl FnOnce(&mut Transaction) -> std::result::Result<T, E>,
+) -> std::result::Result<(T, Version), E> {
+    let state = inner.commit.lock();
+    check_open(inner)?;
+    // Read before `f` runs, so a record `f` writes can carry the exact time
+    // its commit records (`Transaction::wall_clock_ms`).
+    let wall_ms = state.times.clamped(crate::clock::wall_clock_ms());
+    // Unregistered: it reads only chain heads (the newest installed
+    // versions), which GC never unlinks, so it pins nothing.
+    let snap = Snapshot::unregistered(Arc::clone(inner), state.last);
+    let mut txn = Transaction::new(snap, run, Isolation::Snapshot);
+    txn.locked_wall_ms = Some(wall_ms);
+    let t = f(&mut txn)?;
+    let version = txn.commit_locked(inner, state, wall_ms)?;
+    Ok((t, version))
 }
 
 impl std::fmt::Debug for Transaction {

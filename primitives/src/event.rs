@@ -23,7 +23,7 @@
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
-use rewinddb_engine::{Key, Namespace, RunId, Scope, Transaction, TypeTag, Value, wall_clock_ms};
+use rewinddb_engine::{Key, Namespace, RunId, Scope, Transaction, TypeTag, Value};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::access::Reader;
@@ -105,16 +105,18 @@ impl EventLog {
         event_type: &str,
         payload: impl Into<Value>,
     ) -> Result<u64> {
-        check_name("event type", event_type)?;
+        // Checked by name rules only if not a recently appended type.
+        let shared = shared_type(event_type)?;
         let payload = payload.into();
         let head = self.head(txn)?;
         let seq = head.len;
         let hash = chain_hash(head.last_hash, seq, event_type, &payload);
         // Built as an array, not a `Vec`: one allocation for the record.
         let record = Value::Array(Arc::from([
-            Value::String(shared_type(event_type)),
+            Value::String(shared),
             payload,
-            Value::Int(wall_clock_ms() as i64),
+            // Inside `Engine::transaction_locked`: exactly the commit's time.
+            Value::Int(txn.wall_clock_ms() as i64),
             Value::Int(hash as i64),
         ]));
         // The event first: if it is too large nothing at all is buffered.
@@ -236,22 +238,24 @@ thread_local! {
     };
 }
 
-/// `event_type` as a shared string: a recent one of this thread if equal,
-/// else a new one, remembered.
-fn shared_type(event_type: &str) -> Arc<str> {
+/// `event_type` as a shared string: a recent one of this thread if equal
+/// (it passed [`check_name`] when it was remembered), else a new one,
+/// checked and remembered.
+fn shared_type(event_type: &str) -> Result<Arc<str>> {
     RECENT_TYPES_SEEN.with(|recent| {
         let mut recent = recent.borrow_mut();
         let seen = recent.types.iter().flatten().find(|t| ***t == *event_type);
         if let Some(seen) = seen {
-            return Arc::clone(seen);
+            return Ok(Arc::clone(seen));
         }
+        check_name("event type", event_type)?;
         let new: Arc<str> = Arc::from(event_type);
         let slot = recent.next;
         if let Some(entry) = recent.types.get_mut(slot) {
             *entry = Some(Arc::clone(&new));
         }
         recent.next = (slot + 1) % RECENT_TYPES;
-        new
+        Ok(new)
     })
 }
 
