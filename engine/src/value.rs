@@ -123,6 +123,16 @@ impl Value {
         if let Some(size) = flat_size(self) {
             return (size, 1);
         }
+        // An array of scalars (an event record around a scalar payload, a
+        // list of numbers) in one pass, without the walk's stack.
+        if let Value::Array(a) = self {
+            let flat = a
+                .iter()
+                .try_fold(8usize, |sum, x| flat_size(x).map(|n| sum.saturating_add(n)));
+            if let Some(size) = flat {
+                return (size, if a.is_empty() { 1 } else { 2 });
+            }
+        }
         let (mut size, mut depth) = (0usize, 0usize);
         let mut stack: smallvec::SmallVec<[(&Value, usize); 32]> = smallvec::smallvec![(self, 1)];
         while let Some((v, d)) = stack.pop() {

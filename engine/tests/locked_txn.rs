@@ -91,6 +91,39 @@ fn writes_commit_once_at_the_next_version_and_reads_see_own_writes() {
     assert_eq!(engine.stats().live_snapshots, 0);
 }
 
+/// A locked transaction looks up no chain before installing (only the
+/// chain of a key it read is at hand): a blind write of an existing key
+/// must still land on that key's chain, not on a second one.
+#[test]
+fn a_blind_locked_write_of_an_existing_key_extends_its_chain() {
+    let engine = engine();
+    let run = RunId::new();
+    let mut t = engine.begin(run, Isolation::Snapshot);
+    t.put(key("k"), 1).unwrap();
+    t.commit().unwrap();
+    let ((), v) = engine
+        .transaction_locked(run, |txn| {
+            txn.put(key("k"), 2)?;
+            txn.put(key("other"), 3)
+        })
+        .unwrap();
+    assert_eq!(v, 2);
+    assert_eq!(engine.stats().keys, 2);
+    let history: Vec<_> = engine
+        .history(&key("k"), v)
+        .into_iter()
+        .map(|(commit, _, value)| (commit, value))
+        .collect();
+    assert_eq!(
+        history,
+        [(2, Some(Value::Int(2))), (1, Some(Value::Int(1)))]
+    );
+    let snap = engine.snapshot();
+    assert_eq!(snap.get(&key("k")).unwrap(), Some(Value::Int(2)));
+    let scanned = snap.scan(&key(""), None, 10).unwrap();
+    assert_eq!(scanned.len(), 2);
+}
+
 #[test]
 fn an_err_from_the_closure_or_an_inner_commit_installs_nothing() {
     let engine = engine();
