@@ -121,17 +121,22 @@ fn facade_ratio_report() {
 }
 
 /// Event append through the facade (one per transaction) vs the engine
-/// work it cannot avoid (`event_append_engine_floor`), interleaved: what
-/// the engine costs and what the primitive and facade add.
+/// work it cannot avoid, interleaved: in an optimistic transaction
+/// (`event_append_engine_floor`) and under the commit lock
+/// (`event_append_engine_floor_locked`, the path an autocommit append
+/// takes): what the engine costs and what the primitive and facade add.
 fn append_split_report() {
     let (db, run) = db_and_run();
     let log = db.events(NS, run);
     let p = payload();
-    // Its own run: the floor's head record is not an event head.
+    // Their own runs: the floors' head records are not event heads.
     let floor_run = db.begin_run(RunSpec::new("floor")).unwrap();
     let mut floor = engine_floor(&db, floor_run);
-    let mut series: [Series<'_>; 2] = [
+    let locked_run = db.begin_run(RunSpec::new("floor-locked")).unwrap();
+    let mut locked = engine_floor_locked(&db, locked_run);
+    let mut series: [Series<'_>; 3] = [
         ("engine floor", Box::new(|_| floor())),
+        ("locked floor", Box::new(|_| locked())),
         (
             "append",
             Box::new(|_| {
@@ -144,7 +149,7 @@ fn append_split_report() {
         "event append, one per transaction, ns/append over {SPLIT_ROUNDS} interleaved rounds of \
          {SPLIT_APPENDS}:"
     );
-    print_table(&series, &times, &[(1, 0)]);
+    print_table(&series, &times, &[(2, 0), (2, 1)]);
 }
 
 const NS: &str = "bench/ns";
@@ -200,6 +205,40 @@ fn engine_floor(db: &Database, run: RunId) -> impl FnMut() + use<> {
             .transaction(run, Isolation::Snapshot, |t| {
                 black_box(t.get(&head)?);
                 t.put(key.clone(), record.clone())?;
+                t.put(head.clone(), Value::from(&seq.to_le_bytes()[..]))
+            })
+            .unwrap();
+    }
+}
+
+/// `event_append_engine_floor` under the commit lock
+/// (`Engine::transaction_locked`), as an autocommit append runs.
+#[divan::bench(sample_count = 100, sample_size = 1000)]
+fn event_append_engine_floor_locked(bencher: Bencher) {
+    let (db, run) = db_and_run();
+    let mut floor = engine_floor_locked(&db, run);
+    bencher
+        .counter(ItemsCount::new(1usize))
+        .bench_local(&mut floor);
+}
+
+/// One call of the returned closure is one locked transaction of the
+/// engine work of an append (see `event_append_engine_floor_locked`).
+fn engine_floor_locked(db: &Database, run: RunId) -> impl FnMut() + use<> {
+    let engine = db.engine().clone();
+    let ns = Namespace::new(NS).unwrap();
+    let head = Key::new(ns.clone(), Scope::Run(run), TypeTag::Event, "h");
+    let record = Value::from(vec![payload(), Value::Int(0), Value::Int(0), Value::Int(0)]);
+    let mut seq = 0u64;
+    move || {
+        seq += 1;
+        let mut user = [b'e'; 9];
+        user[1..].copy_from_slice(&seq.to_be_bytes());
+        let key = Key::new(ns.clone(), Scope::Run(run), TypeTag::Event, user);
+        engine
+            .transaction_locked(run, |t| {
+                black_box(t.get(&head)?);
+                t.put(key, record.clone())?;
                 t.put(head.clone(), Value::from(&seq.to_le_bytes()[..]))
             })
             .unwrap();

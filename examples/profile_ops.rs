@@ -14,8 +14,10 @@
 //!
 //! Kinds: `append` (one event append per transaction through the facade),
 //! `floor` (the engine work of an append without the primitive: read the
-//! head key, write a new key, rewrite the head), `put` (a raw engine
-//! single-key put transaction).
+//! head key, write a new key, rewrite the head, in an optimistic
+//! transaction), `floor_locked` (the same work in
+//! `Engine::transaction_locked`, the path an autocommit append takes),
+//! `put` (a raw engine single-key put transaction).
 //!
 //! The database is not dropped at the end (the process exits), so the
 //! counts cover the operations only, not freeing what they wrote.
@@ -63,13 +65,36 @@ fn main() -> Result<(), Box<dyn Error>> {
                 })?;
             }
         }
+        "floor_locked" => {
+            let head = Key::new(ns.clone(), Scope::Run(run), TypeTag::Event, "h");
+            let record = Value::from(vec![
+                Value::from("tool returned 42 results"),
+                Value::Int(0),
+                Value::Int(0),
+                Value::Int(0),
+            ]);
+            for seq in 0..n {
+                let mut user = [b'e'; 9];
+                user[1..].copy_from_slice(&seq.to_be_bytes());
+                let key = Key::new(ns.clone(), Scope::Run(run), TypeTag::Event, user);
+                engine.transaction_locked(run, |t| {
+                    black_box(t.get(&head)?);
+                    t.put(key, record.clone())?;
+                    t.put(head.clone(), Value::from(&seq.to_le_bytes()[..]))
+                })?;
+            }
+        }
         "put" => {
             let key = Key::new(ns, Scope::Shared, TypeTag::Kv, "k");
             for i in 0..n {
                 engine.transaction(run, Isolation::Snapshot, |t| t.put(key.clone(), i as i64))?;
             }
         }
-        other => return Err(format!("unknown kind {other:?}: append, floor or put").into()),
+        other => {
+            return Err(
+                format!("unknown kind {other:?}: append, floor, floor_locked or put").into(),
+            );
+        }
     }
     // Skip the teardown: freeing N operations' versions is not part of an
     // operation's cost (the benches do not time it either).
