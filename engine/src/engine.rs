@@ -108,6 +108,10 @@ pub(crate) struct CommitState {
     /// Planted bug for tests: commit without validating.
     #[cfg(feature = "test-hooks")]
     pub(crate) skip_validation: bool,
+    /// Planted bug for tests: a locked transaction releases the commit
+    /// lock while its closure runs (and takes it again to commit).
+    #[cfg(feature = "test-hooks")]
+    pub(crate) unlock_locked_closures: bool,
 }
 
 impl CommitState {
@@ -220,6 +224,15 @@ impl Engine {
     #[doc(hidden)]
     pub fn set_skip_commit_validation(&self, skip: bool) {
         self.inner.commit.lock().skip_validation = skip;
+    }
+
+    /// Test hook: let locked transactions release the commit lock while
+    /// their closure runs (`true`), so tests can show that their checkers
+    /// catch a locked transaction that is not isolated.
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn set_unlock_locked_closures(&self, unlock: bool) {
+        self.inner.commit.lock().unlock_locked_closures = unlock;
     }
 
     /// Open the durable engine in `config.dir` (created if missing),

@@ -473,9 +473,41 @@ pub(crate) fn run_locked<T, E: From<Error>>(
     let snap = Snapshot::unregistered(Arc::clone(inner), state.last);
     let mut txn = Transaction::new(snap, run, Isolation::Snapshot);
     txn.locked_wall_ms = Some(wall_ms);
-    let t = f(&mut txn)?;
+    let (t, state) = call_locked(inner, state, &mut txn, f)?;
     let version = txn.commit_locked(inner, state, wall_ms)?;
     Ok((t, version))
+}
+
+/// `f(txn)` with the commit lock `state` held, which it hands back.
+#[cfg(not(feature = "test-hooks"))]
+fn call_locked<'a, T, E>(
+    _inner: &'a EngineInner,
+    state: MutexGuard<'a, CommitState>,
+    txn: &mut Transaction,
+    f: impl FnOnce(&mut Transaction) -> std::result::Result<T, E>,
+) -> std::result::Result<(T, MutexGuard<'a, CommitState>), E> {
+    Ok((f(txn)?, state))
+}
+
+/// `f(txn)` with the commit lock `state` held, which it hands back; with
+/// the planted bug `unlock_locked_closures`, released while `f` runs.
+#[cfg(feature = "test-hooks")]
+fn call_locked<'a, T, E>(
+    inner: &'a EngineInner,
+    state: MutexGuard<'a, CommitState>,
+    txn: &mut Transaction,
+    f: impl FnOnce(&mut Transaction) -> std::result::Result<T, E>,
+) -> std::result::Result<(T, MutexGuard<'a, CommitState>), E> {
+    if !state.unlock_locked_closures {
+        return Ok((f(txn)?, state));
+    }
+    drop(state);
+    // Widen the window the bug opens, so a test sees it within a few
+    // thousand transactions.
+    std::thread::yield_now();
+    let t = f(txn)?;
+    std::thread::yield_now();
+    Ok((t, inner.commit.lock()))
 }
 
 impl std::fmt::Debug for Transaction {

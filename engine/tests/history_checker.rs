@@ -104,6 +104,8 @@ struct TxnRecord {
     begun_after: Version,
     ops: Vec<Op>,
     outcome: Outcome,
+    /// Run by `Engine::transaction_locked`.
+    locked: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -445,6 +447,9 @@ struct Workload {
     txns_per_thread: usize,
     /// None: each transaction picks Snapshot or Serializable at random.
     isolation: Option<Isolation>,
+    /// Make about one transaction in four a locked one
+    /// (`Engine::transaction_locked`), checked as serializable.
+    locked: bool,
 }
 
 /// Write every key once (version 1), so reads have something to see from the start.
@@ -464,6 +469,7 @@ fn setup(engine: &Engine) -> TxnRecord {
         begun_after: 0,
         ops,
         outcome: Outcome::Committed(v),
+        locked: false,
     }
 }
 
@@ -496,6 +502,16 @@ fn worker(engine: &Engine, w: Workload, thread: usize) -> Vec<TxnRecord> {
     let mut next_value = (thread as i64 + 1) << 40;
     while done.len() < w.txns_per_thread {
         let can_begin = begun < w.txns_per_thread && open.len() < OPEN_MAX;
+        if can_begin && w.locked && rng.u8(..4) == 0 {
+            next_value += OPS_MAX as i64;
+            let rec = locked_txn(engine, &mut rng, (thread, begun), last_commit, next_value);
+            if let Outcome::Committed(v) = rec.outcome {
+                last_commit = v;
+            }
+            done.push(rec);
+            begun += 1;
+            continue;
+        }
         if can_begin && (open.is_empty() || rng.u8(..4) == 0) {
             let isolation = w.isolation.unwrap_or(if rng.bool() {
                 Isolation::Snapshot
@@ -510,6 +526,7 @@ fn worker(engine: &Engine, w: Workload, thread: usize) -> Vec<TxnRecord> {
                 begun_after: last_commit,
                 ops: Vec::new(),
                 outcome: Outcome::RolledBack,
+                locked: false,
             };
             open.push(Open { txn, rec });
             begun += 1;
@@ -536,11 +553,70 @@ fn worker(engine: &Engine, w: Workload, thread: usize) -> Vec<TxnRecord> {
     done
 }
 
+/// One locked transaction of up to `OPS_MAX` random operations (values
+/// from `values_end - OPS_MAX`, exclusive of `values_end`), recorded as a
+/// serializable transaction starting at the version its reads saw; one in
+/// ten returns an error from its closure (nothing installed: rolled back).
+fn locked_txn(
+    engine: &Engine,
+    rng: &mut fastrand::Rng,
+    id: TxnId,
+    begun_after: Version,
+    values_end: i64,
+) -> TxnRecord {
+    let ops_count = rng.usize(1..=OPS_MAX);
+    let fail = rng.u8(..10) == 0;
+    let mut rec = TxnRecord {
+        id,
+        isolation: Isolation::Serializable,
+        start: 0,
+        begun_after,
+        ops: Vec::new(),
+        outcome: Outcome::RolledBack,
+        locked: true,
+    };
+    let result = engine.transaction_locked(RunId::NIL, |txn| {
+        rec.start = txn.start_version();
+        for i in 0..ops_count {
+            step_on(
+                txn,
+                &mut rec.ops,
+                rng,
+                values_end - OPS_MAX as i64 + i as i64,
+            );
+        }
+        if fail {
+            return Err(rewinddb_engine::Error::InvalidArgument(
+                "rolled back".into(),
+            ));
+        }
+        Ok(())
+    });
+    rec.outcome = match result {
+        Ok(((), v)) if final_writes(&rec).is_empty() => {
+            assert_eq!(
+                v, rec.start,
+                "a read-only locked transaction returns its start"
+            );
+            Outcome::ReadOnly
+        }
+        Ok(((), v)) => Outcome::Committed(v),
+        Err(rewinddb_engine::Error::InvalidArgument(_)) if fail => Outcome::RolledBack,
+        Err(e) => panic!("a locked transaction failed: {e}"),
+    };
+    rec
+}
+
 /// One random operation on an open transaction, recorded.
 fn step(o: &mut Open, rng: &mut fastrand::Rng, fresh_value: i64) {
+    step_on(&mut o.txn, &mut o.rec.ops, rng, fresh_value);
+}
+
+/// One random operation on `txn`, recorded in `ops`.
+fn step_on(txn: &mut Transaction, ops: &mut Vec<Op>, rng: &mut fastrand::Rng, fresh_value: i64) {
     let k = rng.usize(..KEYS.len());
     let op = match rng.u8(..10) {
-        0..=3 => match o.txn.get_versioned(&key(KEYS[k])) {
+        0..=3 => match txn.get_versioned(&key(KEYS[k])) {
             Ok((value, seen)) => Op::Get {
                 key: k,
                 seen,
@@ -555,10 +631,7 @@ fn step(o: &mut Open, rng: &mut fastrand::Rng, fresh_value: i64) {
             let after = rng.bool().then(|| rng.usize(..KEYS.len()));
             let limit = rng.usize(1..=KEYS.len());
             let after_key = after.map(|a| key(KEYS[a]));
-            match o
-                .txn
-                .scan(&key(PREFIXES[prefix]), after_key.as_ref(), limit)
-            {
+            match txn.scan(&key(PREFIXES[prefix]), after_key.as_ref(), limit) {
                 Ok(rows) => Op::Scan {
                     prefix,
                     after,
@@ -574,18 +647,18 @@ fn step(o: &mut Open, rng: &mut fastrand::Rng, fresh_value: i64) {
             }
         }
         5..=8 => {
-            o.txn.put(key(KEYS[k]), fresh_value).unwrap();
+            txn.put(key(KEYS[k]), fresh_value).unwrap();
             Op::Put {
                 key: k,
                 value: fresh_value,
             }
         }
         _ => {
-            o.txn.delete(key(KEYS[k])).unwrap();
+            txn.delete(key(KEYS[k])).unwrap();
             Op::Delete { key: k }
         }
     };
-    o.rec.ops.push(op);
+    ops.push(op);
 }
 
 fn finish_txn(mut o: Open, rng: &mut fastrand::Rng) -> TxnRecord {
@@ -662,6 +735,7 @@ fn snapshot_isolation_histories_are_clean() {
             threads,
             txns_per_thread: 1500,
             isolation: Some(Isolation::Snapshot),
+            locked: false,
         };
         let history = run(&engine, w);
         assert_clean(&engine, &history, true);
@@ -677,6 +751,7 @@ fn serializable_histories_are_clean() {
             threads,
             txns_per_thread: 1500,
             isolation: Some(Isolation::Serializable),
+            locked: false,
         };
         let history = run(&engine, w);
         assert_clean(&engine, &history, true);
@@ -692,6 +767,7 @@ fn mixed_isolation_histories_are_clean() {
             threads,
             txns_per_thread: 1500,
             isolation: None,
+            locked: false,
         };
         let history = run(&engine, w);
         assert_clean(&engine, &history, true);
@@ -788,6 +864,7 @@ fn histories_stay_clean_under_concurrent_gc() {
             threads,
             txns_per_thread: 1500,
             isolation: None,
+            locked: false,
         };
         let history = run(&engine, w);
         stop.store(true, Ordering::Relaxed);
@@ -821,6 +898,61 @@ fn histories_stay_clean_under_concurrent_gc() {
     }
 }
 
+// Locked transactions (about one in four) among optimistic ones of both levels: their reads
+// are the newest committed state, and no optimistic transaction that overlaps one and wrote
+// a key it wrote (or read a key it wrote, under Serializable) commits.
+#[test]
+fn histories_with_locked_transactions_are_clean() {
+    for (seed, threads) in [(31, 2), (32, 4)] {
+        let engine = engine();
+        let w = Workload {
+            seed,
+            threads,
+            txns_per_thread: 1500,
+            isolation: None,
+            locked: true,
+        };
+        let history = run(&engine, w);
+        assert_clean(&engine, &history, true);
+        // Locked transactions did commit, each right after the version it read at.
+        let locked: Vec<_> = history.iter().filter(|t| t.locked).collect();
+        let committed = locked
+            .iter()
+            .filter_map(|t| match t.outcome {
+                Outcome::Committed(v) => Some((t.start, v)),
+                _ => None,
+            })
+            .inspect(|(start, v)| assert_eq!(start + 1, *v))
+            .count();
+        assert!(committed > 100, "{committed} of {} locked", locked.len());
+    }
+}
+
+// The planted bug for locked transactions: releasing the commit lock while the closure runs
+// lets other commits in between its reads and its install, which it does not validate.
+#[test]
+fn checker_catches_locked_transactions_that_release_the_lock() {
+    let engine = engine();
+    engine.set_unlock_locked_closures(true);
+    let w = Workload {
+        seed: 45,
+        threads: 4,
+        txns_per_thread: 1500,
+        isolation: Some(Isolation::Snapshot),
+        locked: true,
+    };
+    let history = run(&engine, w);
+    let violations = check(&history);
+    assert!(
+        violations.iter().any(|v| matches!(
+            v,
+            Violation::ConcurrentWrites { .. } | Violation::ReadChanged { .. }
+        )),
+        "the checker missed unisolated locked transactions: {}",
+        summary(&history)
+    );
+}
+
 // The planted bug: with commit validation switched off, concurrent transactions that write the
 // same key both commit. The checker must report it.
 #[test]
@@ -832,6 +964,7 @@ fn checker_catches_commits_without_validation() {
         threads: 2,
         txns_per_thread: 1500,
         isolation: Some(Isolation::Snapshot),
+        locked: false,
     };
     let history = run(&engine, w);
     let violations = check(&history);
@@ -859,6 +992,7 @@ fn checker_catches_serializable_commits_without_validation() {
         threads: 2,
         txns_per_thread: 1500,
         isolation: Some(Isolation::Serializable),
+        locked: false,
     };
     let history = run(&engine, w);
     let violations = check(&history);
@@ -890,6 +1024,7 @@ fn validation_hook_switches_back_on() {
         threads: 2,
         txns_per_thread: 500,
         isolation: Some(Isolation::Snapshot),
+        locked: false,
     };
     let history = run(&engine, w);
     assert_clean(&engine, &history, true);
@@ -905,6 +1040,7 @@ fn checker_catches_a_stale_read() {
         threads: 1,
         txns_per_thread: 300,
         isolation: Some(Isolation::Snapshot),
+        locked: false,
     };
     let mut history = run(&engine, w);
     assert!(check(&history).is_empty());
@@ -980,6 +1116,7 @@ fn durable_histories_are_clean_and_recover() {
             threads: 3,
             txns_per_thread: 600,
             isolation: None,
+            locked: false,
         };
         let history = run(&engine, w);
         // Power loss right as the last commit returned, before anything else can sync.
