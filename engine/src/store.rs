@@ -29,9 +29,9 @@
 //! of them.
 //!
 //! Invariant (ARCHITECTURE.md, "Ordered index"): at every moment each key of
-//! the point index (created by `create_chain`, or by `recover_chain` while
-//! reopening) is in the skip list or on its family's pending list; a key leaves the list only after it is in the skip
-//! list. A key is pushed before the commit that created it is published, so
+//! the point index (created by `chain_or_create`, by a committer or while
+//! reopening) is in the skip list or on its family's pending list; a key
+//! leaves the list only after it is in the skip list. A key is pushed before the commit that created it is published, so
 //! a reader at any version that includes that commit, having merged its
 //! family, finds the key in the skip list.
 
@@ -138,24 +138,6 @@ impl Store {
             .peek_with(&self.probe(key), |entry, ()| Arc::clone(&entry.chain))
     }
 
-    /// Create the chain of `key`, absent from both indexes (the caller just
-    /// looked): in the point index now, on its family's pending list for
-    /// the ordered index (see the module docs). Only committers holding the
-    /// commit lock call this, before they publish the commit.
-    pub(crate) fn create_chain(&self, key: &Key) -> Arc<VersionChain> {
-        let chain = Arc::new(VersionChain::new(key.clone()));
-        let entry = Digested {
-            digest: self.digests.hash_one(key),
-            chain: Arc::clone(&chain),
-        };
-        // The commit lock serialises creators, so the insert cannot race.
-        if let Err((existing, ())) = self.index.insert_sync(entry, ()) {
-            return existing.chain;
-        }
-        self.pending.push(key, Arc::clone(&chain));
-        chain
-    }
-
     /// Merge the pending keys of `prefix`'s family into the ordered index.
     /// Called before walking that family in the skip list.
     fn merge_family_of(&self, prefix: &Key) {
@@ -174,16 +156,19 @@ impl Store {
         }
     }
 
-    /// Recovery only: the chain of `key`, and whether this call created it
-    /// (empty) as [`Store::create_chain`] does: in the point index, and on
-    /// its family's pending list for the ordered index, which is built
-    /// lazily, by the first scan of the family or the first walk of all
-    /// keys (GC, checkpoint), not while the database is reopening. One
-    /// probe of the point index either way. No reader sees the store
-    /// before recovery is done, and recovery installs on one thread.
-    pub(crate) fn recover_chain(&self, key: Key) -> (Arc<VersionChain>, bool) {
+    /// The chain of `key`, and whether this call created it (empty). A
+    /// created chain goes into the point index at once and on its
+    /// family's pending list for the ordered index (see the module docs),
+    /// which is built lazily, by the first scan of the family or the first
+    /// walk of all keys (GC, checkpoint). One probe of the point index
+    /// either way. Only callers that exclude each other create chains:
+    /// committers holding the commit lock, before they publish the commit,
+    /// and recovery, on one thread, before any reader sees the store.
+    pub(crate) fn chain_or_create(&self, key: Key) -> (Arc<VersionChain>, bool) {
         // Built before the probe: the index holds the chain itself (which
-        // keeps the key); an existing key drops it again.
+        // keeps the key); an existing key drops it again. Committers call
+        // this only for keys they found absent, so that is recovery's cost
+        // alone (a WAL rewriting keys).
         let entry = Digested {
             digest: self.digests.hash_one(&key),
             chain: Arc::new(VersionChain::new(key)),
@@ -383,7 +368,8 @@ mod test {
         let ns = Namespace::new("t").unwrap();
         let store = Store::default();
         for i in 0..50_000 {
-            let created = store.create_chain(&key(&ns, i));
+            let (created, new) = store.chain_or_create(key(&ns, i));
+            assert!(new);
             assert_eq!(created.key(), &key(&ns, i));
         }
         for i in 0..50_000 {
@@ -392,6 +378,27 @@ mod test {
         }
         assert!(store.chain(&key(&ns, 50_000)).is_none());
         assert_eq!(store.key_count(), 50_000);
+    }
+
+    /// Asked again for a key it has, the store hands back that key's own
+    /// chain and creates nothing: no second chain, no second pending entry.
+    #[test]
+    fn a_key_that_has_a_chain_gets_that_chain_back() {
+        let ns = Namespace::new("t").unwrap();
+        let store = Store::default();
+        let (first, created) = store.chain_or_create(key(&ns, 1));
+        assert!(created);
+        let (again, created) = store.chain_or_create(key(&ns, 1));
+        assert!(!created);
+        assert!(Arc::ptr_eq(&first, &again));
+        assert!(Arc::ptr_eq(&store.chain(&key(&ns, 1)).unwrap(), &first));
+        let mut walked = 0;
+        store.for_each_chain(|k, chain| {
+            assert_eq!(k, &key(&ns, 1));
+            assert!(std::ptr::eq(chain, &*first));
+            walked += 1;
+        });
+        assert_eq!((walked, store.key_count()), (1, 1));
     }
 
     /// Equal digests are not enough: an entry matches a lookup, or another

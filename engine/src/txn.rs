@@ -383,7 +383,7 @@ impl Transaction {
         let indexed = !self.run.is_nil();
         let mut installed = CommitChains::with_capacity(if indexed { writes.len() } else { 0 });
         for ((key, value), chain) in writes.iter_mut().zip(chains) {
-            let chain = chain.unwrap_or_else(|| inner.store.create_chain(key));
+            let chain = chain.unwrap_or_else(|| inner.store.chain_or_create(key.clone()).0);
             chain.push(version, self.run, value.take(), &guard);
             if indexed {
                 installed.push(chain);

@@ -302,7 +302,7 @@ impl<'s> Installer<'s> {
         self.snapshots.raise_floor(image.floor);
         let guard = crossbeam_epoch::pin();
         for chain_image in image.chains {
-            let (chain, created) = self.store.recover_chain(chain_image.key);
+            let (chain, created) = self.store.chain_or_create(chain_image.key);
             debug_assert!(created, "a checkpoint holds each key once");
             for (commit, run, value) in chain_image.versions.into_iter().rev() {
                 chain.push(commit, run, value, &guard);
@@ -330,7 +330,7 @@ impl<'s> Installer<'s> {
     /// key gets an empty chain marked pruned through `version`, so reads
     /// and replay report the version as pruned rather than absent.
     fn chain_named_by_index(&mut self, key: &Key, version: Version) -> Arc<VersionChain> {
-        let (chain, created) = self.store.recover_chain(key.clone());
+        let (chain, created) = self.store.chain_or_create(key.clone());
         if created {
             chain.mark_pruned(version);
         }
@@ -348,7 +348,7 @@ impl<'s> Installer<'s> {
         let in_run = !record.run.is_nil();
         let mut written = CommitChains::new();
         for (key, value) in record.writes {
-            let (chain, _) = self.store.recover_chain(key);
+            let (chain, _) = self.store.chain_or_create(key);
             chain.push(record.version, record.run, value, &guard);
             self.linked += 1;
             if in_run {
