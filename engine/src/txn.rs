@@ -283,7 +283,7 @@ impl Transaction {
         let body = encode_if_durable(&inner, &self.writes)?;
         let state = inner.commit.lock();
         check_open(&inner)?;
-        let chains = self.chains_of_writes();
+        let chains = self.chains_of_writes(Missing::Leave);
         if !state.skips_validation() {
             self.validate(&chains)?;
         }
@@ -307,7 +307,9 @@ impl Transaction {
             return Ok(self.snap.version());
         }
         let body = encode_if_durable(inner, &self.writes)?;
-        let chains = self.chains_of_writes();
+        // Nothing fails from here until the writes are installed, so a
+        // new key's chain is created in the probe that finds it missing.
+        let chains = self.chains_of_writes(Missing::Create);
         self.finish_commit(inner, state, chains, &body, wall_ms)
     }
 
@@ -348,18 +350,20 @@ impl Transaction {
     }
 
     /// Under the commit lock: the chain of each written key, in key order
-    /// (`None` for a key never written). The one index lookup per key that
-    /// both validation and installation use, skipped for the key whose
-    /// chain a read kept (`first_read_chain`); chains are never removed
-    /// from the index, so they stay current while the lock is held.
-    fn chains_of_writes(&mut self) -> Chains {
+    /// (`None` for a key never written, unless `missing` creates it). The
+    /// one index probe per key that both validation and installation use,
+    /// skipped for the key whose chain a read kept (`first_read_chain`);
+    /// chains are never removed from the index, so they stay current while
+    /// the lock is held.
+    fn chains_of_writes(&mut self, missing: Missing) -> Chains {
         let store = &self.snap.inner.store;
         let mut kept = self.first_read_chain.take();
         let mut chains = Chains::new();
         for key in self.writes.keys() {
-            let chain = match kept.take_if(|c| c.key() == key) {
-                Some(chain) => Some(chain),
-                None => store.chain(key),
+            let chain = match (kept.take_if(|c| c.key() == key), missing) {
+                (Some(chain), _) => Some(chain),
+                (None, Missing::Leave) => store.chain(key),
+                (None, Missing::Create) => Some(store.chain_or_create(key.clone()).0),
             };
             chains.push(chain);
         }
@@ -432,6 +436,22 @@ impl Transaction {
         }
         Ok(())
     }
+}
+
+/// What [`Transaction::chains_of_writes`] does for a written key that has
+/// no chain yet.
+#[derive(Clone, Copy)]
+enum Missing {
+    /// Leave it `None`; installation creates it. An optimistic commit may
+    /// still fail validation after the lookup, and a key it created then
+    /// would stay in the index with no version.
+    Leave,
+    /// Create it at once, in the index probe that found it missing (one
+    /// probe per new key instead of two). Only for a commit that can no
+    /// longer fail before it installs (a locked one). A key that does
+    /// exist costs a chain built and dropped again: the locked path is made
+    /// for keys it read (kept) and new keys, such as an event's.
+    Create,
 }
 
 /// The WAL payload of `writes` on a durable engine (checked against the
