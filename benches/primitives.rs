@@ -15,7 +15,7 @@ use std::hint::black_box;
 
 use divan::Bencher;
 use divan::counter::ItemsCount;
-use rewinddb::engine::{Key, Scope};
+use rewinddb::engine::{Key, Scope, Transaction};
 use rewinddb::{Database, Isolation, Namespace, RunId, RunSpec, SpanSpec, TypeTag, Value};
 
 fn main() {
@@ -131,9 +131,9 @@ fn append_split_report() {
     let p = payload();
     // Their own runs: the floors' head records are not event heads.
     let floor_run = db.begin_run(RunSpec::new("floor")).unwrap();
-    let mut floor = engine_floor(&db, floor_run);
+    let mut floor = engine_floor(&db, floor_run, false);
     let locked_run = db.begin_run(RunSpec::new("floor-locked")).unwrap();
-    let mut locked = engine_floor_locked(&db, locked_run);
+    let mut locked = engine_floor(&db, locked_run, true);
     let mut series: [Series<'_>; 3] = [
         ("engine floor", Box::new(|_| floor())),
         ("locked floor", Box::new(|_| locked())),
@@ -182,15 +182,17 @@ fn event_append_autocommit(bencher: Bencher) {
 #[divan::bench(sample_count = 100, sample_size = 1000)]
 fn event_append_engine_floor(bencher: Bencher) {
     let (db, run) = db_and_run();
-    let mut floor = engine_floor(&db, run);
+    let mut floor = engine_floor(&db, run, false);
     bencher
         .counter(ItemsCount::new(1usize))
         .bench_local(&mut floor);
 }
 
 /// One call of the returned closure is one transaction of the engine work
-/// of an append (see `event_append_engine_floor`).
-fn engine_floor(db: &Database, run: RunId) -> impl FnMut() + use<> {
+/// of an append (see `event_append_engine_floor`): optimistic, or under the
+/// commit lock when `locked` (`Engine::transaction_locked`, the path an
+/// autocommit append takes).
+fn engine_floor(db: &Database, run: RunId, locked: bool) -> impl FnMut() + use<> {
     let engine = db.engine().clone();
     let ns = Namespace::new(NS).unwrap();
     let head = Key::new(ns.clone(), Scope::Run(run), TypeTag::Event, "h");
@@ -201,13 +203,16 @@ fn engine_floor(db: &Database, run: RunId) -> impl FnMut() + use<> {
         let mut user = [b'e'; 9];
         user[1..].copy_from_slice(&seq.to_be_bytes());
         let key = Key::new(ns.clone(), Scope::Run(run), TypeTag::Event, user);
-        engine
-            .transaction(run, Isolation::Snapshot, |t| {
-                black_box(t.get(&head)?);
-                t.put(key.clone(), record.clone())?;
-                t.put(head.clone(), Value::from(&seq.to_le_bytes()[..]))
-            })
-            .unwrap();
+        let work = |t: &mut Transaction| {
+            black_box(t.get(&head)?);
+            t.put(key.clone(), record.clone())?;
+            t.put(head.clone(), Value::from(&seq.to_le_bytes()[..]))
+        };
+        if locked {
+            engine.transaction_locked(run, work).unwrap();
+        } else {
+            engine.transaction(run, Isolation::Snapshot, work).unwrap();
+        }
     }
 }
 
@@ -216,33 +221,10 @@ fn engine_floor(db: &Database, run: RunId) -> impl FnMut() + use<> {
 #[divan::bench(sample_count = 100, sample_size = 1000)]
 fn event_append_engine_floor_locked(bencher: Bencher) {
     let (db, run) = db_and_run();
-    let mut floor = engine_floor_locked(&db, run);
+    let mut floor = engine_floor(&db, run, true);
     bencher
         .counter(ItemsCount::new(1usize))
         .bench_local(&mut floor);
-}
-
-/// One call of the returned closure is one locked transaction of the
-/// engine work of an append (see `event_append_engine_floor_locked`).
-fn engine_floor_locked(db: &Database, run: RunId) -> impl FnMut() + use<> {
-    let engine = db.engine().clone();
-    let ns = Namespace::new(NS).unwrap();
-    let head = Key::new(ns.clone(), Scope::Run(run), TypeTag::Event, "h");
-    let record = Value::from(vec![payload(), Value::Int(0), Value::Int(0), Value::Int(0)]);
-    let mut seq = 0u64;
-    move || {
-        seq += 1;
-        let mut user = [b'e'; 9];
-        user[1..].copy_from_slice(&seq.to_be_bytes());
-        let key = Key::new(ns.clone(), Scope::Run(run), TypeTag::Event, user);
-        engine
-            .transaction_locked(run, |t| {
-                black_box(t.get(&head)?);
-                t.put(key, record.clone())?;
-                t.put(head.clone(), Value::from(&seq.to_le_bytes()[..]))
-            })
-            .unwrap();
-    }
 }
 
 /// `BATCH` appends in one transaction: the throughput an agent gets when it

@@ -25,7 +25,7 @@
 use std::error::Error;
 use std::hint::black_box;
 
-use rewinddb::engine::{Key, Scope};
+use rewinddb::engine::{Key, Scope, Transaction};
 use rewinddb::{Database, Isolation, Namespace, RunSpec, TypeTag, Value};
 
 const NS: &str = "bench/ns";
@@ -46,7 +46,7 @@ fn main() -> Result<(), Box<dyn Error>> {
                 black_box(log.append("tool.returned", payload.clone())?);
             }
         }
-        "floor" => {
+        "floor" | "floor_locked" => {
             let head = Key::new(ns.clone(), Scope::Run(run), TypeTag::Event, "h");
             let record = Value::from(vec![
                 Value::from("tool returned 42 results"),
@@ -58,30 +58,16 @@ fn main() -> Result<(), Box<dyn Error>> {
                 let mut user = [b'e'; 9];
                 user[1..].copy_from_slice(&seq.to_be_bytes());
                 let key = Key::new(ns.clone(), Scope::Run(run), TypeTag::Event, user);
-                engine.transaction(run, Isolation::Snapshot, |t| {
+                let work = |t: &mut Transaction| {
                     black_box(t.get(&head)?);
                     t.put(key.clone(), record.clone())?;
                     t.put(head.clone(), Value::from(&seq.to_le_bytes()[..]))
-                })?;
-            }
-        }
-        "floor_locked" => {
-            let head = Key::new(ns.clone(), Scope::Run(run), TypeTag::Event, "h");
-            let record = Value::from(vec![
-                Value::from("tool returned 42 results"),
-                Value::Int(0),
-                Value::Int(0),
-                Value::Int(0),
-            ]);
-            for seq in 0..n {
-                let mut user = [b'e'; 9];
-                user[1..].copy_from_slice(&seq.to_be_bytes());
-                let key = Key::new(ns.clone(), Scope::Run(run), TypeTag::Event, user);
-                engine.transaction_locked(run, |t| {
-                    black_box(t.get(&head)?);
-                    t.put(key, record.clone())?;
-                    t.put(head.clone(), Value::from(&seq.to_le_bytes()[..]))
-                })?;
+                };
+                if kind == "floor" {
+                    engine.transaction(run, Isolation::Snapshot, work)?;
+                } else {
+                    engine.transaction_locked(run, work)?;
+                }
             }
         }
         "put" => {
