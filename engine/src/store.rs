@@ -10,7 +10,8 @@
 //! key per growth (measured: 28% of an event append's time at 1M events).
 //! A lookup computes the digest of the key it is given once (the same
 //! work as hashing the key) and compares digests before it reads a chain.
-//! The price is 8 bytes per key.
+//! The price is 8 bytes per key, and a bigger index to miss in: random
+//! puts to 1M existing keys ran 5-8% slower for the same instructions.
 //!
 //! Point reads never walk an ordered structure: they go through
 //! `scc::HashIndex`, whose reads are lock-free. The ordered index changes
@@ -31,9 +32,10 @@
 //! Invariant (ARCHITECTURE.md, "Ordered index"): at every moment each key of
 //! the point index (created by `chain_or_create`, by a committer or while
 //! reopening) is in the skip list or on its family's pending list; a key
-//! leaves the list only after it is in the skip list. A key is pushed before the commit that created it is published, so
-//! a reader at any version that includes that commit, having merged its
-//! family, finds the key in the skip list.
+//! leaves the list only after it is in the skip list. A key is pushed
+//! before the commit that created it is published, so a reader at any
+//! version that includes that commit, having merged its family, finds the
+//! key in the skip list.
 
 use std::hash::BuildHasher;
 use std::ops::Bound;
