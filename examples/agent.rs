@@ -172,7 +172,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let now = rewinddb::engine::wall_clock_ms();
     println!(
         "version at wall-clock {now} ms: {}",
-        db.version_at_time(now)
+        db.version_at_time(now)?
     );
 
     let demo_runs = db.runs().query_runs(&RunQuery::all().tag("demo"))?;

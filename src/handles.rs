@@ -245,7 +245,7 @@ impl<'a, C: Access> RunsHandle<'a, C> {
         let index = self.index()?;
         let mut info = self.ctx.read(|r| index.get_run(r, run))?;
         if info.status == RunStatus::Running {
-            let span = self.ctx.engine().run_span(run, self.ctx.read_version());
+            let span = self.ctx.engine().run_span(run, self.ctx.read_version())?;
             info.first_version = span.map(|(first, _)| first);
             info.last_version = span.map(|(_, last)| last);
         }
@@ -275,7 +275,7 @@ impl RunsHandle<'_, Database> {
     pub fn update_status(&self, run: RunId, status: RunStatus) -> Result<RunInfo> {
         let index = self.ctx.run_index();
         // Replayed once before the status change: O(run size).
-        let span = self.ctx.end_run_span(run);
+        let span = self.ctx.end_run_span(run)?;
         let (info, version) = self.ctx.autocommit(RunId::NIL, |txn| {
             index.update_status(txn, run, status, span)
         })?;

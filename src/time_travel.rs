@@ -31,7 +31,7 @@ impl Database {
             (_, Some(d)) => Recorded::Ended(Digest(d)),
             (_, None) => Recorded::Unknown,
         };
-        let commits = self.engine().run_commits(run);
+        let commits = self.engine().run_commits(run)?;
         let held_first = commits.first().map(|c| c.version);
         // GC can drop a run's oldest commits from the engine's index (after
         // a restart); the run record still knows where the run began.
@@ -61,9 +61,11 @@ impl Database {
     }
 
     /// The newest version committed at or before wall-clock `ms` (0 if
-    /// none): pass it to [`Database::snapshot_at`].
-    pub fn version_at_time(&self, ms: u64) -> Version {
-        self.engine().version_at_time(ms)
+    /// none): pass it to [`Database::snapshot_at`]. An error only inside
+    /// the closure of `Engine::transaction_locked`
+    /// (`Error::Engine(ReentrantCommitLock)`).
+    pub fn version_at_time(&self, ms: u64) -> Result<Version, Error> {
+        Ok(self.engine().version_at_time(ms)?)
     }
 
     /// What `end_run` records about the run's commits: first and last
@@ -72,18 +74,18 @@ impl Database {
     /// run's state, which `end_run` does not need). If the history can no
     /// longer be replayed (retention), the span comes from the per-run
     /// index and the digest is None.
-    pub(crate) fn end_run_span(&self, run: RunId) -> CommitSpan {
-        let commits = self.engine().run_commits(run);
+    pub(crate) fn end_run_span(&self, run: RunId) -> Result<CommitSpan, Error> {
+        let commits = self.engine().run_commits(run)?;
         let digest = match commits.is_empty() {
             true => Ok(ReplayedRun::empty(run).digest()),
             false => rewinddb_replay::digest_commits(self.engine(), run, &commits),
         };
         match digest {
-            Ok(d) => CommitSpan {
+            Ok(d) => Ok(CommitSpan {
                 first: commits.first().map(|c| c.version),
                 last: commits.last().map(|c| c.version),
                 digest: Some(d.0),
-            },
+            }),
             Err(_) => commit_span(self.engine(), run),
         }
     }

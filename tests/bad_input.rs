@@ -1,6 +1,8 @@
 //! Bad input: unknown and ended runs, empty or oversized names and
 //! payloads, an undefined state machine, a span whose parent is in another
-//! run — each a clear error, and nothing changed.
+//! run — each a clear error, and nothing changed. Also: the facade's own
+//! transactions and queries inside the engine's locked closure are refused
+//! instead of deadlocking.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -343,4 +345,60 @@ fn an_append_over_a_lowered_value_limit_is_refused_under_the_commit_lock() {
     );
     assert_eq!(db.events(NS, run).append("t", "fits too").unwrap(), 1);
     db.events(NS, run).verify().unwrap();
+}
+
+/// Inside a closure of `Engine::transaction_locked` (reached through
+/// `db.engine()`), the facade's transactions, autocommit writes (locked
+/// appends too) and time queries need the commit lock that closure holds:
+/// each answers `ReentrantCommitLock` at once instead of waiting for
+/// itself, and nothing is committed. They work again afterwards.
+#[test]
+fn facade_calls_inside_a_locked_engine_closure_are_refused() {
+    let (db, run) = setup();
+    let before = db.engine().visible_version();
+    let calls = move |db: &Database| -> Vec<rewinddb::Result<()>> {
+        vec![
+            db.transaction(run, |t| t.kv(NS).put("k", 1)).map(drop),
+            db.kv(NS).put(run, "k", 1).map(drop),
+            db.events(NS, run).append("t", 1).map(drop),
+            db.events(NS, run).append("t", vec![0u8; 20_000]).map(drop),
+            db.version_at_time(0).map(drop),
+            db.runs().end_run(run, RunStatus::Completed).map(drop),
+        ]
+    };
+    let inside = db.clone();
+    let (answers, _) = within(20, move || {
+        inside
+            .engine()
+            .transaction_locked(run, |_| Ok::<_, rewinddb::engine::Error>(calls(&inside)))
+            .unwrap()
+    });
+    assert_eq!(answers.len(), 6);
+    for answer in answers {
+        let err = answer.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Engine(rewinddb::engine::Error::ReentrantCommitLock(_))
+            ),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains("after the closure returns"),
+            "{err}"
+        );
+    }
+    assert_eq!(db.engine().visible_version(), before);
+    assert_eq!(db.events(NS, run).len().unwrap(), 0);
+    assert!(calls(&db).iter().all(|a| a.is_ok()));
+    assert_eq!(db.events(NS, run).len().unwrap(), 2);
+}
+
+/// `f` on another thread, given `secs` seconds: a deadlock fails the test
+/// instead of hanging it.
+fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(f()).unwrap());
+    rx.recv_timeout(std::time::Duration::from_secs(secs))
+        .expect("deadlocked: the call did not return")
 }

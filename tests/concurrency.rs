@@ -165,7 +165,7 @@ fn appends_under_the_commit_lock_and_optimistic_ones_share_one_dense_chain() {
     let path_of: std::collections::BTreeMap<u64, Path> =
         told.iter().map(|(seq, _, _, path)| (*seq, *path)).collect();
     let mut checked = 0;
-    for commit in db.engine().run_commits(run) {
+    for commit in db.engine().run_commits(run).unwrap() {
         for key in commit.keys().filter(|k| k.tag == TypeTag::Event) {
             let Some(seq_bytes) = key.user.strip_prefix(b"e") else {
                 continue;

@@ -45,6 +45,7 @@ use crate::durability::io::{FsStorage, Storage};
 use crate::durability::{Durability, Durable};
 use crate::error::{Error, Result};
 use crate::record::RunCommit;
+use crate::reentry::ClosureThread;
 use crate::snapshot::SnapshotTracker;
 use crate::store::{Store, Versioned};
 use crate::sync::{AtomicU64, Ordering};
@@ -133,6 +134,9 @@ pub(crate) struct EngineInner {
     pub(crate) visible: AtomicU64,
     pub(crate) snapshots: SnapshotTracker,
     pub(crate) commit: Mutex<CommitState>,
+    /// The thread running a locked transaction's closure, if any: paths
+    /// that take `commit` for a caller refuse it (`reentry.rs`).
+    pub(crate) closure_thread: ClosureThread,
     gc_lock: Mutex<()>,
     /// Versions linked into chains (decremented when GC unlinks).
     pub(crate) linked_versions: AtomicU64,
@@ -211,6 +215,7 @@ impl Engine {
             visible: AtomicU64::new(0),
             snapshots: SnapshotTracker::default(),
             commit: Mutex::new(CommitState::default()),
+            closure_thread: ClosureThread::default(),
             gc_lock: Mutex::new(()),
             linked_versions: AtomicU64::new(0),
             durable: None,
@@ -283,6 +288,7 @@ impl Engine {
             visible: AtomicU64::new(last),
             snapshots: recovered.snapshots,
             commit: Mutex::new(recovered.state),
+            closure_thread: ClosureThread::default(),
             gc_lock: Mutex::new(()),
             linked_versions: AtomicU64::new(recovered.linked_versions),
             durable: Some(durable),
@@ -297,9 +303,13 @@ impl Engine {
     /// Write a checkpoint of the newest visible state now and delete the
     /// WAL segments and checkpoints it makes unnecessary. Returns its
     /// version. Writers keep going meanwhile. In memory: a no-op.
+    /// [`Error::ReentrantCommitLock`] inside a locked transaction's closure.
     pub fn checkpoint(&self) -> Result<Version> {
         match &self.inner.durable {
-            Some(d) => d.checkpoint(&self.inner),
+            Some(d) => {
+                self.inner.refuse_reentry("Engine::checkpoint")?;
+                d.checkpoint(&self.inner)
+            }
             None => Ok(self.visible_version()),
         }
     }
@@ -315,9 +325,13 @@ impl Engine {
 
     /// Write and fdatasync every buffered WAL record (for `Batched` and
     /// `Async` callers who need a durability point). In memory: a no-op.
+    /// [`Error::ReentrantCommitLock`] inside a locked transaction's closure.
     pub fn flush(&self) -> Result<()> {
         match &self.inner.durable {
-            Some(d) => d.flush(&self.inner, true),
+            Some(d) => {
+                self.inner.refuse_reentry("Engine::flush")?;
+                d.flush(&self.inner, true)
+            }
             None => Ok(()),
         }
     }
@@ -325,9 +339,14 @@ impl Engine {
     /// Stop the background threads, sync the WAL and release the directory
     /// lock; later commits through any handle fail with `Error::Poisoned`.
     /// Dropping the last handle does the same, ignoring errors.
+    /// [`Error::ReentrantCommitLock`] inside a locked transaction's closure
+    /// (the engine stays open).
     pub fn close(self) -> Result<()> {
         match &self.inner.durable {
-            Some(d) => d.close(&self.inner),
+            Some(d) => {
+                self.inner.refuse_reentry("Engine::close")?;
+                d.close(&self.inner)
+            }
             None => Ok(()),
         }
     }
@@ -436,10 +455,21 @@ impl Engine {
     ///
     /// Every other committer waits while `f` runs: keep it short and
     /// bounded (the facade uses it for single event appends of bounded
-    /// size). Inside `f`, do not commit, nor call anything that takes the
-    /// commit lock (another commit on this engine, [`Engine::run_commits`],
-    /// [`Engine::commit_time`], ...): it would deadlock. `txn.commit()`
-    /// itself is refused with an error.
+    /// size). Inside `f`, whatever needs this engine's commit lock, which
+    /// `f`'s thread holds, answers [`Error::ReentrantCommitLock`] and
+    /// changes nothing: another commit on this engine (through
+    /// [`Engine::transaction`] or an explicit transaction), a nested
+    /// `transaction_locked`, [`Engine::run_commits`], [`Engine::run_span`],
+    /// [`Engine::commit_time`], [`Engine::version_at_time`],
+    /// [`Engine::flush`], [`Engine::checkpoint`], [`Engine::close`]. `f`
+    /// may handle that error and still return `Ok`, and its own writes are
+    /// then committed as usual. `txn.commit()` itself is refused with
+    /// [`Error::InvalidArgument`]. (A locked transaction on *another*
+    /// engine inside `f` is allowed, but two threads nesting two engines'
+    /// locked transactions in opposite orders deadlock, as with any two
+    /// locks.) Not covered yet: [`Engine::gc`] under
+    /// [`Retention::Window`] reads the time index under the commit lock
+    /// and would still wait for itself inside `f`.
     pub fn transaction_locked<T, E: From<Error>>(
         &self,
         run: RunId,
@@ -513,11 +543,13 @@ impl Engine {
     }
 
     /// The commits of `run` visible now, in order (derived per-run index).
-    /// Empty if the run never committed.
-    pub fn run_commits(&self, run: RunId) -> Vec<RunCommit> {
+    /// Empty if the run never committed. [`Error::ReentrantCommitLock`]
+    /// inside a locked transaction's closure (so are the other queries of
+    /// the commit index below).
+    pub fn run_commits(&self, run: RunId) -> Result<Vec<RunCommit>> {
         let visible = self.visible_version();
-        let state = self.inner.commit.lock();
-        state
+        let state = self.inner.lock_commit("Engine::run_commits")?;
+        Ok(state
             .runs
             .get(&run)
             .map(|c| {
@@ -526,35 +558,41 @@ impl Engine {
                     .cloned()
                     .collect()
             })
-            .unwrap_or_default()
+            .unwrap_or_default())
     }
 
     /// The first and the last commit version of `run` at or below `at`
     /// (and visible now), or `None` if it has none there. O(log n) in the
     /// run's commits under the commit lock, where [`Engine::run_commits`]
     /// copies them all: for a status query on a long running run.
-    pub fn run_span(&self, run: RunId, at: Version) -> Option<(Version, Version)> {
+    pub fn run_span(&self, run: RunId, at: Version) -> Result<Option<(Version, Version)>> {
         let upto = at.min(self.visible_version());
-        let state = self.inner.commit.lock();
-        let commits = state.runs.get(&run)?;
-        let first = commits.first().filter(|c| c.version <= upto)?.version;
+        let state = self.inner.lock_commit("Engine::run_span")?;
+        let Some(commits) = state.runs.get(&run) else {
+            return Ok(None);
+        };
+        let Some(first) = commits.first().filter(|c| c.version <= upto) else {
+            return Ok(None);
+        };
         let end = commits.partition_point(|c| c.version <= upto);
-        Some((first, commits[end - 1].version))
+        Ok(Some((first.version, commits[end - 1].version)))
     }
 
     /// Newest visible version committed at or before wall-clock `ms`.
-    pub fn version_at_time(&self, ms: u64) -> Version {
+    pub fn version_at_time(&self, ms: u64) -> Result<Version> {
         let visible = self.visible_version();
-        self.inner.commit.lock().times.version_at(ms, visible)
+        let state = self.inner.lock_commit("Engine::version_at_time")?;
+        Ok(state.times.version_at(ms, visible))
     }
 
     /// Wall-clock milliseconds at which `version` committed (0 if unknown:
     /// version 0, or a version not visible yet).
-    pub fn commit_time(&self, version: Version) -> u64 {
+    pub fn commit_time(&self, version: Version) -> Result<u64> {
         if version > self.visible_version() {
-            return 0;
+            return Ok(0);
         }
-        self.inner.commit.lock().times.time_of(version)
+        let state = self.inner.lock_commit("Engine::commit_time")?;
+        Ok(state.times.time_of(version))
     }
 
     /// Every linked version of `key` with `commit <= at`, newest first,

@@ -149,6 +149,15 @@ pub enum Error {
         /// Newest format version this build reads.
         supported: u32,
     },
+    /// The closure of [`Engine::transaction_locked`](crate::Engine::transaction_locked)
+    /// called something that needs this engine's commit lock, which that
+    /// closure holds (another commit, a nested locked transaction, a
+    /// commit-index query, a flush or checkpoint). Refused instead of
+    /// deadlocking; nothing was changed. Call it after the closure returns.
+    #[error(
+        "{0} was called inside Engine::transaction_locked's closure, which holds the commit lock it needs; call it after the closure returns"
+    )]
+    ReentrantCommitLock(&'static str),
     /// The database can no longer accept writes (e.g. after a failed fsync).
     #[error("database is read-only after an earlier failure: {0}")]
     Poisoned(String),

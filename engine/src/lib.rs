@@ -65,7 +65,7 @@
 //! let engine = Engine::open(config)?;         // recovery
 //! assert_eq!(engine.visible_version(), 3);
 //! assert_eq!(engine.snapshot_at(2)?.get(&key)?.and_then(|v| v.as_i64()), Some(2));
-//! assert_eq!(engine.run_commits(run).len(), 3);
+//! assert_eq!(engine.run_commits(run)?.len(), 3);
 //! engine.close()?;
 //! # std::fs::remove_dir_all(&dir).ok();
 //! # Ok::<(), rewinddb_engine::Error>(())
@@ -82,6 +82,7 @@ mod key_bytes;
 mod loom_tests;
 mod pending;
 mod record;
+mod reentry;
 mod snapshot;
 mod store;
 mod sync;

@@ -257,8 +257,11 @@ impl Transaction {
     /// abort). On `Err` nothing was installed and the transaction is finished.
     /// Either way the transaction stops holding its start version against
     /// GC: it reads nothing more. Refused inside
-    /// [`Engine::transaction_locked`](crate::Engine::transaction_locked),
-    /// which commits when its closure returns.
+    /// [`Engine::transaction_locked`](crate::Engine::transaction_locked):
+    /// that transaction's own commit with `Error::InvalidArgument` (it
+    /// commits when its closure returns), any other transaction's commit on
+    /// the same engine with `Error::ReentrantCommitLock` (it would wait for
+    /// the lock the closure holds).
     pub fn commit(&mut self) -> Result<Version> {
         self.active()?;
         if self.locked_wall_ms.is_some() {
@@ -281,7 +284,7 @@ impl Transaction {
         let inner = Arc::clone(&self.snap.inner);
         // Durable engines encode the record before taking the lock.
         let body = encode_if_durable(&inner, &self.writes)?;
-        let state = inner.commit.lock();
+        let state = inner.lock_commit("Transaction::commit")?;
         check_open(&inner)?;
         let chains = self.chains_of_writes(Missing::Leave);
         if !state.skips_validation() {
@@ -483,7 +486,7 @@ pub(crate) fn run_locked<T, E: From<Error>>(
     run: RunId,
     f: impl FnOnce(&mut Transaction) -> std::result::Result<T, E>,
 ) -> std::result::Result<(T, Version), E> {
-    let state = inner.commit.lock();
+    let state = inner.lock_commit("Engine::transaction_locked")?;
     check_open(inner)?;
     // Read before `f` runs, so a record `f` writes can carry the exact time
     // its commit records (`Transaction::wall_clock_ms`).
@@ -501,12 +504,15 @@ pub(crate) fn run_locked<T, E: From<Error>>(
 /// `f(txn)` with the commit lock `state` held, which it hands back.
 #[cfg(not(feature = "test-hooks"))]
 fn call_locked<'a, T, E>(
-    _inner: &'a EngineInner,
+    inner: &'a EngineInner,
     state: MutexGuard<'a, CommitState>,
     txn: &mut Transaction,
     f: impl FnOnce(&mut Transaction) -> std::result::Result<T, E>,
 ) -> std::result::Result<(T, MutexGuard<'a, CommitState>), E> {
-    Ok((f(txn)?, state))
+    let in_closure = inner.closure_thread.enter();
+    let t = f(txn)?;
+    drop(in_closure);
+    Ok((t, state))
 }
 
 /// `f(txn)` with the commit lock `state` held, which it hands back; with
@@ -519,7 +525,10 @@ fn call_locked<'a, T, E>(
     f: impl FnOnce(&mut Transaction) -> std::result::Result<T, E>,
 ) -> std::result::Result<(T, MutexGuard<'a, CommitState>), E> {
     if !state.unlock_locked_closures {
-        return Ok((f(txn)?, state));
+        let in_closure = inner.closure_thread.enter();
+        let t = f(txn)?;
+        drop(in_closure);
+        return Ok((t, state));
     }
     drop(state);
     // Widen the window the bug opens, so a test sees it within a few

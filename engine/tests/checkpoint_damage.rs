@@ -64,7 +64,13 @@ fn check_all(engine: &Engine, last: u64) {
             Value::Int(v as i64),
             "version {v}"
         );
-        assert_eq!(engine.run_commits(engine.history(&key(v), v)[0].1).len(), 1);
+        assert_eq!(
+            engine
+                .run_commits(engine.history(&key(v), v)[0].1)
+                .unwrap()
+                .len(),
+            1
+        );
     }
 }
 

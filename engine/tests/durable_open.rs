@@ -95,7 +95,7 @@ fn commits_history_runs_and_times_survive_reopen_in_every_mode() {
         txn.delete(key("a")).unwrap();
         txn.put(key("b"), vec![1u8, 2, 3]).unwrap();
         let v3 = txn.commit().unwrap();
-        let t2 = engine.commit_time(v2);
+        let t2 = engine.commit_time(v2).unwrap();
         drop(engine);
 
         let engine = Engine::open(config(dir.path()).durability(mode)).unwrap();
@@ -112,9 +112,14 @@ fn commits_history_runs_and_times_survive_reopen_in_every_mode() {
             engine.snapshot_at(v1).unwrap().get(&key("a")).unwrap(),
             Some(Value::Int(1))
         );
-        let commits: Vec<_> = engine.run_commits(run).iter().map(|c| c.version).collect();
+        let commits: Vec<_> = engine
+            .run_commits(run)
+            .unwrap()
+            .iter()
+            .map(|c| c.version)
+            .collect();
         assert_eq!(commits, vec![v1, v3]);
-        assert_eq!(engine.commit_time(v2), t2);
+        assert_eq!(engine.commit_time(v2).unwrap(), t2);
         // New commits continue the version sequence.
         assert_eq!(put(&engine, run, "c", 3), v3 + 1);
     }
@@ -154,7 +159,7 @@ fn checkpoints_keep_history_and_prune_the_wal() {
     let hist = engine.history(&key("k3"), u64::MAX);
     assert_eq!(hist.len(), 20);
     assert_eq!(hist.last().unwrap().2, Some(Value::Int(3)));
-    assert_eq!(engine.run_commits(run).len(), 200);
+    assert_eq!(engine.run_commits(run).unwrap().len(), 200);
     assert_eq!(
         engine.snapshot_at(17).unwrap().get(&key("k6")).unwrap(),
         Some(Value::Int(16))

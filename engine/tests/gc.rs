@@ -373,6 +373,7 @@ fn gc_racing_commits_never_prunes_a_pinned_version() {
 fn run_index(engine: &Engine, run: RunId) -> Vec<(Version, Vec<String>)> {
     engine
         .run_commits(run)
+        .unwrap()
         .iter()
         .map(|c| {
             (

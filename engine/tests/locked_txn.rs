@@ -3,7 +3,11 @@
 //! state, so concurrent increments through it and through optimistic
 //! transactions lose nothing; an optimistic transaction that read what it
 //! wrote conflicts; on a durable engine its strict commits survive a power
-//! loss, with the commit time it handed the closure.
+//! loss, with the commit time it handed the closure; anything inside the
+//! closure that needs the commit lock it holds (a commit, a nested locked
+//! transaction, a commit-index query, a flush, a checkpoint, a close) is
+//! refused with `Error::ReentrantCommitLock` instead of deadlocking, and the
+//! closure's own writes still commit or roll back as it decides.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -72,7 +76,7 @@ fn writes_commit_once_at_the_next_version_and_reads_see_own_writes() {
     assert_eq!(snap.get(&key("a")).unwrap(), Some(Value::Int(11)));
     assert_eq!(snap.get(&key("b")).unwrap(), Some(Value::from("new")));
     drop(snap);
-    let commits = engine.run_commits(run);
+    let commits = engine.run_commits(run).unwrap();
     assert_eq!(commits.len(), 2);
     assert_eq!(commits[1].version, 2);
     assert_eq!(
@@ -151,7 +155,7 @@ fn an_err_from_the_closure_or_an_inner_commit_installs_nothing() {
     let snap = engine.snapshot();
     assert_eq!(snap.get(&key("n")).unwrap(), Some(Value::Int(1)));
     assert_eq!(snap.get(&key("fresh")).unwrap(), None);
-    assert_eq!(engine.run_commits(run).len(), 1);
+    assert_eq!(engine.run_commits(run).unwrap().len(), 1);
     // The lock was released: the engine still commits.
     assert_eq!(bump_locked(&engine, run, &key("n")), 2);
 }
@@ -221,7 +225,12 @@ fn concurrent_locked_and_optimistic_increments_lose_nothing() {
         "two locked increments saw one value"
     );
     assert_eq!(engine.visible_version(), total as u64);
-    let versions: Vec<u64> = engine.run_commits(run).iter().map(|c| c.version).collect();
+    let versions: Vec<u64> = engine
+        .run_commits(run)
+        .unwrap()
+        .iter()
+        .map(|c| c.version)
+        .collect();
     assert_eq!(versions, (1..=total as u64).collect::<Vec<_>>());
 }
 
@@ -247,7 +256,7 @@ fn strict_locked_commits_survive_a_power_loss_with_their_time() {
             })
             .unwrap();
         assert_eq!(v, i as u64 + 1);
-        assert_eq!(engine.commit_time(v), ms);
+        assert_eq!(engine.commit_time(v).unwrap(), ms);
         times.push(ms);
     }
     assert_eq!(engine.durable_version(), 20);
@@ -261,10 +270,13 @@ fn strict_locked_commits_survive_a_power_loss_with_their_time() {
             snap.get(&key(&format!("k{i}"))).unwrap(),
             Some(Value::Int(i))
         );
-        assert_eq!(reopened.commit_time(i as u64 + 1), times[i as usize]);
+        assert_eq!(
+            reopened.commit_time(i as u64 + 1).unwrap(),
+            times[i as usize]
+        );
     }
     assert_eq!(snap.get(&key("last")).unwrap(), Some(Value::Int(19)));
-    assert_eq!(reopened.run_commits(run).len(), 20);
+    assert_eq!(reopened.run_commits(run).unwrap().len(), 20);
 }
 
 /// A closed durable engine refuses a locked transaction before its
@@ -287,4 +299,212 @@ fn a_closed_durable_engine_refuses_before_the_closure_runs() {
     assert!(matches!(err, Error::Poisoned(_)), "{err}");
     assert!(!ran);
     assert_eq!(engine.visible_version(), 1);
+}
+
+/// Run `f` on a thread that is given `secs` seconds: a deadlocked call
+/// fails the test instead of hanging it.
+fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(f()).unwrap());
+    rx.recv_timeout(Duration::from_secs(secs))
+        .expect("deadlocked: the call did not return")
+}
+
+/// Every call that takes the commit lock, each made inside a locked
+/// closure on `engine`; returns what each answered.
+fn reentrant_calls(engine: &Engine, run: RunId) -> Vec<(&'static str, Result<(), Error>)> {
+    let mut occ = engine.begin(run, Isolation::Snapshot);
+    occ.put(key("occ"), 1).unwrap();
+    let t = engine.transaction(run, Isolation::Snapshot, |txn| txn.put(key("retried"), 1));
+    let nested = engine.transaction_locked(run, |txn| txn.put(key("nested"), 1));
+    vec![
+        ("Transaction::commit", occ.commit().map(drop)),
+        ("Transaction::commit", t.map(drop)),
+        ("Engine::transaction_locked", nested.map(drop)),
+        ("Engine::run_commits", engine.run_commits(run).map(drop)),
+        ("Engine::run_span", engine.run_span(run, 10).map(drop)),
+        ("Engine::commit_time", engine.commit_time(1).map(drop)),
+        (
+            "Engine::version_at_time",
+            engine.version_at_time(0).map(drop),
+        ),
+    ]
+}
+
+fn assert_refused(answers: Vec<(&'static str, Result<(), Error>)>) {
+    assert!(!answers.is_empty());
+    for (call, answer) in answers {
+        match answer {
+            Err(Error::ReentrantCommitLock(named)) => assert_eq!(named, call),
+            other => panic!("{call} inside a locked closure answered {other:?}"),
+        }
+    }
+}
+
+/// Inside a locked closure every call that takes the commit lock answers
+/// `ReentrantCommitLock` at once (it used to wait for itself forever);
+/// the closure then commits its own write, and nothing the refused calls
+/// tried is there.
+#[test]
+fn calls_that_take_the_commit_lock_are_refused_inside_the_closure() {
+    let engine = engine();
+    let run = RunId::new();
+    bump_locked(&engine, run, &key("n"));
+    let e = engine.clone();
+    let (answers, v) = within(20, move || {
+        e.transaction_locked(run, |txn| {
+            let answers = reentrant_calls(&e, run);
+            txn.put(key("n"), 10)?;
+            Ok::<_, Error>(answers)
+        })
+        .unwrap()
+    });
+    assert_refused(answers);
+    assert_eq!(v, 2);
+    let snap = engine.snapshot();
+    assert_eq!(snap.get(&key("n")).unwrap(), Some(Value::Int(10)));
+    for refused in ["occ", "retried", "nested"] {
+        assert_eq!(snap.get(&key(refused)).unwrap(), None, "{refused}");
+    }
+    assert_eq!(engine.run_commits(run).unwrap().len(), 2);
+    // The thread left the closure: the same calls work again.
+    assert!(reentrant_calls(&engine, run).iter().all(|(_, a)| a.is_ok()));
+    assert_eq!(engine.visible_version(), 5);
+}
+
+/// A closure that meets the refusal and returns it installs nothing, and
+/// the engine (and this thread) go on committing afterwards.
+#[test]
+fn a_closure_that_returns_the_refusal_rolls_back() {
+    let engine = engine();
+    let run = RunId::new();
+    bump_locked(&engine, run, &key("n"));
+    let before = engine.stats();
+    let e = engine.clone();
+    let err = within(20, move || {
+        e.transaction_locked(run, |txn| {
+            txn.put(key("n"), 10)?;
+            txn.put(key("fresh"), 1)?;
+            e.run_commits(run)
+        })
+        .unwrap_err()
+    });
+    assert!(
+        matches!(err, Error::ReentrantCommitLock("Engine::run_commits")),
+        "{err}"
+    );
+    assert_eq!(engine.stats(), before);
+    assert_eq!(engine.snapshot().get(&key("fresh")).unwrap(), None);
+    assert_eq!(bump_locked(&engine, run, &key("n")), 2);
+}
+
+/// A panic in the closure unwinds through the lock: nothing installed,
+/// and the thread is not taken for one still inside a closure (a flush,
+/// which asks before it takes any lock, is not refused).
+#[test]
+fn a_panicking_closure_leaves_no_refusal_behind() {
+    let cfg = EngineConfig::default().background_threads(false);
+    let engine = Engine::open_with_storage(cfg, Arc::new(MemStorage::new())).unwrap();
+    let run = RunId::new();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        engine.transaction_locked(run, |txn| {
+            txn.put(key("n"), 1)?;
+            panic!("closure gave up");
+            #[allow(unreachable_code)]
+            Ok::<_, Error>(())
+        })
+    }));
+    assert!(caught.is_err());
+    engine.flush().unwrap();
+    assert_eq!(engine.visible_version(), 0);
+    assert_eq!(engine.run_commits(run).unwrap().len(), 0);
+    assert_eq!(bump_locked(&engine, run, &key("n")), 1);
+}
+
+/// On a durable engine a flush, a checkpoint and a close inside the
+/// closure are refused too (a flush would wait for the WAL writer, which
+/// a background flusher may hold while it waits for the commit lock); the
+/// engine stays open, the closure's strict commit is synced.
+#[test]
+fn a_flush_a_checkpoint_and_a_close_are_refused_inside_the_closure() {
+    let storage = Arc::new(MemStorage::new());
+    let cfg = EngineConfig::default().durability(Durability::Strict);
+    let engine = Engine::open_with_storage(cfg, storage).unwrap();
+    let run = RunId::new();
+    bump_locked(&engine, run, &key("n"));
+    let e = engine.clone();
+    let (answers, v) = within(20, move || {
+        e.transaction_locked(run, |txn| {
+            let mut answers = reentrant_calls(&e, run);
+            answers.push(("Engine::flush", e.flush()));
+            answers.push(("Engine::checkpoint", e.checkpoint().map(drop)));
+            answers.push(("Engine::close", e.clone().close()));
+            txn.put(key("n"), 10)?;
+            Ok::<_, Error>(answers)
+        })
+        .unwrap()
+    });
+    assert_refused(answers);
+    assert_eq!((v, engine.durable_version()), (2, 2));
+    assert_eq!(bump_locked(&engine, run, &key("n")), 11);
+    engine.checkpoint().unwrap();
+    engine.close().unwrap();
+}
+
+/// A locked transaction on another engine inside the closure is allowed,
+/// and inside *that* closure the first engine's lock is still refused.
+#[test]
+fn an_inner_engine_may_lock_but_not_take_the_outer_lock_again() {
+    let (outer, inner) = (engine(), engine());
+    let run = RunId::new();
+    let (o, i) = (outer.clone(), inner.clone());
+    let (answer, _) = within(20, move || {
+        o.transaction_locked(run, |txn| {
+            txn.put(key("outer"), 1)?;
+            let (answer, _) = i.transaction_locked(run, |inner_txn| {
+                inner_txn.put(key("inner"), 1)?;
+                Ok::<_, Error>(o.commit_time(0))
+            })?;
+            Ok::<_, Error>(answer)
+        })
+        .unwrap()
+    });
+    assert!(matches!(
+        answer,
+        Err(Error::ReentrantCommitLock("Engine::commit_time"))
+    ));
+    assert_eq!(
+        outer.snapshot().get(&key("outer")).unwrap(),
+        Some(Value::Int(1))
+    );
+    assert_eq!(
+        inner.snapshot().get(&key("inner")).unwrap(),
+        Some(Value::Int(1))
+    );
+}
+
+/// Only the closure's own thread is refused: another thread that wants
+/// the lock meanwhile waits for it and then commits.
+#[test]
+fn another_thread_waits_for_the_closure_and_is_not_refused() {
+    let engine = engine();
+    let run = RunId::new();
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let e = engine.clone();
+    let (waiter, _) = engine
+        .transaction_locked(run, |txn| {
+            let waiter = std::thread::spawn(move || {
+                started_tx.send(()).unwrap();
+                e.transaction(run, Isolation::Snapshot, |t| t.put(key("other"), 2))
+            });
+            started.recv().unwrap();
+            // Give it time to find the lock taken.
+            std::thread::sleep(Duration::from_millis(50));
+            txn.put(key("mine"), 1)?;
+            Ok::<_, Error>(waiter)
+        })
+        .unwrap();
+    assert_eq!(waiter.join().unwrap().unwrap().1, 2);
+    let snap = engine.snapshot();
+    assert_eq!(snap.get(&key("mine")).unwrap(), Some(Value::Int(1)));
 }

@@ -443,7 +443,7 @@ impl Harness {
         }
         for (v, ms) in &self.times {
             assert_eq!(
-                self.engine.commit_time(*v),
+                self.engine.commit_time(*v).unwrap(),
                 *ms,
                 "commit time of version {v} after recovery"
             );
@@ -625,7 +625,7 @@ impl Harness {
         let slot = SLOTS;
         self.model.txns[slot] = Some(m);
         assert_eq!(Ok(v), self.model.commit(slot));
-        self.times.insert(v, self.engine.commit_time(v));
+        self.times.insert(v, self.engine.commit_time(v).unwrap());
     }
 
     fn txn_get(&mut self, slot: usize, k: usize) {
@@ -673,7 +673,7 @@ impl Harness {
         match (got, self.model.commit(slot)) {
             (Ok(v), Ok(expected)) => {
                 assert_eq!(v, expected);
-                self.times.insert(v, self.engine.commit_time(v));
+                self.times.insert(v, self.engine.commit_time(v).unwrap());
             }
             (Err(e), Err(())) => assert!(e.is_conflict(), "{e}"),
             (got, expected) => panic!("commit of slot {slot}: engine {got:?}, model {expected:?}"),
@@ -710,6 +710,7 @@ impl Harness {
         let runs: Vec<(Version, Vec<usize>)> = self
             .engine
             .run_commits(RUN)
+            .unwrap()
             .iter()
             .map(|c| (c.version, c.keys().map(key_index).collect()))
             .collect();
@@ -729,7 +730,11 @@ impl Harness {
         ] {
             let seen: Vec<Version> = versions.iter().copied().filter(|&v| v <= at).collect();
             let want = seen.first().zip(seen.last()).map(|(&f, &l)| (f, l));
-            assert_eq!(self.engine.run_span(RUN, at), want, "run_span at {at}");
+            assert_eq!(
+                self.engine.run_span(RUN, at).unwrap(),
+                want,
+                "run_span at {at}"
+            );
         }
     }
 }

@@ -368,34 +368,34 @@ fn commit_times_map_versions_to_wall_clock_and_back() {
     std::thread::sleep(Duration::from_millis(5));
     let v3 = commit(3);
     let (t1, t2, t3) = (
-        engine.commit_time(v1),
-        engine.commit_time(v2),
-        engine.commit_time(v3),
+        engine.commit_time(v1).unwrap(),
+        engine.commit_time(v2).unwrap(),
+        engine.commit_time(v3).unwrap(),
     );
     assert!(
         start <= t1 && t1 <= t2 && t2 < t3 && t3 <= wall_clock_ms(),
         "{t1} {t2} {t3}"
     );
     assert_eq!(
-        engine.commit_time(0),
+        engine.commit_time(0).unwrap(),
         0,
         "version 0 (the empty database) has no time"
     );
     assert_eq!(
-        engine.commit_time(v3 + 1),
+        engine.commit_time(v3 + 1).unwrap(),
         0,
         "a version not yet committed has no time"
     );
-    assert_eq!(engine.version_at_time(0), 0);
-    assert_eq!(engine.version_at_time(t1.saturating_sub(1)), 0);
+    assert_eq!(engine.version_at_time(0).unwrap(), 0);
+    assert_eq!(engine.version_at_time(t1.saturating_sub(1)).unwrap(), 0);
     assert_eq!(
-        engine.version_at_time(t2),
+        engine.version_at_time(t2).unwrap(),
         v2,
         "the newest version committed at or before t2"
     );
-    assert_eq!(engine.version_at_time(t3 - 1), v2);
-    assert_eq!(engine.version_at_time(t3), v3);
-    assert_eq!(engine.version_at_time(u64::MAX), v3);
+    assert_eq!(engine.version_at_time(t3 - 1).unwrap(), v2);
+    assert_eq!(engine.version_at_time(t3).unwrap(), v3);
+    assert_eq!(engine.version_at_time(u64::MAX).unwrap(), v3);
 }
 
 /// Keys hash as they compare: equal keys (even built from two separate

@@ -40,7 +40,7 @@ fn batched_reads_match_version_of_for_values_tombstones_and_pruned_versions() {
     commit(RunId::new(), &[("b", Some("y".into()))]); // another run overwrites b
 
     let check = |expected: Vec<Vec<Option<Option<Value>>>>| {
-        let commits = engine.run_commits(run);
+        let commits = engine.run_commits(run).unwrap();
         let got = engine.versions_written(&commits);
         let singly: Vec<_> = commits
             .iter()

@@ -211,6 +211,7 @@ fn assert_state_is_prefix(engine: &Engine, log: &Log, k: usize) {
     for run in 1..=5u128 {
         let got: Vec<u64> = engine
             .run_commits(RunId::from_u128(run))
+            .unwrap()
             .iter()
             .map(|c| c.version)
             .collect();
@@ -222,7 +223,7 @@ fn assert_state_is_prefix(engine: &Engine, log: &Log, k: usize) {
         assert_eq!(got, want);
     }
     if k > 0 {
-        assert_eq!(engine.commit_time(k as u64), 1_000 + k as u64 - 1);
+        assert_eq!(engine.commit_time(k as u64).unwrap(), 1_000 + k as u64 - 1);
     }
 }
 

@@ -373,14 +373,15 @@ pub struct CommitSpan {
 }
 
 /// The run's first and last commit version, from the engine's per-run
-/// commit index.
-pub fn commit_span(engine: &Engine, run: RunId) -> CommitSpan {
-    let span = engine.run_span(run, Version::MAX);
-    CommitSpan {
+/// commit index. An error only inside a locked transaction's closure
+/// (`Error::Engine(ReentrantCommitLock)`).
+pub fn commit_span(engine: &Engine, run: RunId) -> Result<CommitSpan> {
+    let span = engine.run_span(run, Version::MAX)?;
+    Ok(CommitSpan {
         first: span.map(|(first, _)| first),
         last: span.map(|(_, last)| last),
         digest: None,
-    }
+    })
 }
 
 fn check_spec(spec: &RunSpec) -> Result<()> {

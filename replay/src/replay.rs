@@ -361,7 +361,7 @@ impl ReplayedRun {
 /// holds no commit of it; `Error::RunOutsideRetention` or
 /// `Error::HistoryPruned` if GC already took part of its history.
 pub fn replay_run(engine: &Engine, run: RunId) -> Result<ReplayedRun> {
-    replay_commits(engine, run, &engine.run_commits(run))
+    replay_commits(engine, run, &engine.run_commits(run)?)
 }
 
 /// [`replay_run`] from `commits`, the run's commits as
@@ -412,7 +412,7 @@ fn read_steps(engine: &Engine, run: RunId, commits: &[RunCommit]) -> Result<(Vec
 
 /// The commit version of step `k` of `run`, from the per-run index alone.
 pub fn version_at_step(engine: &Engine, run: RunId, k: usize) -> Result<Version> {
-    let commits = engine.run_commits(run);
+    let commits = engine.run_commits(run)?;
     if commits.is_empty() {
         return Err(Error::UnknownRun(run));
     }

@@ -63,7 +63,7 @@ fn run_into_fresh_engine(seed: u64, noise: u64) -> ReplayedRun {
     let run = run_workload(&engine, seed, noise);
     let replay = replay_run(&engine, run).unwrap();
     // What end_run records: the same digest, without building the state.
-    let digest = digest_commits(&engine, run, &engine.run_commits(run)).unwrap();
+    let digest = digest_commits(&engine, run, &engine.run_commits(run).unwrap()).unwrap();
     assert_eq!(digest, replay.digest(), "seed {seed}");
     replay
 }

@@ -164,6 +164,7 @@ pub fn check_prefix(engine: &Engine, attempts: usize) -> Result<u64, String> {
     for r in 1..3u128 {
         let got: Vec<u64> = engine
             .run_commits(RunId::from_u128(r))
+            .unwrap()
             .iter()
             .map(|c| c.version)
             .collect();
