@@ -13,6 +13,8 @@
 //! ```
 //!
 //! Kinds: `append` (one event append per transaction through the facade),
+//! `append_object` (the same with a small object payload: a tool call's
+//! name, arguments and result, 3 levels deep),
 //! `floor` (the engine work of an append without the primitive: read the
 //! head key, write a new key, rewrite the head, in an optimistic
 //! transaction), `floor_locked` (the same work in
@@ -39,9 +41,12 @@ fn main() -> Result<(), Box<dyn Error>> {
     let engine = db.engine().clone();
     let ns = Namespace::new(NS)?;
     match kind.as_str() {
-        "append" => {
+        "append" | "append_object" => {
             let log = db.events(NS, run);
-            let payload = Value::from("tool returned 42 results");
+            let payload = match kind.as_str() {
+                "append" => Value::from("tool returned 42 results"),
+                _ => object_payload(),
+            };
             for _ in 0..n {
                 black_box(log.append("tool.returned", payload.clone())?);
             }
@@ -77,12 +82,34 @@ fn main() -> Result<(), Box<dyn Error>> {
             }
         }
         other => {
-            return Err(
-                format!("unknown kind {other:?}: append, floor, floor_locked or put").into(),
-            );
+            return Err(format!(
+                "unknown kind {other:?}: append, append_object, floor, floor_locked or put"
+            )
+            .into());
         }
     }
     // Skip the teardown: freeing N operations' versions is not part of an
     // operation's cost (the benches do not time it either).
     std::process::exit(0)
+}
+
+/// A tool call's record as an agent might log it: 4 fields, an argument
+/// object and a result list, 3 levels deep.
+fn object_payload() -> Value {
+    let field = |k: &str, v: Value| (k.to_string(), v);
+    let args = Value::from(std::collections::BTreeMap::from([
+        field("query", Value::from("weather in Paris")),
+        field("limit", Value::Int(5)),
+    ]));
+    let results = Value::from(vec![
+        Value::from("sunny"),
+        Value::from("18C"),
+        Value::Int(42),
+    ]);
+    Value::from(std::collections::BTreeMap::from([
+        field("tool", Value::from("search")),
+        field("args", args),
+        field("results", results),
+        field("ms", Value::Int(130)),
+    ]))
 }

@@ -7,7 +7,7 @@
 
 use std::ops::RangeBounds;
 
-use rewinddb_engine::{Namespace, RunId, Value, Version};
+use rewinddb_engine::{Measured, Namespace, RunId, Value, Version};
 use rewinddb_primitives::{
     Error, Event, EventHead, EventLog, Kv, KvPage, LIST_LIMIT_DEFAULT, Reader, Result, RunInfo,
     RunQuery, RunSpec, RunStatus, Span, SpanId, SpanSpec, SpanTree, StateMachines, StateRead,
@@ -210,14 +210,16 @@ impl<C: WriteAccess> EventsHandle<'_, C> {
     /// transaction retried on conflict. Through a transaction it joins it.
     pub fn append(&self, event_type: &str, payload: impl Into<Value>) -> Result<u64> {
         let log = self.log.get()?;
-        let payload = payload.into();
+        // Measured once, here: the append's limit check reads the figures.
+        let payload = Measured::new(payload.into());
         if payload.size_bytes() > LOCKED_APPEND_PAYLOAD_BYTES_MAX {
             return self.ctx.write_with(self.run, payload, |txn, payload| {
-                log.append(txn, event_type, payload)
+                log.append_measured(txn, event_type, payload)
             });
         }
-        self.ctx
-            .write_locked(self.run, |txn| log.append(txn, event_type, payload))
+        self.ctx.write_locked(self.run, |txn| {
+            log.append_measured(txn, event_type, payload)
+        })
     }
 }
 

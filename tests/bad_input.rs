@@ -347,6 +347,52 @@ fn an_append_over_a_lowered_value_limit_is_refused_under_the_commit_lock() {
     db.events(NS, run).verify().unwrap();
 }
 
+/// The locked append path checks the event's record (type, payload, time
+/// and hash around the payload), not the payload alone, from figures it
+/// measured once: an object payload that fits the size limit by itself
+/// but not inside its record is refused, one byte less fits; a payload at
+/// the depth limit is refused (its record is one level deeper), one level
+/// less fits. The log holds only what fitted.
+#[test]
+fn the_locked_append_checks_the_whole_record_against_the_limits() {
+    let limits = rewinddb::engine::Limits {
+        value_size_bytes_max: 1024,
+        value_depth_max: 4,
+        ..Default::default()
+    };
+    let db = Database::open(rewinddb::Config::in_memory().limits(limits)).unwrap();
+    let run = db.begin_run(RunSpec::new("record-limits")).unwrap();
+    let object = |text_len: usize| {
+        let mut o = std::collections::BTreeMap::new();
+        o.insert("k".to_string(), Value::from("x".repeat(text_len)));
+        Value::from(o)
+    };
+    // Record: 8 (array) + 9 (type "t") + payload + 8 (time) + 8 (hash).
+    let record_size = |payload: &Value| 33 + payload.size_bytes();
+    let over = object(1024 - 33 - 17 + 1);
+    assert!(over.size_bytes() <= 1024 && record_size(&over) == 1025);
+    let engine_err = |e: &Error| matches!(e, Error::Engine(_));
+    let events = db.events(NS, run);
+    refused(
+        &db,
+        || events.append("t", over.clone()),
+        engine_err,
+        "1025 bytes",
+    );
+    assert_eq!(events.append("t", object(1024 - 33 - 17)).unwrap(), 0);
+    let nested = |depth: usize| (1..depth).fold(Value::Int(1), |v, _| Value::from(vec![v]));
+    assert_eq!(nested(4).depth(), 4);
+    refused(
+        &db,
+        || events.append("t", nested(4)),
+        engine_err,
+        "nested 5 deep",
+    );
+    assert_eq!(events.append("t", nested(3)).unwrap(), 1);
+    assert_eq!(events.len().unwrap(), 2);
+    events.verify().unwrap();
+}
+
 /// Inside a closure of `Engine::transaction_locked` (reached through
 /// `db.engine()`), the facade's transactions, autocommit writes (locked
 /// appends too) and time queries need the commit lock that closure holds:

@@ -782,8 +782,13 @@ pub(crate) fn check_key(config: &EngineConfig, key: &Key) -> Result<()> {
 }
 
 pub(crate) fn check_value(config: &EngineConfig, value: &Value) -> Result<()> {
-    let max = config.limits.value_size_bytes_max;
     let (size, depth) = value.measure();
+    check_measured(config, size, depth)
+}
+
+/// The value limits, for a value of `size` bytes nested `depth` deep.
+pub(crate) fn check_measured(config: &EngineConfig, size: usize, depth: usize) -> Result<()> {
+    let max = config.limits.value_size_bytes_max;
     if size > max {
         return Err(Error::ValueTooLarge { size, max });
     }

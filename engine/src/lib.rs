@@ -104,4 +104,4 @@ pub use txn::Transaction;
 pub use types::{
     Key, KeyBytes, NAMESPACE_SIZE_BYTES_MAX, Namespace, RunId, Scope, TypeTag, Version,
 };
-pub use value::Value;
+pub use value::{Measured, Value};

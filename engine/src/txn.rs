@@ -13,12 +13,12 @@ use crate::chain::VersionChain;
 use crate::config::Isolation;
 use crate::durability::{Durability, wal};
 use crate::engine::{CommitState, EngineInner};
-use crate::engine::{Snapshot, check_key, check_value};
+use crate::engine::{Snapshot, check_key, check_measured, check_value};
 use crate::error::{Error, Result};
 use crate::record::{CommitChains, RunCommit};
 use crate::sync::Ordering;
 use crate::types::{Key, RunId, Version};
-use crate::value::Value;
+use crate::value::{Measured, Value};
 use crate::write_set::WriteSet;
 
 /// The chain of each written key, in key order (`None`: not created yet).
@@ -201,6 +201,15 @@ impl Transaction {
         self.active()?;
         check_value(&self.snap.inner.config, &value)?;
         self.write(key, Some(value))
+    }
+
+    /// [`Transaction::put`] of a value measured before: its limits are
+    /// checked from the figures it carries, without walking it again.
+    #[inline]
+    pub fn put_measured(&mut self, key: Key, value: Measured) -> Result<()> {
+        self.active()?;
+        check_measured(&self.snap.inner.config, value.size_bytes(), value.depth())?;
+        self.write(key, Some(value.into_value()))
     }
 
     /// Buffer a delete of `key`.

@@ -281,12 +281,80 @@ impl<T: Into<Value>> From<Option<T>> for Value {
     }
 }
 
+/// A value with its size and depth ([`Value::measure`]), measured once:
+/// a caller that looks at a value's size before its transaction (the
+/// facade picks an event append's path by it) hands the figures on to
+/// [`Transaction::put_measured`](crate::Transaction::put_measured), whose
+/// limit check then reads them instead of walking the value again. Built
+/// only by measuring (or by [`Measured::array`] from measured parts,
+/// which adds their figures exactly as `measure` would), and a `Value`
+/// never changes, so the figures stay true.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Measured {
+    value: Value,
+    size: usize,
+    depth: usize,
+}
+
+impl Measured {
+    /// Measure `value` (one walk).
+    #[inline]
+    pub fn new(value: Value) -> Measured {
+        let (size, depth) = value.measure();
+        Measured { value, size, depth }
+    }
+
+    /// `Value::Array(items)`, its figures added from the items' instead
+    /// of walking them again: 8 bytes for the array plus theirs; one level
+    /// deeper than the deepest (1 if empty).
+    #[inline]
+    pub fn array<const N: usize>(items: [Measured; N]) -> Measured {
+        let (mut size, mut depth) = (8usize, 1usize);
+        // Through an array, not an iterator: `Arc::from` an array is one
+        // allocation and a copy, collecting is a slower element loop.
+        let values = items.map(|item| {
+            size = size.saturating_add(item.size);
+            depth = depth.max(item.depth.saturating_add(1));
+            item.value
+        });
+        Measured {
+            value: Value::Array(Arc::from(values)),
+            size,
+            depth,
+        }
+    }
+
+    /// The size it counts against `value_size_bytes_max` ([`Value::size_bytes`]).
+    #[inline]
+    pub fn size_bytes(&self) -> usize {
+        self.size
+    }
+
+    /// Its nesting depth ([`Value::depth`]).
+    #[inline]
+    pub fn depth(&self) -> usize {
+        self.depth
+    }
+
+    /// The value.
+    #[inline]
+    pub fn value(&self) -> &Value {
+        &self.value
+    }
+
+    /// The value, giving up the figures.
+    #[inline]
+    pub fn into_value(self) -> Value {
+        self.value
+    }
+}
+
 #[cfg(test)]
 mod test {
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
-    use super::Value;
+    use super::{Measured, Value};
 
     /// The definition of size and depth, written recursively.
     fn reference(v: &Value) -> (usize, usize) {
@@ -336,5 +404,36 @@ mod test {
             assert_eq!(v.measure(), reference(&v), "{v:?}");
             assert_eq!((v.size_bytes(), v.depth()), reference(&v));
         }
+    }
+
+    /// An array built from measured parts carries the figures a walk of
+    /// the whole array finds (sizes add, depth is one more than the
+    /// deepest part), at every nesting, with no parts, and at the
+    /// saturation edge of the size.
+    #[test]
+    fn an_array_of_measured_parts_measures_as_the_whole() {
+        let mut rng = fastrand::Rng::with_seed(5);
+        let figures = |m: &Measured| (m.size_bytes(), m.depth());
+        for _ in 0..2_000 {
+            let parts = [0, 1, 2, 3].map(|_| {
+                let depth = rng.usize(0..5);
+                random_value(&mut rng, depth)
+            });
+            let whole = Measured::array(parts.clone().map(Measured::new));
+            assert_eq!(whole.value(), &Value::from(parts.to_vec()));
+            assert_eq!(figures(&whole), reference(whole.value()));
+            let [a, ..] = parts;
+            let one = Measured::array([Measured::new(a)]);
+            assert_eq!(figures(&one), one.value().measure());
+        }
+        let empty = Measured::array([]);
+        assert_eq!(figures(&empty), (8, 1));
+        assert_eq!(figures(&empty), empty.value().measure());
+        let huge = Measured {
+            value: Value::Null,
+            size: usize::MAX - 4,
+            depth: 1,
+        };
+        assert_eq!(Measured::array([huge]).size_bytes(), usize::MAX);
     }
 }

@@ -23,7 +23,7 @@
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
-use rewinddb_engine::{Key, Namespace, RunId, Scope, Transaction, TypeTag, Value};
+use rewinddb_engine::{Key, Measured, Namespace, RunId, Scope, Transaction, TypeTag, Value};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::access::Reader;
@@ -105,22 +105,34 @@ impl EventLog {
         event_type: &str,
         payload: impl Into<Value>,
     ) -> Result<u64> {
+        self.append_measured(txn, event_type, Measured::new(payload.into()))
+    }
+
+    /// [`EventLog::append`] of a payload already measured (the facade
+    /// measures it to pick the append's path): the record's size and depth
+    /// limits are checked from the payload's figures plus the record's
+    /// own fields, without walking the payload again.
+    pub fn append_measured(
+        &self,
+        txn: &mut Transaction,
+        event_type: &str,
+        payload: Measured,
+    ) -> Result<u64> {
         // Checked by name rules only if not a recently appended type.
         let shared = shared_type(event_type)?;
-        let payload = payload.into();
         let head = self.head(txn)?;
         let seq = head.len;
-        let hash = chain_hash(head.last_hash, seq, event_type, &payload);
-        // Built as an array, not a `Vec`: one allocation for the record.
-        let record = Value::Array(Arc::from([
-            Value::String(shared),
+        let hash = chain_hash(head.last_hash, seq, event_type, payload.value());
+        // Built from an array, not a `Vec`: one allocation for the record.
+        let record = Measured::array([
+            Measured::new(Value::String(shared)),
             payload,
             // Inside `Engine::transaction_locked`: exactly the commit's time.
-            Value::Int(txn.wall_clock_ms() as i64),
-            Value::Int(hash as i64),
-        ]));
+            Measured::new(Value::Int(txn.wall_clock_ms() as i64)),
+            Measured::new(Value::Int(hash as i64)),
+        ]);
         // The event first: if it is too large nothing at all is buffered.
-        txn.put(self.event_key(seq), record)?;
+        txn.put_measured(self.event_key(seq), record)?;
         let next = EventHead {
             len: seq + 1,
             last_hash: hash,
