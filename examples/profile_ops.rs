@@ -19,7 +19,10 @@
 //! head key, write a new key, rewrite the head, in an optimistic
 //! transaction), `floor_locked` (the same work in
 //! `Engine::transaction_locked`, the path an autocommit append takes),
-//! `put` (a raw engine single-key put transaction).
+//! `put` (a raw engine single-key put transaction), `get` (a borrowed
+//! point read through a snapshot, at random among `GET_KEYS` keys of 16
+//! bytes with 100-byte values, as the peer harness's W2; the load is the
+//! same for every N, so it cancels out).
 //!
 //! The database is not dropped at the end (the process exits), so the
 //! counts cover the operations only, not freeing what they wrote.
@@ -81,9 +84,10 @@ fn main() -> Result<(), Box<dyn Error>> {
                 engine.transaction(run, Isolation::Snapshot, |t| t.put(key.clone(), i as i64))?;
             }
         }
+        "get" => point_gets(&engine, &ns, n)?,
         other => {
             return Err(format!(
-                "unknown kind {other:?}: append, append_object, floor, floor_locked or put"
+                "unknown kind {other:?}: append, append_object, floor, floor_locked, put or get"
             )
             .into());
         }
@@ -112,4 +116,39 @@ fn object_payload() -> Value {
         field("results", results),
         field("ms", Value::Int(130)),
     ]))
+}
+
+/// Keys loaded before `get` reads (the peer harness's W2 size).
+const GET_KEYS: u64 = 1 << 20;
+
+/// Load `GET_KEYS` keys, then read `n` of them at random through one
+/// snapshot, borrowing each value as the peer harness does.
+fn point_gets(
+    engine: &rewinddb::engine::Engine,
+    ns: &Namespace,
+    n: u64,
+) -> Result<(), Box<dyn Error>> {
+    let key = |i: u64| {
+        let mut user = [0u8; 16];
+        user[..8].copy_from_slice(&i.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes());
+        Key::new(ns.clone(), Scope::Shared, TypeTag::Kv, user)
+    };
+    let value = Value::from(&[7u8; 100][..]);
+    for chunk in 0..GET_KEYS / 4096 {
+        engine.transaction(rewinddb::RunId::NIL, Isolation::Snapshot, |t| {
+            (chunk * 4096..(chunk + 1) * 4096).try_for_each(|i| t.put(key(i), value.clone()))
+        })?;
+    }
+    let keys: Vec<Key> = (0..GET_KEYS).map(key).collect();
+    let snap = engine.snapshot();
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    for _ in 0..n {
+        // xorshift: the index costs a few instructions, the same per read.
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let k = &keys[(x % GET_KEYS) as usize];
+        black_box(snap.get_with(k, |v| v.map(|v| v.as_bytes().map_or(0, |b| b[0])))?);
+    }
+    Ok(())
 }
