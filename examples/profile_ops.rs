@@ -22,7 +22,10 @@
 //! `put` (a raw engine single-key put transaction), `get` (a borrowed
 //! point read through a snapshot, at random among `GET_KEYS` keys of 16
 //! bytes with 100-byte values, as the peer harness's W2; the load is the
-//! same for every N, so it cancels out).
+//! same for every N, so it cancels out), `replay` (builds one run of
+//! 1,000 writes, 100 commits of 10 keys as in `benches/replay.rs`, once,
+//! then replays it N times with `Database::replay_run`: instructions per
+//! replay = (total(300) - total(100)) / 200, the setup cancelling out).
 //!
 //! The database is not dropped at the end (the process exits), so the
 //! counts cover the operations only, not freeing what they wrote.
@@ -31,7 +34,7 @@ use std::error::Error;
 use std::hint::black_box;
 
 use rewinddb::engine::{Key, Scope, Transaction};
-use rewinddb::{Database, Isolation, Namespace, RunSpec, TypeTag, Value};
+use rewinddb::{Database, Isolation, Namespace, RunId, RunSpec, TypeTag, Value};
 
 const NS: &str = "bench/ns";
 
@@ -78,6 +81,12 @@ fn main() -> Result<(), Box<dyn Error>> {
                 }
             }
         }
+        "replay" => {
+            let replayed = replay_run_of_1000_writes(&db, &ns)?;
+            for _ in 0..n {
+                black_box(db.replay_run(replayed)?);
+            }
+        }
         "put" => {
             let key = Key::new(ns, Scope::Shared, TypeTag::Kv, "k");
             for i in 0..n {
@@ -87,7 +96,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         "get" => point_gets(&engine, &ns, n)?,
         other => {
             return Err(format!(
-                "unknown kind {other:?}: append, append_object, floor, floor_locked, put or get"
+                "unknown kind {other:?}: append, append_object, floor, floor_locked, put, get or replay"
             )
             .into());
         }
@@ -151,4 +160,24 @@ fn point_gets(
         black_box(snap.get_with(k, |v| v.map(|v| v.as_bytes().map_or(0, |b| b[0])))?);
     }
     Ok(())
+}
+
+/// The replay bench's run with no other runs around it: 100 commits of
+/// 10 keys, one in five shared and the rest in the run's own scope.
+fn replay_run_of_1000_writes(db: &Database, ns: &Namespace) -> Result<RunId, Box<dyn Error>> {
+    let run = db.begin_run(RunSpec::new("replayed"))?;
+    for c in 0..100 {
+        let mut txn = db.engine().begin(run, Isolation::Snapshot);
+        for i in c * 10..c * 10 + 10 {
+            let scope = if i % 5 == 0 {
+                Scope::Shared
+            } else {
+                Scope::Run(run)
+            };
+            let key = Key::new(ns.clone(), scope, TypeTag::Kv, format!("replayed:{i}"));
+            txn.put(key, i as i64)?;
+        }
+        txn.commit()?;
+    }
+    Ok(run)
 }

@@ -70,15 +70,18 @@ impl RunKey {
     }
 }
 
-/// The derived order, with a shortcut: keys of one replay mostly share
-/// their namespace's allocation, and a shared allocation is equal without
-/// comparing its bytes. Replay sorts all of a run's writes, so this
-/// comparison is its inner loop.
+/// Ordered by (tag, namespace, scope, user bytes). Replay sorts all of a
+/// run's writes, so this comparison is its inner loop. Keys of one replay
+/// mostly share their namespace's allocation, which `Namespace`'s own
+/// order finds equal from the two pointers alone, reading neither: do not
+/// compare `as_str()` pointers instead, since the text sits behind a
+/// second pointer inside the allocation (`Namespace` is one pointer wide)
+/// and reading it adds a dependent load per key to every comparison.
 impl Ord for RunKey {
     fn cmp(&self, other: &RunKey) -> Ordering {
         self.tag
             .cmp(&other.tag)
-            .then_with(|| cmp_namespace(&self.ns, &other.ns))
+            .then_with(|| self.ns.cmp(&other.ns))
             .then_with(|| self.scope.cmp(&other.scope))
             .then_with(|| self.user.cmp(&other.user))
     }
@@ -87,16 +90,6 @@ impl Ord for RunKey {
 impl PartialOrd for RunKey {
     fn partial_cmp(&self, other: &RunKey) -> Option<Ordering> {
         Some(self.cmp(other))
-    }
-}
-
-/// Namespace order; equal at once when both share one allocation.
-fn cmp_namespace(a: &Namespace, b: &Namespace) -> Ordering {
-    let (a, b) = (a.as_str(), b.as_str());
-    if std::ptr::eq(a, b) {
-        Ordering::Equal
-    } else {
-        a.cmp(b)
     }
 }
 
