@@ -450,7 +450,12 @@ mod tests {
         let values: Vec<Arc<str>> = (1..=3).map(text).collect();
         let handle = collector.register();
         for (v, value) in (1..=3).zip(&values) {
-            chain.push(v, RUN, Some(Value::String(Arc::clone(value))), &handle.pin());
+            chain.push(
+                v,
+                RUN,
+                Some(Value::String(Arc::clone(value))),
+                &handle.pin(),
+            );
         }
         let reader = collector.register();
         let pinned = reader.pin();
