@@ -197,10 +197,7 @@ impl Transaction {
 
     /// Buffer a write of `value` to `key`.
     pub fn put(&mut self, key: Key, value: impl Into<Value>) -> Result<()> {
-        let value = value.into();
-        self.active()?;
-        check_value(&self.snap.inner.config, &value)?;
-        self.write(key, Some(value))
+        self.put_measured(key, Measured::new(value.into()))
     }
 
     /// [`Transaction::put`] of a value measured before: its limits are
