@@ -71,7 +71,7 @@ fn run_outside_retention_is_a_clear_error() {
     std::thread::sleep(Duration::from_millis(20));
     db.kv(NS).put(RunId::NIL, "b", 2).unwrap();
     std::thread::sleep(Duration::from_millis(20));
-    db.engine().gc();
+    db.engine().gc().unwrap();
     let err = db.replay_run(old).unwrap_err();
     assert!(
         matches!(err, ReplayError::RunOutsideRetention { run, .. } if run == old),
@@ -153,7 +153,7 @@ fn a_run_whose_history_gc_removed_is_an_error_after_a_restart() {
         db.kv(NS).put(run, "a", 2).unwrap();
         db.kv(NS).put(run, "b", 3).unwrap();
         db.end_run(run, RunStatus::Completed).unwrap();
-        db.engine().gc();
+        db.engine().gc().unwrap();
         let err = db.replay_run(run).unwrap_err();
         assert!(matches!(err, ReplayError::HistoryPruned { .. }), "{err}");
         db.engine().checkpoint().unwrap();

@@ -560,7 +560,7 @@ pub fn heap_per_key(opts: &Opts, results: &mut Results) -> Res<()> {
             let one = (alloc::live() - heap0) as f64 / n;
             let rss_one = alloc::rss_bytes().saturating_sub(rss0) as f64 / n;
             overwrite(&*c, n_keys, 10)?;
-            collect_garbage(&*c);
+            collect_garbage(&*c)?;
             let after = (alloc::live() - heap0) as f64 / n;
             alloc::disable();
             drop(c);
@@ -602,12 +602,13 @@ fn overwrite(c: &dyn Contender, n: usize, times: u64) -> Res<()> {
 }
 
 /// Run rewinddb's GC and let epoch reclamation free what it unlinked.
-fn collect_garbage(c: &dyn Contender) {
+fn collect_garbage(c: &dyn Contender) -> Res<()> {
     let Some(rw) = c.as_rewind() else {
-        return;
+        return Ok(());
     };
-    rw.engine().gc();
+    rw.engine().gc()?;
     for _ in 0..4096 {
         crossbeam_epoch::pin().flush();
     }
+    Ok(())
 }

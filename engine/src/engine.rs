@@ -224,20 +224,32 @@ impl Engine {
     }
 
     /// Test hook: switch commit validation off (`true`) or back on, so
-    /// tests can show that their checkers catch a broken engine.
+    /// tests can show that their checkers catch a broken engine. Takes
+    /// the commit lock: [`Error::ReentrantCommitLock`] inside a locked
+    /// transaction's closure.
     #[cfg(feature = "test-hooks")]
     #[doc(hidden)]
-    pub fn set_skip_commit_validation(&self, skip: bool) {
-        self.inner.commit.lock().skip_validation = skip;
+    pub fn set_skip_commit_validation(&self, skip: bool) -> Result<()> {
+        let mut state = self
+            .inner
+            .lock_commit("Engine::set_skip_commit_validation")?;
+        state.skip_validation = skip;
+        Ok(())
     }
 
     /// Test hook: let locked transactions release the commit lock while
     /// their closure runs (`true`), so tests can show that their checkers
-    /// catch a locked transaction that is not isolated.
+    /// catch a locked transaction that is not isolated. Takes the commit
+    /// lock: [`Error::ReentrantCommitLock`] inside a locked transaction's
+    /// closure.
     #[cfg(feature = "test-hooks")]
     #[doc(hidden)]
-    pub fn set_unlock_locked_closures(&self, unlock: bool) {
-        self.inner.commit.lock().unlock_locked_closures = unlock;
+    pub fn set_unlock_locked_closures(&self, unlock: bool) -> Result<()> {
+        let mut state = self
+            .inner
+            .lock_commit("Engine::set_unlock_locked_closures")?;
+        state.unlock_locked_closures = unlock;
+        Ok(())
     }
 
     /// Open the durable engine in `config.dir` (created if missing),
@@ -461,15 +473,15 @@ impl Engine {
     /// [`Engine::transaction`] or an explicit transaction), a nested
     /// `transaction_locked`, [`Engine::run_commits`], [`Engine::run_span`],
     /// [`Engine::commit_time`], [`Engine::version_at_time`],
-    /// [`Engine::flush`], [`Engine::checkpoint`], [`Engine::close`]. `f`
-    /// may handle that error and still return `Ok`, and its own writes are
+    /// [`Engine::flush`], [`Engine::checkpoint`], [`Engine::close`],
+    /// [`Engine::gc`] (under every [`Retention`], though only
+    /// [`Retention::Window`] takes the lock: see there why). `f` may
+    /// handle that error and still return `Ok`, and its own writes are
     /// then committed as usual. `txn.commit()` itself is refused with
     /// [`Error::InvalidArgument`]. (A locked transaction on *another*
     /// engine inside `f` is allowed, but two threads nesting two engines'
     /// locked transactions in opposite orders deadlock, as with any two
-    /// locks.) Not covered yet: [`Engine::gc`] under
-    /// [`Retention::Window`] reads the time index under the commit lock
-    /// and would still wait for itself inside `f`.
+    /// locks.)
     pub fn transaction_locked<T, E: From<Error>>(
         &self,
         run: RunId,
@@ -480,8 +492,20 @@ impl Engine {
 
     /// One GC pass: unlink versions no live reader and no retention rule
     /// needs, and hand them to epoch reclamation.
-    pub fn gc(&self) -> GcStats {
+    ///
+    /// [`Error::ReentrantCommitLock`] inside a locked transaction's
+    /// closure, before anything is unlinked, under every [`Retention`].
+    /// Only [`Retention::Window`] takes the commit lock (to read the time
+    /// index) and would wait for itself there, but one rule for all is
+    /// simpler to state and to rely on: whether a call works inside a
+    /// closure does not change with the configuration. It also keeps a
+    /// whole pass over every chain out of the time every committer waits
+    /// for the closure, and it is asked before `gc_lock` is taken: a GC
+    /// on another thread may hold that while it waits for the closure's
+    /// commit lock.
+    pub fn gc(&self) -> Result<GcStats> {
         let inner = &*self.inner;
+        inner.refuse_reentry("Engine::gc")?;
         let _gc = inner.gc_lock.lock();
         let retention_floor = match inner.config.retention {
             Retention::KeepAll | Retention::Versions(_) => 0,
@@ -489,8 +513,7 @@ impl Engine {
                 let now = crate::clock::wall_clock_ms();
                 let cutoff = now.saturating_sub(w.as_millis() as u64);
                 inner
-                    .commit
-                    .lock()
+                    .lock_commit("Engine::gc")?
                     .times
                     .version_at(cutoff, self.visible_version())
             }
@@ -502,7 +525,7 @@ impl Engine {
             ..GcStats::default()
         };
         if inner.config.retention == Retention::KeepAll {
-            return stats;
+            return Ok(stats);
         }
         let guard = crossbeam_epoch::pin();
         inner.store.for_each_chain(|_, chain| {
@@ -528,7 +551,7 @@ impl Engine {
             .linked_versions
             .fetch_sub(stats.unlinked as u64, Ordering::AcqRel);
         guard.flush();
-        stats
+        Ok(stats)
     }
 
     /// Counters.

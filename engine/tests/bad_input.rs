@@ -299,7 +299,7 @@ fn snapshot_at_behind_a_retention_window_is_refused() {
     std::thread::sleep(window * 4);
     put_a(&engine, 3);
     std::thread::sleep(window * 4);
-    let floor = engine.gc().floor;
+    let floor = engine.gc().unwrap().floor;
     assert_eq!(floor, 3);
     unchanged(&engine, || {
         for requested in [0, 1, 2] {
@@ -325,7 +325,7 @@ fn snapshot_at_behind_a_retention_window_is_refused() {
 fn reads_behind_versions_retention_report_pruned_history() {
     let engine = engine_with(Retention::Versions(1));
     put_a(&engine, 3);
-    assert_eq!(engine.gc().unlinked, 1);
+    assert_eq!(engine.gc().unwrap().unlinked, 1);
     let past = engine.snapshot_at(1).unwrap();
     unchanged(&engine, || {
         match past.get(&key("a")) {

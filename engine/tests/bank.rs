@@ -105,7 +105,7 @@ fn run_bank(isolation: Isolation, retention: Retention, seed: u64) {
                 );
                 audits += 1;
                 if audits % 16 == 0 {
-                    engine.gc();
+                    engine.gc().unwrap();
                 }
             }
             audits
@@ -191,7 +191,7 @@ fn retried_increments_lose_nothing() {
 #[test]
 fn increments_are_lost_without_validation() {
     let engine = engine(Retention::KeepAll);
-    engine.set_skip_commit_validation(true);
+    engine.set_skip_commit_validation(true).unwrap();
     let count = count_concurrently(&engine, 300);
     assert_eq!(
         engine.visible_version(),

@@ -62,7 +62,7 @@ fn keep_all_never_unlinks() {
     for i in 0..5 {
         put(&engine, "k", i);
     }
-    assert_eq!(engine.gc().unlinked, 0);
+    assert_eq!(engine.gc().unwrap().unlinked, 0);
     assert_eq!(chain(&engine, "k"), [5, 4, 3, 2, 1]);
     assert_eq!(read_at(&engine, 1, "k").unwrap(), Some(Value::Int(0)));
     assert_eq!(engine.stats().versions, 5);
@@ -77,7 +77,7 @@ fn versions_n_keeps_the_n_newest_of_each_key() {
     }
     put(&engine, "c", 99); // 11: a single version, below n
     assert_eq!(engine.stats().versions, 11);
-    let stats = engine.gc();
+    let stats = engine.gc().unwrap();
     assert_eq!((stats.chains, stats.unlinked), (3, 6));
     assert_eq!(chain(&engine, "a"), [9, 7]);
     assert_eq!(chain(&engine, "b"), [10, 8]);
@@ -94,7 +94,7 @@ fn versions_n_keeps_the_n_newest_of_each_key() {
         "c did not exist at 8 and nothing of it was pruned"
     );
     // A second pass finds nothing more to do.
-    assert_eq!(engine.gc().unlinked, 0);
+    assert_eq!(engine.gc().unwrap().unlinked, 0);
 }
 
 #[test]
@@ -103,7 +103,7 @@ fn versions_n_keeps_tombstones_as_versions() {
     put(&engine, "k", 1);
     put(&engine, "k", 2);
     let deleted = delete(&engine, "k");
-    assert_eq!(engine.gc().unlinked, 2);
+    assert_eq!(engine.gc().unwrap().unlinked, 2);
     assert_eq!(chain(&engine, "k"), [deleted]);
     assert_eq!(engine.snapshot().get(&key("k")).unwrap(), None);
     assert_eq!(
@@ -122,12 +122,12 @@ fn a_live_snapshot_pins_history_until_dropped() {
     for i in 1..5 {
         put(&engine, "k", i);
     }
-    let stats = engine.gc();
+    let stats = engine.gc().unwrap();
     assert_eq!((stats.oldest_reader, stats.unlinked), (1, 0));
     assert_eq!(pinned.get(&key("k")).unwrap(), Some(Value::Int(0)));
     assert_eq!(engine.stats().versions, 5);
     drop(pinned);
-    let stats = engine.gc();
+    let stats = engine.gc().unwrap();
     assert_eq!((stats.oldest_reader, stats.unlinked), (5, 4));
     assert_eq!(chain(&engine, "k"), [5]);
     assert_eq!(engine.stats().versions, 1);
@@ -145,22 +145,22 @@ fn the_oldest_of_several_snapshots_pins() {
     let newer_clone = newer.clone();
     put(&engine, "k", 3);
     assert_eq!(
-        engine.gc().unlinked,
+        engine.gc().unwrap().unlinked,
         1,
         "only version 1 is behind every snapshot"
     );
     assert_eq!(older.get(&key("k")).unwrap(), Some(Value::Int(1)));
     drop(older);
-    assert_eq!(engine.gc().unlinked, 1);
+    assert_eq!(engine.gc().unwrap().unlinked, 1);
     drop(newer);
     assert_eq!(
         newer_clone.get(&key("k")).unwrap(),
         Some(Value::Int(2)),
         "a clone pins on its own"
     );
-    assert_eq!(engine.gc().unlinked, 0);
+    assert_eq!(engine.gc().unwrap().unlinked, 0);
     drop(newer_clone);
-    assert_eq!(engine.gc().unlinked, 1);
+    assert_eq!(engine.gc().unwrap().unlinked, 1);
     assert_eq!(chain(&engine, "k"), [4]);
 }
 
@@ -172,11 +172,11 @@ fn an_open_transaction_pins_like_a_snapshot() {
     put(&engine, "k", 1);
     put(&engine, "k", 2);
     // The horizon is the oldest reader: everything from its version up stays.
-    assert_eq!(engine.gc().unlinked, 0);
+    assert_eq!(engine.gc().unwrap().unlinked, 0);
     assert_eq!(txn.get(&key("k")).unwrap(), Some(Value::Int(0)));
     txn.rollback().unwrap();
     assert_eq!(engine.stats().live_snapshots, 0);
-    assert_eq!(engine.gc().unlinked, 2);
+    assert_eq!(engine.gc().unwrap().unlinked, 2);
     drop(txn);
 }
 
@@ -203,7 +203,7 @@ fn a_finished_transaction_pins_nothing() {
         0,
         "finished transactions still registered"
     );
-    assert_eq!(engine.gc().unlinked, 1, "k@1 is no longer pinned");
+    assert_eq!(engine.gc().unwrap().unlinked, 1, "k@1 is no longer pinned");
     assert_eq!(
         committed.start_version(),
         1,
@@ -224,7 +224,7 @@ fn snapshot_at_pins_a_past_version() {
         put(&engine, "k", i);
     }
     let past = engine.snapshot_at(2).unwrap();
-    assert_eq!(engine.gc().unlinked, 1);
+    assert_eq!(engine.gc().unwrap().unlinked, 1);
     assert_eq!(past.get(&key("k")).unwrap(), Some(Value::Int(1)));
     assert_eq!(chain(&engine, "k"), [4, 3, 2]);
 }
@@ -240,11 +240,11 @@ fn a_key_younger_than_the_oldest_snapshot_reads_as_absent_there() {
     for i in 0..3 {
         put(&engine, "young", i);
     }
-    engine.gc();
+    engine.gc().unwrap();
     assert_eq!(pinned.get(&key("young")).unwrap(), None);
     assert_eq!(pinned.scan(&key(""), None, 10).unwrap().len(), 1);
     drop(pinned);
-    assert_eq!(engine.gc().unlinked, 2);
+    assert_eq!(engine.gc().unwrap().unlinked, 2);
     assert_eq!(chain(&engine, "young"), [4]);
 }
 
@@ -256,7 +256,7 @@ fn window_keeps_the_window_and_the_version_current_at_its_start() {
     put(&engine, "k", 2);
     std::thread::sleep(window * 3);
     put(&engine, "k", 3);
-    let stats = engine.gc();
+    let stats = engine.gc().unwrap();
     // Version 2 was current when the window started; version 1 is behind it. (Version 3 is
     // inside the window unless this thread stalled for the whole window; either way 2 is the
     // oldest the floor can name here.)
@@ -291,7 +291,7 @@ fn window_is_held_back_by_a_live_snapshot() {
     put(&engine, "k", 2);
     std::thread::sleep(window * 4);
     put(&engine, "k", 3);
-    let stats = engine.gc();
+    let stats = engine.gc().unwrap();
     assert_eq!(
         (stats.oldest_reader, stats.floor, stats.unlinked),
         (1, 1, 0)
@@ -300,7 +300,7 @@ fn window_is_held_back_by_a_live_snapshot() {
     assert!(engine.snapshot_at(1).is_ok());
     drop(pinned);
     std::thread::sleep(window * 4);
-    let stats = engine.gc();
+    let stats = engine.gc().unwrap();
     assert_eq!(stats.floor, 3, "{stats:?}");
     assert_eq!(chain(&engine, "k"), [3]);
     assert!(matches!(
@@ -316,7 +316,7 @@ fn scans_over_pruned_history_report_it() {
     put(&engine, "a", 1);
     put(&engine, "b", 1);
     put(&engine, "b", 2);
-    engine.gc();
+    engine.gc().unwrap();
     let past = engine.snapshot_at(2).unwrap();
     assert_eq!(past.get(&key("a")).unwrap(), Some(Value::Int(1)));
     assert!(matches!(
@@ -349,7 +349,7 @@ fn gc_racing_commits_never_prunes_a_pinned_version() {
         put(e, "k", v as i64);
     });
     let gc = spawn_loop(|e| {
-        e.gc();
+        e.gc().unwrap();
     });
     // Bounded by count and by time: on a busy machine the spinning threads slow the reader, and
     // a few thousand rounds already catch the old bug within the first second.
@@ -420,7 +420,7 @@ fn run_index_survives_a_restart_after_gc() {
         (3, vec!["b".into(), "c".into()]),
     ];
     assert_eq!(run_index(&engine, run), all);
-    assert_eq!(engine.gc().unlinked, 2, "a@1 and b@1");
+    assert_eq!(engine.gc().unwrap().unlinked, 2, "a@1 and b@1");
     assert_eq!(run_index(&engine, run), all, "GC keeps the index whole");
     engine.checkpoint().unwrap();
     engine.close().unwrap();

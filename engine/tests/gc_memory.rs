@@ -96,7 +96,7 @@ fn gc_gives_memory_back() {
     );
     assert_eq!(engine.stats().versions, (KEYS * VERSIONS) as u64);
 
-    let stats = engine.gc();
+    let stats = engine.gc().unwrap();
     assert_eq!(stats.unlinked, KEYS * (VERSIONS - 1));
     assert_eq!(engine.stats().versions, KEYS as u64);
     reclaim();

@@ -60,7 +60,7 @@ fn get_with_reports_pruned_history_like_get() {
     put(&engine, &a, Some(Value::Int(1)));
     put(&engine, &a, Some(Value::Int(2)));
     drop(old);
-    engine.gc();
+    engine.gc().unwrap();
     // Versions: b@1, a@2, a@3. `Versions(1)` sets no time floor, so version
     // 2 may still be asked for, but GC unlinked a@2, the version that would
     // answer: both reads must report pruned history, not "absent".

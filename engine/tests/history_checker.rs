@@ -849,7 +849,7 @@ fn histories_stay_clean_under_concurrent_gc() {
             std::thread::spawn(move || {
                 let mut unlinked = 0;
                 while !stop.load(Ordering::Relaxed) {
-                    unlinked += engine.gc().unlinked;
+                    unlinked += engine.gc().unwrap().unlinked;
                     std::thread::yield_now();
                 }
                 unlinked
@@ -933,7 +933,7 @@ fn histories_with_locked_transactions_are_clean() {
 #[test]
 fn checker_catches_locked_transactions_that_release_the_lock() {
     let engine = engine();
-    engine.set_unlock_locked_closures(true);
+    engine.set_unlock_locked_closures(true).unwrap();
     let w = Workload {
         seed: 45,
         threads: 4,
@@ -958,7 +958,7 @@ fn checker_catches_locked_transactions_that_release_the_lock() {
 #[test]
 fn checker_catches_commits_without_validation() {
     let engine = engine();
-    engine.set_skip_commit_validation(true);
+    engine.set_skip_commit_validation(true).unwrap();
     let w = Workload {
         seed: 41,
         threads: 2,
@@ -986,7 +986,7 @@ fn checker_catches_commits_without_validation() {
 #[test]
 fn checker_catches_serializable_commits_without_validation() {
     let engine = engine();
-    engine.set_skip_commit_validation(true);
+    engine.set_skip_commit_validation(true).unwrap();
     let w = Workload {
         seed: 42,
         threads: 2,
@@ -1017,8 +1017,8 @@ fn checker_catches_serializable_commits_without_validation() {
 #[test]
 fn validation_hook_switches_back_on() {
     let engine = engine();
-    engine.set_skip_commit_validation(true);
-    engine.set_skip_commit_validation(false);
+    engine.set_skip_commit_validation(true).unwrap();
+    engine.set_skip_commit_validation(false).unwrap();
     let w = Workload {
         seed: 43,
         threads: 2,

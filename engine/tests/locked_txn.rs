@@ -5,8 +5,8 @@
 //! wrote conflicts; on a durable engine its strict commits survive a power
 //! loss, with the commit time it handed the closure; anything inside the
 //! closure that needs the commit lock it holds (a commit, a nested locked
-//! transaction, a commit-index query, a flush, a checkpoint, a close) is
-//! refused with `Error::ReentrantCommitLock` instead of deadlocking, and the
+//! transaction, a commit-index query, a flush, a checkpoint, a close, a GC)
+//! is refused with `Error::ReentrantCommitLock` instead of deadlocking, and the
 //! closure's own writes still commit or roll back as it decides.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use rewinddb_engine::durability::{DataLoss, DirLoss, MemStorage};
 use rewinddb_engine::{
-    Durability, Engine, EngineConfig, Error, Isolation, Key, Namespace, RetryPolicy, RunId, Scope,
-    TypeTag, Value,
+    Durability, Engine, EngineConfig, Error, Isolation, Key, Namespace, Retention, RetryPolicy,
+    RunId, Scope, TypeTag, Value,
 };
 
 fn key(user: &str) -> Key {
@@ -328,6 +328,18 @@ fn reentrant_calls(engine: &Engine, run: RunId) -> Vec<(&'static str, Result<(),
             "Engine::version_at_time",
             engine.version_at_time(0).map(drop),
         ),
+        // Refused under every retention (this engine keeps all), though
+        // only `Window` takes the commit lock.
+        ("Engine::gc", engine.gc().map(drop)),
+        // The planted-bug hooks (set to their defaults here) too.
+        (
+            "Engine::set_skip_commit_validation",
+            engine.set_skip_commit_validation(false),
+        ),
+        (
+            "Engine::set_unlock_locked_closures",
+            engine.set_unlock_locked_closures(false),
+        ),
     ]
 }
 
@@ -419,6 +431,84 @@ fn a_panicking_closure_leaves_no_refusal_behind() {
     assert_eq!(engine.visible_version(), 0);
     assert_eq!(engine.run_commits(run).unwrap().len(), 0);
     assert_eq!(bump_locked(&engine, run, &key("n")), 1);
+}
+
+/// The commits of key `n`, newest first.
+fn commits_of_n(engine: &Engine) -> Vec<u64> {
+    let history = engine.history(&key("n"), engine.visible_version());
+    history.into_iter().map(|(commit, _, _)| commit).collect()
+}
+
+/// GC inside the closure is refused before it unlinks anything: under
+/// `Window` it reads the time index under the commit lock and used to
+/// wait for itself forever; under `Versions(1)` it would have unlinked
+/// the old versions of `n`. The closure's write commits, and a GC after
+/// it (with the whole history older than the window) keeps only that.
+#[test]
+fn gc_is_refused_inside_the_closure_and_unlinks_nothing() {
+    let window = Duration::from_millis(10);
+    for retention in [Retention::Window(window), Retention::Versions(1)] {
+        let cfg = EngineConfig::default().retention(retention);
+        let engine = Engine::open_in_memory(cfg).unwrap();
+        let run = RunId::new();
+        bump_locked(&engine, run, &key("n"));
+        bump_locked(&engine, run, &key("n"));
+        std::thread::sleep(window * 4);
+        let e = engine.clone();
+        let (answer, v) = within(20, move || {
+            e.transaction_locked(run, |txn| {
+                let answer = e.gc().map(drop);
+                txn.put(key("n"), 10)?;
+                Ok::<_, Error>(answer)
+            })
+            .unwrap()
+        });
+        assert_refused(vec![("Engine::gc", answer)]);
+        assert_eq!(v, 3, "{retention:?}");
+        assert_eq!(commits_of_n(&engine), [3, 2, 1], "{retention:?}");
+        assert_eq!(engine.stats().versions, 3, "{retention:?}");
+        assert_eq!(engine.stats().retention_floor, 0, "{retention:?}");
+        assert_eq!(
+            engine.snapshot().get(&key("n")).unwrap(),
+            Some(Value::Int(10))
+        );
+        std::thread::sleep(window * 4);
+        let stats = engine.gc().unwrap();
+        assert_eq!(stats.unlinked, 2, "{retention:?}: {stats:?}");
+        assert_eq!(commits_of_n(&engine), [3], "{retention:?}");
+    }
+}
+
+/// A GC on another thread that holds GC's own lock while it waits for the
+/// closure's commit lock (to read the time index under `Window`) does not
+/// trap the closure's GC: that is refused before it would wait for GC's
+/// lock. Both finish; the other thread's GC runs once the closure is done.
+#[test]
+fn a_gc_waiting_for_the_closure_does_not_trap_the_closures_gc() {
+    let cfg = EngineConfig::default().retention(Retention::Window(Duration::from_millis(10)));
+    let engine = Engine::open_in_memory(cfg).unwrap();
+    let run = RunId::new();
+    bump_locked(&engine, run, &key("n"));
+    let e = engine.clone();
+    let (answer, _) = within(20, move || {
+        e.transaction_locked(run, |txn| {
+            let other = e.clone();
+            let waiter = std::thread::spawn(move || other.gc().map(drop));
+            // Give it time to take GC's lock and find the commit lock taken.
+            std::thread::sleep(Duration::from_millis(50));
+            let answer = e.gc().map(drop);
+            txn.put(key("n"), 10)?;
+            Ok::<_, Error>((answer, waiter))
+        })
+        .unwrap()
+    });
+    let (answer, waiter) = answer;
+    assert_refused(vec![("Engine::gc", answer)]);
+    assert!(waiter.join().unwrap().is_ok());
+    assert_eq!(
+        engine.snapshot().get(&key("n")).unwrap(),
+        Some(Value::Int(10))
+    );
 }
 
 /// On a durable engine a flush, a checkpoint and a close inside the

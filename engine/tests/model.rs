@@ -589,7 +589,7 @@ impl Harness {
             }
             Op::Reopen => self.reopen(),
             Op::Gc => {
-                let stats = self.engine.gc();
+                let stats = self.engine.gc().unwrap();
                 assert_eq!(stats.oldest_reader, self.model.oldest_reader());
                 assert_eq!(stats.unlinked, self.model.gc());
             }
@@ -831,7 +831,7 @@ fn model_catches_commits_without_validation() {
         Op::Commit { slot: 1 },
     ];
     let mut h = Harness::new(Retention::KeepAll);
-    h.engine.set_skip_commit_validation(true);
+    h.engine.set_skip_commit_validation(true).unwrap();
     let diverged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         for op in &ops {
             h.apply(op);

@@ -66,7 +66,7 @@ fn batched_reads_match_version_of_for_values_tombstones_and_pruned_versions() {
         vec![Some(Some(Value::from(1))), Some(Some(Value::from("x")))],
         vec![Some(None), Some(Some(Value::from(3)))],
     ]);
-    engine.gc(); // keeps one version per key: a@1 and b@1 go
+    engine.gc().unwrap(); // keeps one version per key: a@1 and b@1 go
     check(vec![
         vec![None, None],
         vec![Some(None), Some(Some(Value::from(3)))],

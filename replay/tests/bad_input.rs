@@ -83,7 +83,7 @@ fn run_behind_the_retention_window_is_an_error() {
     let newer = RunId::new();
     put(&engine, newer, "b", 1);
     std::thread::sleep(Duration::from_millis(20));
-    engine.gc();
+    engine.gc().unwrap();
     let err = replay_run(&engine, old).unwrap_err();
     assert!(
         matches!(err, Error::RunOutsideRetention { version: 1, .. }),
@@ -100,7 +100,7 @@ fn run_whose_versions_were_pruned_is_an_error() {
     put(&engine, run, "a", 1);
     put(&engine, RunId::new(), "a", 2);
     assert!(replay_run(&engine, run).is_ok(), "nothing pruned yet");
-    engine.gc();
+    engine.gc().unwrap();
     let err = replay_run(&engine, run).unwrap_err();
     assert!(
         matches!(err, Error::HistoryPruned { version: 1, .. }),
