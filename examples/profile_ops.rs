@@ -19,7 +19,9 @@
 //! head key, write a new key, rewrite the head, in an optimistic
 //! transaction), `floor_locked` (the same work in
 //! `Engine::transaction_locked`, the path an autocommit append takes),
-//! `put` (a raw engine single-key put transaction), `get` (a borrowed
+//! `put` (a raw engine single-key put transaction, always the same key),
+//! `put_random` (the peer harness's W4: a single-key put transaction of 100
+//! bytes to a key chosen at random among `GET_KEYS` loaded keys), `get` (a borrowed
 //! point read through a snapshot, at random among `GET_KEYS` keys of 16
 //! bytes with 100-byte values, as the peer harness's W2; the load is the
 //! same for every N, so it cancels out), `replay` (builds one run of
@@ -94,9 +96,11 @@ fn main() -> Result<(), Box<dyn Error>> {
             }
         }
         "get" => point_gets(&engine, &ns, n)?,
+        "put_random" => random_puts(&engine, &ns, n)?,
         other => {
             return Err(format!(
-                "unknown kind {other:?}: append, append_object, floor, floor_locked, put, get or replay"
+                "unknown kind {other:?}: append, append_object, floor, floor_locked, put, \
+                 put_random, get or replay"
             )
             .into());
         }
@@ -130,13 +134,12 @@ fn object_payload() -> Value {
 /// Keys loaded before `get` reads (the peer harness's W2 size).
 const GET_KEYS: u64 = 1 << 20;
 
-/// Load `GET_KEYS` keys, then read `n` of them at random through one
-/// snapshot, borrowing each value as the peer harness does.
-fn point_gets(
+/// Load `GET_KEYS` keys of 16 bytes with 100-byte values (the peer
+/// harness's bulk load, the same for every N) and return them.
+fn load_keys(
     engine: &rewinddb::engine::Engine,
     ns: &Namespace,
-    n: u64,
-) -> Result<(), Box<dyn Error>> {
+) -> Result<Vec<Key>, Box<dyn Error>> {
     let key = |i: u64| {
         let mut user = [0u8; 16];
         user[..8].copy_from_slice(&i.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes());
@@ -148,16 +151,51 @@ fn point_gets(
             (chunk * 4096..(chunk + 1) * 4096).try_for_each(|i| t.put(key(i), value.clone()))
         })?;
     }
-    let keys: Vec<Key> = (0..GET_KEYS).map(key).collect();
-    let snap = engine.snapshot();
+    Ok((0..GET_KEYS).map(key).collect())
+}
+
+/// Pseudo-random indexes into the loaded keys (xorshift: a few
+/// instructions, the same per operation).
+fn random_indexes() -> impl Iterator<Item = usize> {
     let mut x = 0x2545_F491_4F6C_DD1Du64;
-    for _ in 0..n {
-        // xorshift: the index costs a few instructions, the same per read.
+    std::iter::repeat_with(move || {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        let k = &keys[(x % GET_KEYS) as usize];
+        (x % GET_KEYS) as usize
+    })
+}
+
+/// Load `GET_KEYS` keys, then read `n` of them at random through one
+/// snapshot, borrowing each value as the peer harness does.
+fn point_gets(
+    engine: &rewinddb::engine::Engine,
+    ns: &Namespace,
+    n: u64,
+) -> Result<(), Box<dyn Error>> {
+    let keys = load_keys(engine, ns)?;
+    let snap = engine.snapshot();
+    for i in random_indexes().take(n as usize) {
+        let k = &keys[i];
         black_box(snap.get_with(k, |v| v.map(|v| v.as_bytes().map_or(0, |b| b[0])))?);
+    }
+    Ok(())
+}
+
+/// Load `GET_KEYS` keys, then `n` single-key put transactions to keys
+/// chosen at random, each writing 100 bytes from a slice, as the peer
+/// harness's W4 does (an explicit transaction, one put, commit).
+fn random_puts(
+    engine: &rewinddb::engine::Engine,
+    ns: &Namespace,
+    n: u64,
+) -> Result<(), Box<dyn Error>> {
+    let keys = load_keys(engine, ns)?;
+    let value = [9u8; 100];
+    for i in random_indexes().take(n as usize) {
+        let mut txn = engine.begin(RunId::NIL, Isolation::Snapshot);
+        txn.put(keys[i].clone(), &value[..])?;
+        black_box(txn.commit()?);
     }
     Ok(())
 }
