@@ -19,15 +19,18 @@ pub const NAMESPACE_SIZE_BYTES_MAX: usize = 256;
 
 /// A run's id: 128 bits, time-ordered (UUIDv7 layout), printed like a UUID.
 ///
-/// Held as two `u64` halves (high first, so the derived order is the
-/// numeric order) rather than a `u128`: a `u128` field is 16-byte aligned,
-/// which would pad every key, scope and version node that holds a run id.
+/// Held as four `u32` words, most significant first (so the derived order
+/// is the numeric order), for 4-byte alignment: a `u128` would be 16-byte
+/// aligned and two `u64` halves 8-byte aligned, and either pads a
+/// [`Scope`] holding a run id to 24 bytes and a [`Key`] to 64. With 4 it is
+/// a 20-byte scope and a 56-byte key: 8 bytes less in every chain, write
+/// set and key table, and a key read from a table touches one cache line
+/// more rarely than two (`Key`'s size is checked by a test).
 /// Serialised as the `u128` it stands for (the WAL and checkpoint format).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(from = "u128", into = "u128")]
 pub struct RunId {
-    hi: u64,
-    lo: u64,
+    words: [u32; 4],
 }
 
 impl From<u128> for RunId {
@@ -71,24 +74,38 @@ impl RunId {
     /// The id from its 128-bit value.
     pub const fn from_u128(v: u128) -> RunId {
         RunId {
-            hi: (v >> 64) as u64,
-            lo: v as u64,
+            words: [
+                (v >> 96) as u32,
+                (v >> 64) as u32,
+                (v >> 32) as u32,
+                v as u32,
+            ],
         }
     }
 
     /// The 128-bit value.
     pub const fn as_u128(self) -> u128 {
-        ((self.hi as u128) << 64) | self.lo as u128
+        ((self.hi() as u128) << 64) | self.lo() as u128
+    }
+
+    /// The high 64 bits.
+    const fn hi(self) -> u64 {
+        ((self.words[0] as u64) << 32) | self.words[1] as u64
+    }
+
+    /// The low 64 bits.
+    const fn lo(self) -> u64 {
+        ((self.words[2] as u64) << 32) | self.words[3] as u64
     }
 
     /// Milliseconds since the Unix epoch encoded in the id.
     pub fn timestamp_ms(self) -> u64 {
-        self.hi >> 16
+        self.hi() >> 16
     }
 
     /// True for [`RunId::NIL`].
     pub fn is_nil(self) -> bool {
-        self.hi == 0 && self.lo == 0
+        self.as_u128() == 0
     }
 }
 
@@ -308,8 +325,8 @@ impl std::hash::Hash for Key {
             Scope::Shared => (0, RunId::NIL),
             Scope::Run(run) => (1u64, run),
         };
-        state.write_u64(run.hi);
-        state.write_u64(run.lo);
+        state.write_u64(run.hi());
+        state.write_u64(run.lo());
         state.write_u64((scoped << 8) | u64::from(self.tag.as_u8()));
         state.write(&self.user);
     }

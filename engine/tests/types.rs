@@ -114,6 +114,44 @@ fn run_ids_round_trip_through_serde() {
     assert_eq!(serde_json::from_str::<RunId>(&json).unwrap(), id);
 }
 
+// Held as four 32-bit words: order, equality, the u128 round trip and the timestamp must be
+// those of the 128-bit value, at every word boundary (values drawn per word, so carries and
+// equal high words are common).
+proptest! {
+    #![proptest_config(ProptestConfig {
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct("tests/proptest-regressions/types.txt"))),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn run_ids_order_and_convert_as_their_128_bit_values(
+        a in prop::array::uniform4(prop_oneof![Just(0u32), Just(u32::MAX), any::<u32>()]),
+        b in prop::array::uniform4(prop_oneof![Just(0u32), Just(u32::MAX), any::<u32>()]),
+    ) {
+        let value = |w: [u32; 4]| w.iter().fold(0u128, |acc, &x| (acc << 32) | u128::from(x));
+        let (va, vb) = (value(a), value(b));
+        let (ra, rb) = (RunId::from_u128(va), RunId::from_u128(vb));
+        prop_assert_eq!(ra.as_u128(), va);
+        prop_assert_eq!(ra.cmp(&rb), va.cmp(&vb));
+        prop_assert_eq!(ra == rb, va == vb);
+        prop_assert_eq!(ra.timestamp_ms(), (va >> 80) as u64);
+        prop_assert_eq!(ra.is_nil(), va == 0);
+        let json = serde_json::to_string(&ra).unwrap();
+        prop_assert_eq!(json, va.to_string());
+    }
+}
+
+// A key fits in 56 bytes: a run id is 4-byte aligned, so a scope holding one is 20 bytes
+// (ARCHITECTURE.md, "Memory per key"). 64 would make every key in a table span two cache
+// lines and every chain 8 bytes larger.
+#[test]
+fn keys_and_scopes_keep_their_size() {
+    assert_eq!(std::mem::align_of::<RunId>(), 4);
+    assert_eq!(std::mem::size_of::<RunId>(), 16);
+    assert_eq!(std::mem::size_of::<Scope>(), 20);
+    assert_eq!(std::mem::size_of::<Key>(), 56);
+}
+
 // ---- TypeTag -----------------------------------------------------------------------------
 
 #[test]
