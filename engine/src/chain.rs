@@ -10,8 +10,25 @@
 //!
 //! Writers only ever touch `head`; GC only ever touches the `next` of a node
 //! it keeps. The two never race on the same word.
+//!
+//! ## The pruned mark
+//! A read that walks past the oldest linked node must tell "the key did not
+//! exist then" (`Absent`) from "GC unlinked the versions that would answer"
+//! (`Pruned`). The chain's last link says which: GC cuts a tail by swapping
+//! the kept node's `next` to a null pointer tagged [`PRUNED`], in the same
+//! atomic step as the cut, so a reader that reaches the cut sees the mark
+//! with no second word to order against it. Only null links carry the tag.
+//! A chain with no node (recovery's chain named by a run index whose
+//! versions a checkpoint no longer holds) carries it on `head`, and a push
+//! copies it into its node's `next`, so it stays at the end. Nothing else
+//! in the chain records pruning: the field this replaced cost 8 bytes per
+//! key (ARCHITECTURE.md, "Memory per key").
 
 use crossbeam_epoch::{Atomic, Guard, Owned, Shared};
+
+/// Tag of a null link past which GC unlinked versions (see the module docs).
+/// Version nodes are 8-byte aligned, so the low bits are free.
+const PRUNED: usize = 1;
 
 use crate::sync::{AtomicU64, Ordering};
 use crate::types::{Key, RunId, Version};
@@ -124,11 +141,9 @@ pub struct VersionChain {
     /// index can name a commit's keys through its chains alone (one
     /// pointer per written key, no key copies, no allocation per commit).
     key: Key,
+    /// The newest node; null (tagged [`PRUNED`] if versions were unlinked)
+    /// when the chain has none.
     head: Atomic<VersionNode>,
-    /// Largest commit version ever unlinked by GC (0 = none). A read that
-    /// walks past the oldest kept node cannot tell "absent" from "pruned"
-    /// once this is set, so it reports `Pruned`.
-    pruned_max: AtomicU64,
     /// Commit version of the newest pushed node (0 = none), kept beside
     /// `head` so commit validation reads it without touching the node (one
     /// cache miss fewer per written key) and without pinning an epoch.
@@ -141,7 +156,6 @@ impl VersionChain {
         VersionChain {
             key,
             head: Atomic::null(),
-            pruned_max: AtomicU64::new(0),
             newest: AtomicU64::new(0),
         }
     }
@@ -224,14 +238,15 @@ impl VersionChain {
 
     /// The newest version with `commit <= at`.
     pub fn read_at<'g>(&self, at: Version, guard: &'g Guard) -> ReadAt<'g> {
-        let mut cur = self.head(guard);
-        while let Some(node) = cur {
+        let mut link = self.head.load(Ordering::Acquire, guard);
+        // SAFETY: pinned by `guard`; see `VersionNode::next`.
+        while let Some(node) = unsafe { link.as_ref() }.map(VersionNode::touched) {
             if node.commit <= at {
                 return ReadAt::Found(node);
             }
-            cur = node.next(guard);
+            link = node.next.load(Ordering::Acquire, guard);
         }
-        if self.pruned_max.load(Ordering::Acquire) == 0 {
+        if link.tag() & PRUNED == 0 {
             ReadAt::Absent
         } else {
             ReadAt::Pruned
@@ -252,15 +267,34 @@ impl VersionChain {
         std::iter::successors(self.head(guard), move |n| n.next(guard))
     }
 
-    /// Largest commit version GC ever unlinked (0 = none).
-    pub(crate) fn pruned_max(&self) -> Version {
-        self.pruned_max.load(Ordering::Acquire)
+    /// Every linked version, newest first, and whether versions older than
+    /// the last were unlinked (the [`PRUNED`] mark on the link that ended
+    /// the walk: one walk, so the answer matches the versions returned even
+    /// while GC cuts the chain).
+    pub(crate) fn versions_and_pruned<'g>(&self, guard: &'g Guard) -> (Vec<&'g VersionNode>, bool) {
+        let mut versions = Vec::new();
+        let mut link = self.head.load(Ordering::Acquire, guard);
+        // SAFETY: pinned by `guard`; see `VersionNode::next`.
+        while let Some(node) = unsafe { link.as_ref() }.map(VersionNode::touched) {
+            versions.push(node);
+            link = node.next.load(Ordering::Acquire, guard);
+        }
+        (versions, link.tag() & PRUNED != 0)
     }
 
-    /// Record that versions up to `v` were unlinked before a checkpoint
-    /// (recovery), so reads below the retained ones report `Pruned`.
-    pub(crate) fn mark_pruned(&self, v: Version) {
-        self.pruned_max.fetch_max(v, Ordering::AcqRel);
+    /// Recovery only, after the chain's retained versions are pushed and
+    /// before any reader sees it: record that older versions were unlinked
+    /// (`pruned` is a checkpoint's `pruned_max`, 0 = none), so reads below
+    /// the retained ones report `Pruned`.
+    pub(crate) fn mark_pruned(&self, pruned: Version, guard: &Guard) {
+        if pruned == 0 {
+            return;
+        }
+        let marked = Shared::null().with_tag(PRUNED);
+        match self.iter(guard).last() {
+            Some(oldest) => oldest.next.store(marked, Ordering::Release),
+            None => self.head.store(marked, Ordering::Release),
+        }
     }
 
     /// Unlink every version older than the `keep`-th newest (`keep >= 1`)
@@ -320,17 +354,14 @@ impl VersionChain {
     ) -> usize {
         // Only GC writes a kept node's `next`, so the tail cannot change
         // between this load and the swap below.
-        let tail = last_kept.next.load(Ordering::Acquire, guard);
-        // SAFETY: pinned by `guard`; see `VersionNode::next`.
-        let Some(newest_unlinked) = (unsafe { tail.as_ref() }).map(|n| n.commit) else {
+        if last_kept.next.load(Ordering::Acquire, guard).is_null() {
             return 0;
-        };
-        // Raise `pruned_max` before the unlink: a reader that sees the cut
-        // (acquire on `next`) then also sees `pruned_max` and reports
-        // `Pruned`, never `Absent` for a key that had a value.
-        self.pruned_max
-            .fetch_max(newest_unlinked, Ordering::Release);
-        let tail = last_kept.next.swap(Shared::null(), Ordering::AcqRel, guard);
+        }
+        // The cut and the mark in one step: a reader that reaches the cut
+        // reports `Pruned`, never `Absent` for a key that had a value.
+        let tail = last_kept
+            .next
+            .swap(Shared::null().with_tag(PRUNED), Ordering::AcqRel, guard);
         let mut unlinked = 0;
         let mut cur = tail;
         // SAFETY: pinned by `guard`; see `VersionNode::next`.
@@ -476,6 +507,66 @@ mod tests {
         chain.push(4, RUN, Some(Value::Int(4)), &guard);
         assert_eq!(commits(&chain, &guard), vec![4, 3]);
         assert!(matches!(chain.read_at(2, &guard), ReadAt::Pruned));
+    }
+
+    /// The per-key budget in ARCHITECTURE.md ("Memory per key"): a chain
+    /// is its 56-byte key, `head` and `newest` (72, 88 with its `Arc`
+    /// counts), a version 56.
+    #[test]
+    fn chains_and_versions_keep_their_size() {
+        assert_eq!(std::mem::size_of::<VersionChain>(), 72);
+        assert_eq!(std::mem::size_of::<VersionNode>(), 56);
+    }
+
+    #[test]
+    fn the_pruned_mark_ends_a_cut_chain_and_survives_pushes_and_later_cuts() {
+        let (collector, chain) = (Collector::new(), chain());
+        let handle = collector.register();
+        let guard = handle.pin();
+        for v in 2..=4 {
+            chain.push(v, RUN, Some(Value::Int(v as i64)), &guard);
+        }
+        assert!(matches!(chain.read_at(1, &guard), ReadAt::Absent));
+        assert!(!chain.versions_and_pruned(&guard).1);
+        // Nothing older than the oldest: no cut, no mark.
+        assert_eq!(chain.truncate_older_than(2, &guard), 0);
+        assert!(matches!(chain.read_at(1, &guard), ReadAt::Absent));
+        assert_eq!(chain.truncate_older_than(3, &guard), 1);
+        assert!(matches!(chain.read_at(2, &guard), ReadAt::Pruned));
+        assert!(matches!(chain.read_at(3, &guard), ReadAt::Found(n) if n.commit == 3));
+        chain.push(5, RUN, None, &guard);
+        assert_eq!(chain.truncate_after(1, &guard), 2);
+        let (versions, pruned) = chain.versions_and_pruned(&guard);
+        assert_eq!((versions.len(), pruned), (1, true));
+        assert!(matches!(chain.read_at(4, &guard), ReadAt::Pruned));
+        drop(guard);
+        reclaim(&handle);
+    }
+
+    #[test]
+    fn recovery_marks_an_empty_or_a_loaded_chain_pruned() {
+        let collector = Collector::new();
+        let handle = collector.register();
+        let guard = handle.pin();
+        let empty = chain();
+        empty.mark_pruned(0, &guard);
+        assert!(matches!(empty.read_at(9, &guard), ReadAt::Absent));
+        // A chain named by a run index with no version left: marked on
+        // `head`, and pushes keep the mark at the end.
+        empty.mark_pruned(3, &guard);
+        assert!(matches!(empty.read_at(9, &guard), ReadAt::Pruned));
+        empty.push(7, RUN, Some(Value::Int(7)), &guard);
+        assert!(matches!(empty.read_at(6, &guard), ReadAt::Pruned));
+        assert!(matches!(empty.read_at(7, &guard), ReadAt::Found(_)));
+        let loaded = chain();
+        loaded.push(4, RUN, Some(Value::Int(4)), &guard);
+        loaded.push(6, RUN, Some(Value::Int(6)), &guard);
+        loaded.mark_pruned(2, &guard);
+        assert!(matches!(loaded.read_at(3, &guard), ReadAt::Pruned));
+        assert_eq!(loaded.versions_and_pruned(&guard).0.len(), 2);
+        drop(guard);
+        drop((empty, loaded));
+        reclaim(&handle);
     }
 
     #[test]

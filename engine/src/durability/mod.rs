@@ -582,16 +582,17 @@ impl EngineInner {
                 std::thread::yield_now();
             }
             let guard = crossbeam_epoch::pin();
-            // Read before the walk: GC may unlink more meanwhile, and every
-            // version the walk sees is newer than what was unlinked before.
-            let pruned_max = chain.pruned_max();
-            let versions: Vec<NodeRef<'_>> = chain
-                .iter(&guard)
+            // One walk gives the versions and whether older ones were
+            // unlinked, consistent with each other however GC cuts the
+            // chain meanwhile.
+            let (linked, pruned) = chain.versions_and_pruned(&guard);
+            let versions: Vec<NodeRef<'_>> = linked
+                .into_iter()
                 .filter(|n| n.commit <= version)
                 .map(NodeRef)
                 .collect();
-            if !versions.is_empty() {
-                failed = w.chain(key, pruned_max, &versions).err();
+            if let Some(oldest) = versions.last() {
+                failed = w.chain(key, pruned_max(pruned, oldest.0), &versions).err();
             }
         });
         if let Some(e) = failed {
@@ -606,6 +607,20 @@ impl EngineInner {
 /// A version as a checkpoint stores it: `(commit, run, value)`, encoded
 /// straight from the chain (no clone of the value).
 struct NodeRef<'g>(&'g VersionNode);
+
+/// A checkpoint's `pruned_max` for a chain whose oldest linked version is
+/// `oldest`: 0 if nothing older was unlinked, else a version below it
+/// (docs/format.md: only zero or not matters to a reader). Unlinked
+/// versions are older than `oldest` and at least 1, so a pruned chain's
+/// oldest is at least 2 and the answer is not 0.
+fn pruned_max(pruned: bool, oldest: &VersionNode) -> Version {
+    debug_assert!(!pruned || oldest.commit >= 2, "pruned below version 1");
+    if pruned {
+        oldest.commit.saturating_sub(1)
+    } else {
+        0
+    }
+}
 
 impl serde::Serialize for NodeRef<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {

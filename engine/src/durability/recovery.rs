@@ -308,7 +308,7 @@ impl<'s> Installer<'s> {
                 chain.push(commit, run, value, &guard);
                 self.linked += 1;
             }
-            chain.mark_pruned(chain_image.pruned_max);
+            chain.mark_pruned(chain_image.pruned_max, &guard);
         }
         for run in image.runs {
             let commits = run.commits.into_iter().map(|(version, wall_ms, keys)| {
@@ -332,7 +332,7 @@ impl<'s> Installer<'s> {
     fn chain_named_by_index(&mut self, key: &Key, version: Version) -> Arc<VersionChain> {
         let (chain, created) = self.store.chain_or_create(key.clone());
         if created {
-            chain.mark_pruned(version);
+            chain.mark_pruned(version, &crossbeam_epoch::pin());
         }
         chain
     }
