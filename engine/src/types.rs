@@ -209,9 +209,9 @@ impl TypeTag {
 /// One pointer wide (an `Arc` of a boxed `str`, not an `Arc<str>`, whose
 /// pointer carries the length too): every key holds a namespace, and every
 /// key ever written is kept in its version chain, so the 8 bytes saved
-/// per key bring a chain (112 bytes with its key) under the allocator's
-/// 112-byte size class instead of its 128-byte one. The text is two
-/// hops away, read only to hash or to compare different allocations.
+/// per key keep a chain with its key in a smaller allocator size class
+/// (ARCHITECTURE.md, "Memory per key"). The text is two hops away, read
+/// only to hash or to compare different allocations.
 #[derive(Clone, Serialize)]
 pub struct Namespace(Arc<Box<str>>);
 
