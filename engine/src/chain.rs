@@ -26,13 +26,13 @@
 
 use crossbeam_epoch::{Atomic, Guard, Owned, Shared};
 
-/// Tag of a null link past which GC unlinked versions (see the module docs).
-/// Version nodes are 8-byte aligned, so the low bits are free.
-const PRUNED: usize = 1;
-
 use crate::sync::{AtomicU64, Ordering};
 use crate::types::{Key, RunId, Version};
 use crate::value::Value;
+
+/// Tag of a null link past which GC unlinked versions (see the module docs).
+/// Version nodes are 8-byte aligned, so the low bits are free.
+const PRUNED: usize = 1;
 
 /// One version of one key. `value == None` is a tombstone.
 #[derive(Debug)]

@@ -24,8 +24,8 @@ pub const NAMESPACE_SIZE_BYTES_MAX: usize = 256;
 /// aligned and two `u64` halves 8-byte aligned, and either pads a
 /// [`Scope`] holding a run id to 24 bytes and a [`Key`] to 64. With 4 it is
 /// a 20-byte scope and a 56-byte key: 8 bytes less in every chain, write
-/// set and key table, and a key read from a table touches one cache line
-/// more rarely than two (`Key`'s size is checked by a test).
+/// set and key table, and a key in a table spans two cache lines less
+/// often (`Key`'s size is checked by a test).
 /// Serialised as the `u128` it stands for (the WAL and checkpoint format).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(from = "u128", into = "u128")]
