@@ -112,11 +112,34 @@ impl PartialOrd for KeyBytes {
     }
 }
 
+/// Two inline strings compare as their zero-padded arrays, then by length:
+/// the same order as the slices (where the arrays first differ inside both
+/// strings, so do the slices; past the end of the shorter one its padding
+/// is 0 and the longer's byte is not, and the shorter is a prefix, so
+/// smaller; equal arrays mean one is the other plus zero bytes, so the
+/// shorter is smaller). A fixed-size compare, no `memcmp` call: skip-list
+/// walks, write-set searches and key-ordered merges compare keys often.
 impl Ord for KeyBytes {
     #[inline]
     fn cmp(&self, other: &KeyBytes) -> std::cmp::Ordering {
-        self.as_slice().cmp(other.as_slice())
+        match (&self.0, &other.0) {
+            (Repr::Inline { len: a, bytes: x }, Repr::Inline { len: b, bytes: y }) => {
+                big_endian_words(x).cmp(&big_endian_words(y)).then(a.cmp(b))
+            }
+            _ => self.as_slice().cmp(other.as_slice()),
+        }
     }
+}
+
+/// An inline string's padded bytes as two big-endian integers, which
+/// order as the bytes do: two loads and byte swaps instead of a byte-wise
+/// loop over 22 bytes (what comparing the arrays compiles to).
+#[inline]
+fn big_endian_words(bytes: &[u8; KeyBytes::INLINE_MAX]) -> (u128, u64) {
+    let (mut hi, mut lo) = ([0u8; 16], [0u8; 8]);
+    hi.copy_from_slice(&bytes[..16]);
+    lo[..KeyBytes::INLINE_MAX - 16].copy_from_slice(&bytes[16..]);
+    (u128::from_be_bytes(hi), u64::from_be_bytes(lo))
 }
 
 impl Hash for KeyBytes {
@@ -155,10 +178,20 @@ mod test {
     #[test]
     fn key_bytes_behave_like_a_byte_slice() {
         let lens = [0, 1, 21, 22, 23, 64];
-        let samples: Vec<Vec<u8>> = lens
+        let mut samples: Vec<Vec<u8>> = lens
             .iter()
             .flat_map(|&n| [vec![0u8; n], vec![0xff; n], (0..n as u8).collect()])
             .collect();
+        // Equal but for trailing zeros, and prefixes of each other: where
+        // the inline form's zero padding could blur the order.
+        samples.extend([
+            b"a".to_vec(),
+            b"a\0".to_vec(),
+            b"a\0\0".to_vec(),
+            b"a\x01".to_vec(),
+            b"ab".to_vec(),
+            b"b".to_vec(),
+        ]);
         let hash = |b: &dyn Fn(&mut std::hash::DefaultHasher)| {
             let mut h = std::hash::DefaultHasher::new();
             b(&mut h);
