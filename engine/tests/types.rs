@@ -1,4 +1,4 @@
-//! Guards the core types through the public API: `RunId` layout, display, parsing and order; `TypeTag` bytes; `Key` order, hashing and `has_prefix`; `Value` JSON and serde round trips; the commit time index.
+//! Guards the core types through the public API: `RunId` layout, display, parsing and order; `KeyBytes` order and equality; `TypeTag` bytes; `Key` order, hashing and `has_prefix`; `Value` JSON and serde round trips; the commit time index.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,7 +8,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use rewinddb_engine::{
-    Engine, EngineConfig, Isolation, Key, Namespace, RunId, Scope, TypeTag, Value, wall_clock_ms,
+    Engine, EngineConfig, Isolation, Key, KeyBytes, Namespace, RunId, Scope, TypeTag, Value,
+    wall_clock_ms,
 };
 
 fn ns(s: &str) -> Namespace {
@@ -138,6 +139,35 @@ proptest! {
         prop_assert_eq!(ra.is_nil(), va == 0);
         let json = serde_json::to_string(&ra).unwrap();
         prop_assert_eq!(json, va.to_string());
+    }
+}
+
+// User key bytes order and compare exactly as the byte slices they hold, on both sides of the
+// inline limit (22 bytes): inline strings compare as zero-padded words, so the strategy favours
+// zero bytes, shared prefixes and lengths around the limit, where that could go wrong.
+fn arb_user_bytes() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(
+        prop_oneof![3 => Just(0u8), 1 => Just(1u8), 2 => any::<u8>()],
+        0..26,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct("tests/proptest-regressions/types.txt"))),
+        cases: 2048,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn key_bytes_order_and_equality_are_the_slices(a in arb_user_bytes(), b in arb_user_bytes(), cut in 0usize..26) {
+        // Also a prefix of `a`, so prefixes and strings equal but for trailing bytes are common.
+        let c = a[..cut.min(a.len())].to_vec();
+        for (x, y) in [(&a, &b), (&a, &c), (&c, &a), (&b, &c)] {
+            let (kx, ky) = (KeyBytes::from(x.as_slice()), KeyBytes::from(y.as_slice()));
+            prop_assert_eq!(kx.cmp(&ky), x.cmp(y), "{:?} vs {:?}", x, y);
+            prop_assert_eq!(kx == ky, x == y);
+        }
     }
 }
 
