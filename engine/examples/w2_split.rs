@@ -1,0 +1,93 @@
+//! Diagnostic driver for W2 (point reads at 1M keys): splits rewinddb's gap
+//! to the peer harness's ceiling (`scc::HashIndex` over 16-byte array keys)
+//! into what the key type costs and what the engine adds. Three readers of
+//! the same 1M keys with 100-byte values, all borrowing the value and
+//! reading its first byte, in one process, the same random indices,
+//! alternating 3 rounds: a rewinddb snapshot's `get_with`, a bare
+//! `scc::HashIndex<Key, Value>` (rewinddb's key type, foldhash) and a bare
+//! `scc::HashIndex<[u8; 16], Arc<[u8]>>`. Run:
+//! `cargo run --release -p rewinddb-engine --example w2_split`.
+//! (The divan `point_get` ceiling clones its value out, as
+//! `rewinddb_snapshot` does; compare `get_with` with this driver instead.)
+#![allow(clippy::unwrap_used)]
+use std::hint::black_box;
+use std::time::Instant;
+
+use rewinddb_engine::{
+    Engine, EngineConfig, Isolation, Key, Namespace, RunId, Scope, TypeTag, Value,
+};
+use scc::HashIndex;
+
+const N: usize = 1 << 20;
+const READS: usize = 2_000_000;
+
+fn main() {
+    let ns = Namespace::new("bench").unwrap();
+    let mut rng = fastrand::Rng::with_seed(0x5eed);
+    let users: Vec<[u8; 16]> = (0..N)
+        .map(|_| std::array::from_fn(|_| rng.u8(..)))
+        .collect();
+    let keys: Vec<Key> = users
+        .iter()
+        .map(|u| Key::new(ns.clone(), Scope::Shared, TypeTag::Kv, u))
+        .collect();
+    let value: std::sync::Arc<[u8]> = std::sync::Arc::from(&[7u8; 100][..]);
+    let engine = Engine::open_in_memory(EngineConfig::default()).unwrap();
+    for chunk in keys.chunks(4096) {
+        let mut t = engine.begin(RunId::NIL, Isolation::Snapshot);
+        for k in chunk {
+            t.put(k.clone(), Value::Bytes(value.clone())).unwrap();
+        }
+        t.commit().unwrap();
+    }
+    let by_key: HashIndex<Key, Value, foldhash::fast::RandomState> =
+        HashIndex::with_hasher(Default::default());
+    for k in &keys {
+        by_key
+            .insert_sync(
+                k.clone(),
+                Value::Bytes(std::sync::Arc::from(&[7u8; 100][..])),
+            )
+            .unwrap();
+    }
+    let by_16: HashIndex<[u8; 16], std::sync::Arc<[u8]>, foldhash::fast::RandomState> =
+        HashIndex::with_hasher(Default::default());
+    for u in &users {
+        by_16
+            .insert_sync(*u, std::sync::Arc::from(&[7u8; 100][..]))
+            .unwrap();
+    }
+    let idx: Vec<usize> = (0..READS).map(|_| rng.usize(..N)).collect();
+    let snap = engine.snapshot();
+    for round in 0..3 {
+        let t = Instant::now();
+        let mut s = 0u64;
+        for &i in &idx {
+            s += snap
+                .get_with(&keys[i], |v| {
+                    v.map_or(0, |v| v.as_bytes().unwrap()[0] as u64)
+                })
+                .unwrap();
+        }
+        let a = t.elapsed().as_nanos() as f64 / READS as f64;
+        let t = Instant::now();
+        for &i in &idx {
+            s += by_key
+                .peek_with(&keys[i], |_, v| v.as_bytes().unwrap()[0] as u64)
+                .unwrap();
+        }
+        let b = t.elapsed().as_nanos() as f64 / READS as f64;
+        let t = Instant::now();
+        for &i in &idx {
+            s += by_16.peek_with(&users[i], |_, v| v[0] as u64).unwrap();
+        }
+        let c = t.elapsed().as_nanos() as f64 / READS as f64;
+        black_box(s);
+        println!(
+            "round {round}: rewinddb get_with {a:.0} ns, scc<Key> borrowed {b:.0} ns, scc<[u8;16]> borrowed {c:.0} ns; ratios rw/sccKey {:.2}, sccKey/scc16 {:.2}, rw/scc16 {:.2}",
+            a / b,
+            b / c,
+            a / c
+        );
+    }
+}
