@@ -386,13 +386,9 @@ fn run_index(engine: &Engine, run: RunId) -> Vec<(Version, Vec<String>)> {
         .collect()
 }
 
-// Found by the model with durable engines: the per-run index keeps the commits whose
-// versions GC unlinked (replay reports `HistoryPruned` from them), but format 1 checkpoints
-// carried only the retained versions and recovery rebuilt the index from those, so after a
-// restart the index had lost them (and replay of such a run would look complete). Checkpoint
-// format 2 carries the per-run index.
-#[test]
-fn run_index_survives_a_restart_after_gc() {
+/// A durable engine over one in-memory storage, opened anew by each call of the returned
+/// closure (a restart): `Retention::Versions(1)`, strict, checkpoints only when asked.
+fn reopenable_versions_1() -> impl Fn() -> Engine {
     use rewinddb_engine::durability::MemStorage;
     use rewinddb_engine::{CheckpointPolicy, Durability};
 
@@ -401,7 +397,17 @@ fn run_index_survives_a_restart_after_gc() {
         .retention(Retention::Versions(1))
         .durability(Durability::Strict)
         .checkpoint(CheckpointPolicy::MANUAL);
-    let open = || Engine::open_with_storage(config.clone(), Arc::new(storage.clone())).unwrap();
+    move || Engine::open_with_storage(config.clone(), Arc::new(storage.clone())).unwrap()
+}
+
+// Found by the model with durable engines: the per-run index keeps the commits whose
+// versions GC unlinked (replay reports `HistoryPruned` from them), but format 1 checkpoints
+// carried only the retained versions and recovery rebuilt the index from those, so after a
+// restart the index had lost them (and replay of such a run would look complete). Checkpoint
+// format 2 carries the per-run index.
+#[test]
+fn run_index_survives_a_restart_after_gc() {
+    let open = reopenable_versions_1();
     let engine = open();
     let run = RunId::new();
     let commit = |writes: &[(&str, i64)]| {
@@ -438,15 +444,7 @@ fn run_index_survives_a_restart_after_gc() {
 // each restart, and a key that never had older versions still reads as absent.
 #[test]
 fn pruned_history_stays_pruned_across_restarts() {
-    use rewinddb_engine::durability::MemStorage;
-    use rewinddb_engine::{CheckpointPolicy, Durability};
-
-    let storage = MemStorage::new();
-    let config = EngineConfig::default()
-        .retention(Retention::Versions(1))
-        .durability(Durability::Strict)
-        .checkpoint(CheckpointPolicy::MANUAL);
-    let open = || Engine::open_with_storage(config.clone(), Arc::new(storage.clone())).unwrap();
+    let open = reopenable_versions_1();
     let put_one = |engine: &Engine, user: &str, v: i64| {
         let mut t = engine.begin(RunId::NIL, Isolation::Snapshot);
         t.put(key(user), v).unwrap();
