@@ -134,6 +134,14 @@ pub enum ReadAt<'g> {
     Pruned,
 }
 
+/// How [`VersionChain::walk`] ended.
+enum Walked<'g> {
+    /// At the first node the caller's test accepted.
+    Stopped(&'g VersionNode),
+    /// Past the oldest linked node; `pruned` if GC unlinked older ones.
+    End { pruned: bool },
+}
+
 /// A key's versions, newest first.
 #[derive(Debug)]
 pub struct VersionChain {
@@ -238,18 +246,32 @@ impl VersionChain {
 
     /// The newest version with `commit <= at`.
     pub fn read_at<'g>(&self, at: Version, guard: &'g Guard) -> ReadAt<'g> {
+        match self.walk(guard, |node| node.commit <= at) {
+            Walked::Stopped(node) => ReadAt::Found(node),
+            Walked::End { pruned: false } => ReadAt::Absent,
+            Walked::End { pruned: true } => ReadAt::Pruned,
+        }
+    }
+
+    /// Walk the linked versions newest first until `stop` accepts one, or
+    /// to the end, reporting the [`PRUNED`] mark on the link that ended it.
+    /// The one place that follows links and reads their tag.
+    #[inline(always)]
+    fn walk<'g>(
+        &self,
+        guard: &'g Guard,
+        mut stop: impl FnMut(&'g VersionNode) -> bool,
+    ) -> Walked<'g> {
         let mut link = self.head.load(Ordering::Acquire, guard);
         // SAFETY: pinned by `guard`; see `VersionNode::next`.
         while let Some(node) = unsafe { link.as_ref() }.map(VersionNode::touched) {
-            if node.commit <= at {
-                return ReadAt::Found(node);
+            if stop(node) {
+                return Walked::Stopped(node);
             }
             link = node.next.load(Ordering::Acquire, guard);
         }
-        if link.tag() & PRUNED == 0 {
-            ReadAt::Absent
-        } else {
-            ReadAt::Pruned
+        Walked::End {
+            pruned: link.tag() & PRUNED != 0,
         }
     }
 
@@ -273,13 +295,11 @@ impl VersionChain {
     /// while GC cuts the chain).
     pub(crate) fn versions_and_pruned<'g>(&self, guard: &'g Guard) -> (Vec<&'g VersionNode>, bool) {
         let mut versions = Vec::new();
-        let mut link = self.head.load(Ordering::Acquire, guard);
-        // SAFETY: pinned by `guard`; see `VersionNode::next`.
-        while let Some(node) = unsafe { link.as_ref() }.map(VersionNode::touched) {
+        let walked = self.walk(guard, |node| {
             versions.push(node);
-            link = node.next.load(Ordering::Acquire, guard);
-        }
-        (versions, link.tag() & PRUNED != 0)
+            false
+        });
+        (versions, matches!(walked, Walked::End { pruned: true }))
     }
 
     /// Recovery only, after the chain's retained versions are pushed and
