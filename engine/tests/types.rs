@@ -466,6 +466,22 @@ fn commit_times_map_versions_to_wall_clock_and_back() {
     assert_eq!(engine.version_at_time(u64::MAX).unwrap(), v3);
 }
 
+/// A namespace is written as its text, in JSON and in the WAL's and
+/// checkpoints' postcard form, as it was before it carried a hash: files
+/// written by older versions keep reading.
+#[test]
+fn namespaces_serialize_as_their_text() {
+    let n = ns("acme/bot");
+    assert_eq!(serde_json::to_string(&n).unwrap(), "\"acme/bot\"");
+    assert_eq!(
+        postcard::to_allocvec(&n).unwrap(),
+        postcard::to_allocvec("acme/bot").unwrap()
+    );
+    let back: Namespace =
+        postcard::from_bytes(&postcard::to_allocvec("acme/bot").unwrap()).unwrap();
+    assert_eq!(back, n);
+}
+
 /// Keys hash as they compare: equal keys (even built from two separate
 /// copies of a namespace) hash alike, and keys differing in any one field
 /// (namespace, shared vs a run's scope, even run nil, tag, user bytes,
