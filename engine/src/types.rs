@@ -214,7 +214,7 @@ impl TypeTag {
 /// two hops away, read only to compare different allocations.
 ///
 /// Hashed by a 64-bit hash of its text computed once, when it is created
-/// ([`NamespaceText`]): every key lookup hashes its key, and hashing the
+/// (`NamespaceText`): every key lookup hashes its key, and hashing the
 /// text again each time was about a quarter of a point read's
 /// instructions.
 #[derive(Clone)]
