@@ -54,7 +54,10 @@
 //! 170-220 us and w about 3.5 us, which caps 64 committers at about
 //! 38-43x the 1-thread rate, below the 50x target of issue 3; the
 //! durability bench prints this ceiling from the same run. A 50x ratio
-//! needs S >= 114·w (about 0.4 ms at w = 3.5 us) and gathering.
+//! needs S >= 114·w (about 0.4 ms at w = 3.5 us) and gathering. The
+//! bound is generous: it takes `S` to be the same for one record and for a
+//! group, while on this disk a 5 KB sync (a 33-commit group) takes about
+//! 1.7x a 150-byte one (BENCHMARKS.md, W8 notes).
 //!
 //! Invariants (the loom models `group_commit_*` check them):
 //! - a waiter is only ever registered while `leading` is set, and a leader
