@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 
 use rewinddb_engine::{
-    CheckpointPolicy, Durability, EngineConfig, Limits, RecoveryMode, Retention, RetryPolicy,
+    CheckpointPolicy, Durability, EngineConfig, Limits, Progress, RecoveryMode, Retention,
+    RetryPolicy,
 };
 
 /// How to open a database.
@@ -16,7 +17,7 @@ use rewinddb_engine::{
 /// - [`Config::in_memory`]: [`Durability::InMemory`], no files;
 /// - otherwise [`EngineConfig::default`]: 1 KiB keys, 1 MiB values, keep
 ///   all history, 16 retry attempts, [`RecoveryMode::TruncateTornTail`],
-///   checkpoints every 5 minutes or 64 MiB of WAL.
+///   checkpoints every 5 minutes or 64 MiB of WAL, no progress observer.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// The engine's configuration (directory, durability, limits,
@@ -81,6 +82,35 @@ impl Config {
     #[must_use]
     pub fn checkpoint(mut self, checkpoint: CheckpointPolicy) -> Config {
         self.engine.checkpoint = checkpoint;
+        self
+    }
+
+    /// Report the progress of long work to `observer`: opening (the
+    /// checkpoint, each WAL segment, then [`Progress::Opened`]),
+    /// checkpoints and GC passes (every
+    /// [`PROGRESS_STEP_KEYS`](crate::PROGRESS_STEP_KEYS) keys). It runs on
+    /// the thread doing the work, so it must return quickly and must not
+    /// call into the database; a panic in it is caught and ignored.
+    ///
+    /// ```
+    /// use rewinddb::{Config, Database, Progress};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("rewinddb-progress-doc-{}", std::process::id()));
+    /// let config = Config::new(&dir).progress(|p| match p {
+    ///     Progress::OpenWal { segments_done, segments_total, .. } => {
+    ///         eprintln!("recovering: segment {segments_done} of {segments_total}")
+    ///     }
+    ///     Progress::Opened { version, keys } => eprintln!("open at version {version}, {keys} keys"),
+    ///     _ => {}
+    /// });
+    /// let db = Database::open(config)?;
+    /// # drop(db);
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), rewinddb::Error>(())
+    /// ```
+    #[must_use]
+    pub fn progress(mut self, observer: impl Fn(&Progress) + Send + Sync + 'static) -> Config {
+        self.engine = self.engine.progress(observer);
         self
     }
 }

@@ -186,8 +186,8 @@ pub use time_travel::ReplayResult;
 
 pub use rewinddb_engine as engine;
 pub use rewinddb_engine::{
-    CheckpointPolicy, Durability, Isolation, Limits, Namespace, RecoveryMode, Retention,
-    RetryPolicy, RunId, Scope, TypeTag, Value, Version,
+    CheckpointPolicy, Durability, Isolation, Limits, Namespace, PROGRESS_STEP_KEYS, Progress,
+    ProgressObserver, RecoveryMode, Retention, RetryPolicy, RunId, Scope, TypeTag, Value, Version,
 };
 pub use rewinddb_primitives as primitives;
 pub use rewinddb_primitives::{

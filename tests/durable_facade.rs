@@ -88,3 +88,34 @@ fn a_second_open_of_the_same_directory_is_refused() {
     let err = Database::open(Config::new(&dir.0)).unwrap_err();
     assert!(matches!(err, Error::Engine(_)), "{err}");
 }
+
+/// `Config::progress` reaches the engine: reopening reports the WAL it
+/// reads and ends with `Opened` at the recovered version.
+#[test]
+fn reopening_reports_its_progress() {
+    use std::sync::{Arc, Mutex};
+    let dir = TempDir::new("facade-progress");
+    let last = {
+        let db = Database::open(Config::new(&dir.0)).unwrap();
+        let run = db.begin_run(RunSpec::new("progress")).unwrap();
+        for i in 0..10 {
+            db.kv(NS).put(run, &format!("k{i}"), i).unwrap();
+        }
+        db.engine().visible_version()
+    };
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&log);
+    let config = Config::new(&dir.0).progress(move |p| sink.lock().unwrap().push(p.clone()));
+    let db = Database::open(config).unwrap();
+    let log = log.lock().unwrap().clone();
+    assert!(
+        log.iter()
+            .any(|p| matches!(p, rewinddb::Progress::OpenWal { version, .. } if *version == last)),
+        "{log:?}"
+    );
+    assert!(
+        matches!(log.last(), Some(rewinddb::Progress::Opened { version, .. }) if *version == last),
+        "{log:?}"
+    );
+    assert_eq!(db.engine().visible_version(), last);
+}

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::durability::{CheckpointPolicy, Durability, RecoveryMode};
+use crate::progress::{Progress, ProgressObserver};
 
 /// A limit for everything a caller can make large.
 ///
@@ -92,7 +93,8 @@ impl Default for RetryPolicy {
 /// no directory (`Engine::open` then refuses; `Engine::open_in_memory`
 /// ignores every durability setting); `Durability::Strict`;
 /// `RecoveryMode::TruncateTornTail`; `CheckpointPolicy::default()` (every
-/// 5 min or 64 MiB of WAL); WAL segments of 64 MiB; background threads on.
+/// 5 min or 64 MiB of WAL); WAL segments of 64 MiB; background threads on;
+/// no progress observer.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
     /// Size limits.
@@ -120,6 +122,9 @@ pub struct EngineConfig {
     /// fills, and checkpoints happen only on demand: for deterministic
     /// crash tests.
     pub background_threads: bool,
+    /// Receives progress reports of long work: opening, checkpoints, GC
+    /// ([`Progress`]).
+    pub progress: Option<ProgressObserver>,
 }
 
 impl Default for EngineConfig {
@@ -135,6 +140,7 @@ impl Default for EngineConfig {
             wal_segment_size_bytes_max: 64 << 20,
             wal_preallocate_step_bytes: 4 << 20,
             background_threads: true,
+            progress: None,
         }
     }
 }
@@ -207,6 +213,16 @@ impl EngineConfig {
     #[must_use]
     pub fn background_threads(mut self, on: bool) -> Self {
         self.background_threads = on;
+        self
+    }
+
+    /// Report the progress of long work (opening a durable database,
+    /// checkpoints, GC passes) to `observer`, on the thread doing the
+    /// work: it must return quickly and not call into the engine; a panic
+    /// in it is caught and ignored (see [`Progress`]).
+    #[must_use]
+    pub fn progress(mut self, observer: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
+        self.progress = Some(ProgressObserver::new(observer));
         self
     }
 }

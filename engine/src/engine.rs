@@ -44,6 +44,7 @@ use crate::config::{EngineConfig, Isolation, Retention};
 use crate::durability::io::{FsStorage, Storage};
 use crate::durability::{Durability, Durable};
 use crate::error::{Error, Result};
+use crate::progress::{KeyCounter, Progress};
 use crate::record::RunCommit;
 use crate::reentry::ClosureThread;
 use crate::snapshot::SnapshotTracker;
@@ -309,6 +310,12 @@ impl Engine {
         if let (true, Some(d)) = (background, &engine.inner.durable) {
             d.start_background(&engine)?;
         }
+        if let Some(observer) = &engine.inner.config.progress {
+            observer.report(Progress::Opened {
+                version: last,
+                keys: engine.inner.store.key_count() as u64,
+            });
+        }
         Ok(engine)
     }
 
@@ -528,8 +535,15 @@ impl Engine {
             return Ok(stats);
         }
         let guard = crossbeam_epoch::pin();
+        let observer = inner.config.progress.as_ref();
+        let keys_total = observer.map_or(0, |_| inner.store.key_count() as u64);
+        let mut progress = KeyCounter::new(observer, |keys_done| Progress::Gc {
+            keys_done,
+            keys_total,
+        });
         inner.store.for_each_chain(|_, chain| {
             stats.chains += 1;
+            progress.tick();
             // Keep every version down to the one answering reads at
             // `keep_from`. Named by commit version, not by position, so a
             // concurrent push cannot shift the cut past a pinned version.
@@ -547,6 +561,7 @@ impl Engine {
                 stats.unlinked += chain.truncate_older_than(at, &guard);
             }
         });
+        progress.finish();
         inner
             .linked_versions
             .fetch_sub(stats.unlinked as u64, Ordering::AcqRel);

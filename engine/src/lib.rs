@@ -81,6 +81,7 @@ mod key_bytes;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod pending;
+mod progress;
 mod record;
 mod reentry;
 mod snapshot;
@@ -98,6 +99,7 @@ pub use config::{EngineConfig, Isolation, Limits, Retention, RetryPolicy};
 pub use durability::{CheckpointPolicy, Durability, RecoveryMode};
 pub use engine::{Engine, EngineStats, GcStats, Snapshot};
 pub use error::{Error, Result};
+pub use progress::{PROGRESS_STEP_KEYS, Progress, ProgressObserver};
 pub use record::{CommitRecord, RunCommit};
 pub use store::Versioned;
 pub use txn::Transaction;

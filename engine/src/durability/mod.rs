@@ -38,6 +38,7 @@ use crate::durability::group::GroupCommit;
 use crate::durability::io::{Storage, StorageFile};
 use crate::engine::{Engine, EngineInner, snapshot_of};
 use crate::error::{Error, Result};
+use crate::progress::{KeyCounter, Progress};
 use crate::types::{RunId, Version};
 
 pub use io::{DataLoss, DirLoss, FsStorage, MemStorage, SyncHook, SyncHooked};
@@ -572,8 +573,16 @@ impl EngineInner {
         let mut w = CheckpointWriter::begin(file, version, version, &times)?;
         let mut failed = None;
         let mut chains = 0usize;
+        let observer = self.config.progress.as_ref();
+        let keys_total = observer.map_or(0, |_| self.store.key_count() as u64);
+        let mut progress = KeyCounter::new(observer, |keys_done| Progress::Checkpoint {
+            version,
+            keys_done,
+            keys_total,
+        });
         self.store.for_each_chain(|key, chain| {
             chains += 1;
+            progress.tick();
             if failed.is_some() {
                 return;
             }
@@ -600,6 +609,7 @@ impl EngineInner {
         }
         let floor = self.snapshots.floor().min(version);
         w.finish(floor, &self.run_index_through(version))?;
+        progress.finish();
         Ok(())
     }
 }

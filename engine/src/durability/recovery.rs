@@ -22,6 +22,7 @@ use crate::durability::wal::{self, Decoded, HeaderError, Stop};
 use crate::durability::{Prealloc, RecoveryMode, WalWriter, create_segment};
 use crate::engine::CommitState;
 use crate::error::{Error, Result};
+use crate::progress::{Progress, ProgressObserver};
 use crate::record::{CommitChains, CommitRecord, RunCommit};
 use crate::snapshot::SnapshotTracker;
 use crate::store::Store;
@@ -82,7 +83,10 @@ pub(crate) fn recover(storage: &dyn Storage, config: &EngineConfig) -> Result<Re
         .collect();
     segments.sort_by_key(|s| s.first);
 
-    let mut read = ReadState::default();
+    let mut read = ReadState {
+        progress: config.progress.clone(),
+        ..ReadState::default()
+    };
     let mut damaged = Vec::new();
     let base = load_checkpoint(
         storage,
@@ -152,6 +156,16 @@ struct ReadState {
     last: Version,
     /// The file being read (one buffer for all of them).
     buf: Vec<u8>,
+    /// Where the read phase reports its progress.
+    progress: Option<ProgressObserver>,
+}
+
+impl ReadState {
+    fn report(&self, report: impl FnOnce() -> Progress) {
+        if let Some(observer) = &self.progress {
+            observer.report(report());
+        }
+    }
 }
 
 /// Records handed to the installer thread at a time.
@@ -409,6 +423,10 @@ fn load_checkpoint(
         storage
             .read_into(&name, &mut read.buf)
             .map_err(|e| io_err(storage, "reading", &name, e))?;
+        read.report(|| Progress::OpenCheckpoint {
+            version: v,
+            bytes: read.buf.len() as u64,
+        });
         match decode_checkpoint(&read.buf) {
             Ok(image) if image.version == v => {
                 read.last = v;
@@ -495,6 +513,11 @@ fn replay_wal(
             return Err(corruption(storage, &seg.name, 0, reason));
         }
         let decoded = decode_segment(&bytes, seg.first, read);
+        read.report(|| Progress::OpenWal {
+            segments_done: i - start + 1,
+            segments_total: segments.len() - start,
+            version: read.last,
+        });
         let valid_len = decoded.valid_end as u64;
         match decoded.stop {
             Stop::End if i + 1 < segments.len() => continue,

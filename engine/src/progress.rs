@@ -1,0 +1,136 @@
+//! [`Progress`]: reports of the engine's long work (opening a durable
+//! database, writing a checkpoint, a GC pass) to an observer the caller
+//! sets with [`EngineConfig::progress`](crate::EngineConfig::progress).
+//!
+//! Reports are coarse (per WAL segment, per [`PROGRESS_STEP_KEYS`] keys),
+//! so observing costs nothing measurable. The observer runs on the thread
+//! doing the work, possibly a background checkpoint thread, while the
+//! work's locks are held: it must return quickly and must not call into
+//! the engine. A panic in it is caught and the report dropped: a progress
+//! display never fails the work it watches.
+
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use crate::types::Version;
+
+/// Keys a checkpoint writes, or a GC pass visits, between two reports.
+pub const PROGRESS_STEP_KEYS: u64 = 16_384;
+
+/// One report of long work.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Progress {
+    /// Opening: the checkpoint at `version` (a file of `bytes` bytes) is
+    /// being decoded. Reported again for an older checkpoint if this one
+    /// turns out damaged.
+    OpenCheckpoint {
+        /// The checkpoint's version.
+        version: Version,
+        /// Its file's size.
+        bytes: u64,
+    },
+    /// Opening: `segments_done` of the `segments_total` WAL segments to
+    /// read are decoded, through version `version`. Reported once per
+    /// segment.
+    OpenWal {
+        /// Segments decoded so far.
+        segments_done: usize,
+        /// Segments recovery reads (from the one holding the version after
+        /// the checkpoint on).
+        segments_total: usize,
+        /// Newest version decoded so far.
+        version: Version,
+    },
+    /// Opening finished: the state is recovered through `version`, with
+    /// `keys` keys. The last report of an open.
+    Opened {
+        /// Newest recovered version.
+        version: Version,
+        /// Keys in the recovered state.
+        keys: u64,
+    },
+    /// A checkpoint at `version` has written `keys_done` keys of the
+    /// `keys_total` there were when it started (keys created meanwhile may
+    /// take `keys_done` past it). Reported every [`PROGRESS_STEP_KEYS`]
+    /// keys and once at the end.
+    Checkpoint {
+        /// The checkpoint's version.
+        version: Version,
+        /// Keys written so far.
+        keys_done: u64,
+        /// Keys when the checkpoint started.
+        keys_total: u64,
+    },
+    /// A GC pass has visited `keys_done` keys of the `keys_total` there
+    /// were when it started. Reported every [`PROGRESS_STEP_KEYS`] keys
+    /// and once at the end (under `Retention::KeepAll` GC visits nothing
+    /// and reports nothing).
+    Gc {
+        /// Keys visited so far.
+        keys_done: u64,
+        /// Keys when the pass started.
+        keys_total: u64,
+    },
+}
+
+/// Where progress reports go: a function called with each report.
+#[derive(Clone)]
+pub struct ProgressObserver(Arc<dyn Fn(&Progress) + Send + Sync>);
+
+impl ProgressObserver {
+    /// An observer calling `f` with each report.
+    pub fn new(f: impl Fn(&Progress) + Send + Sync + 'static) -> ProgressObserver {
+        ProgressObserver(Arc::new(f))
+    }
+
+    /// Hand `report` to the observer; a panic in it is caught and dropped.
+    pub(crate) fn report(&self, report: Progress) {
+        let _ = catch_unwind(AssertUnwindSafe(|| (self.0)(&report)));
+    }
+}
+
+impl fmt::Debug for ProgressObserver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ProgressObserver(..)")
+    }
+}
+
+/// Counts the keys of a long pass and reports every
+/// [`PROGRESS_STEP_KEYS`] of them, and at the end; `report(keys_done)`
+/// builds the report.
+pub(crate) struct KeyCounter<'o, F> {
+    observer: Option<&'o ProgressObserver>,
+    done: u64,
+    report: F,
+}
+
+impl<'o, F: Fn(u64) -> Progress> KeyCounter<'o, F> {
+    pub(crate) fn new(observer: Option<&'o ProgressObserver>, report: F) -> KeyCounter<'o, F> {
+        KeyCounter {
+            observer,
+            done: 0,
+            report,
+        }
+    }
+
+    /// One more key; a report if that completes a step.
+    pub(crate) fn tick(&mut self) {
+        self.done += 1;
+        if self.done % PROGRESS_STEP_KEYS == 0 {
+            self.send();
+        }
+    }
+
+    /// The final report.
+    pub(crate) fn finish(self) {
+        self.send();
+    }
+
+    fn send(&self) {
+        if let Some(observer) = self.observer {
+            observer.report((self.report)(self.done));
+        }
+    }
+}
