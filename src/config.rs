@@ -86,7 +86,8 @@ impl Config {
     }
 
     /// Report the progress of long work to `observer`: opening (the
-    /// checkpoint, each WAL segment, then [`Progress::Opened`]),
+    /// checkpoint and its keys as they are installed, each WAL segment,
+    /// then [`Progress::Opened`]),
     /// checkpoints and GC passes (every
     /// [`PROGRESS_STEP_KEYS`](crate::PROGRESS_STEP_KEYS) keys). It runs on
     /// the thread doing the work, so it must return quickly and must not

@@ -31,6 +31,18 @@ pub enum Progress {
         /// Its file's size.
         bytes: u64,
     },
+    /// Opening: `keys_done` of the checkpoint's `keys_total` keys are
+    /// installed. Reported every [`PROGRESS_STEP_KEYS`] keys and once at
+    /// the end, from the thread installing them while the WAL is being
+    /// decoded, so these reports interleave with [`Progress::OpenWal`].
+    OpenCheckpointKeys {
+        /// The checkpoint's version.
+        version: Version,
+        /// Keys installed so far.
+        keys_done: u64,
+        /// Keys in the checkpoint.
+        keys_total: u64,
+    },
     /// Opening: `segments_done` of the `segments_total` WAL segments to
     /// read are decoded, through version `version`. Reported once per
     /// segment.

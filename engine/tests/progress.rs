@@ -1,8 +1,10 @@
 //! Progress reports of long work (`EngineConfig::progress`): opening a
 //! durable database reports the checkpoint it decodes, then each WAL
-//! segment in order, then `Opened` with the recovered version and key
-//! count; checkpoints and GC passes report every `PROGRESS_STEP_KEYS` keys
-//! and once at the end; an observer that panics fails nothing.
+//! segment in order (with the checkpoint's installation reported beside
+//! them), then `Opened` with the recovered version and key count;
+//! checkpoints, installing a checkpoint and GC passes report every
+//! `PROGRESS_STEP_KEYS` keys and once at the end; an observer that panics
+//! fails nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::{Arc, Mutex};
@@ -74,7 +76,21 @@ fn opening_reports_the_checkpoint_each_wal_segment_then_opened() {
 
     let (reopen, log) = observed(config());
     let engine = Engine::open_with_storage(reopen, storage).unwrap();
-    let log = log.lock().unwrap().clone();
+    // The checkpoint's installation runs beside the WAL's decoding.
+    let (installing, log): (Vec<Progress>, Vec<Progress>) = log
+        .lock()
+        .unwrap()
+        .iter()
+        .cloned()
+        .partition(|p| matches!(p, Progress::OpenCheckpointKeys { .. }));
+    assert_eq!(
+        installing,
+        vec![Progress::OpenCheckpointKeys {
+            version: checkpointed,
+            keys_done: 1000,
+            keys_total: 1000
+        }]
+    );
     let Some((
         Progress::OpenCheckpoint { version, bytes },
         [
@@ -115,8 +131,10 @@ fn opening_reports_the_checkpoint_each_wal_segment_then_opened() {
 #[test]
 fn checkpoints_and_gc_report_every_step_and_at_the_end() {
     let total = 2 * PROGRESS_STEP_KEYS + 5;
-    let (config, log) = observed(config().retention(Retention::Versions(1)));
-    let engine = Engine::open_with_storage(config, Arc::new(MemStorage::new())).unwrap();
+    let config = config().retention(Retention::Versions(1));
+    let (observing, log) = observed(config.clone());
+    let storage = Arc::new(MemStorage::new());
+    let engine = Engine::open_with_storage(observing, storage.clone()).unwrap();
     write(&engine, 0, total, 10_000);
     log.lock().unwrap().clear();
 
@@ -141,7 +159,28 @@ fn checkpoints_and_gc_report_every_step_and_at_the_end() {
             keys_total: total,
         })
         .collect();
-    assert_eq!(*log.lock().unwrap(), expected);
+    assert_eq!(std::mem::take(&mut *log.lock().unwrap()), expected);
+
+    // Reopening installs the checkpoint's keys, reporting likewise.
+    let (config, log) = observed(config);
+    engine.close().unwrap();
+    Engine::open_with_storage(config, storage).unwrap();
+    let installing: Vec<Progress> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|p| matches!(p, Progress::OpenCheckpointKeys { .. }))
+        .cloned()
+        .collect();
+    let expected: Vec<Progress> = steps
+        .iter()
+        .map(|&keys_done| Progress::OpenCheckpointKeys {
+            version,
+            keys_done,
+            keys_total: total,
+        })
+        .collect();
+    assert_eq!(installing, expected);
 }
 
 #[test]

@@ -22,7 +22,7 @@ use crate::durability::wal::{self, Decoded, HeaderError, Stop};
 use crate::durability::{Prealloc, RecoveryMode, WalWriter, create_segment};
 use crate::engine::CommitState;
 use crate::error::{Error, Result};
-use crate::progress::{Progress, ProgressObserver};
+use crate::progress::{KeyCounter, Progress, ProgressObserver};
 use crate::record::{CommitChains, CommitRecord, RunCommit};
 use crate::snapshot::SnapshotTracker;
 use crate::store::Store;
@@ -210,12 +210,15 @@ fn read_and_install(
     mut read: ReadState,
 ) -> Result<(Tail, Rebuilt)> {
     let mut image = read.image.take();
+    let observer = read.progress.clone();
     let piped = std::thread::scope(|s| {
         let (tx, rx) = sync_channel::<Vec<CommitRecord>>(BATCHES_IN_FLIGHT);
         let image = &mut image;
         let installer = std::thread::Builder::new()
             .name("rewinddb-recovery-install".into())
-            .spawn_scoped(s, move || install(image.take(), rx.into_iter().flatten()));
+            .spawn_scoped(s, || {
+                install(image.take(), rx.into_iter().flatten(), observer.as_ref())
+            });
         let Ok(installer) = installer else {
             return None;
         };
@@ -235,7 +238,7 @@ fn read_and_install(
         None => {
             let tail = replay_wal(storage, segments, base, mode, &mut read);
             let records = std::mem::take(&mut read.records);
-            (tail, install(image, records.into_iter()))
+            (tail, install(image, records.into_iter(), observer.as_ref()))
         }
     };
     let tail = tail?;
@@ -260,12 +263,16 @@ struct Rebuilt {
 /// not into the ordered index: that is built lazily, by the first scan of
 /// a family or the first walk of every key (`store.rs`, "Deferred ordered
 /// inserts"), so reopening does not wait for it.
-fn install(image: Option<CheckpointImage>, records: impl Iterator<Item = CommitRecord>) -> Rebuilt {
+fn install(
+    image: Option<CheckpointImage>,
+    records: impl Iterator<Item = CommitRecord>,
+    observer: Option<&ProgressObserver>,
+) -> Rebuilt {
     let chains = image.as_ref().map_or(0, |i| i.chains.len());
     let store = Store::with_capacity(chains);
     let mut installer = Installer::new(&store);
     if let Some(image) = image {
-        installer.load_image(image);
+        installer.load_image(image, observer);
     }
     for record in records {
         installer.apply(record);
@@ -311,11 +318,18 @@ impl<'s> Installer<'s> {
         }
     }
 
-    fn load_image(&mut self, image: CheckpointImage) {
+    fn load_image(&mut self, image: CheckpointImage, observer: Option<&ProgressObserver>) {
         self.times = TimeIndex::from_entries(image.times);
         self.snapshots.raise_floor(image.floor);
         let guard = crossbeam_epoch::pin();
+        let (version, keys_total) = (image.version, image.chains.len() as u64);
+        let mut progress = KeyCounter::new(observer, |keys_done| Progress::OpenCheckpointKeys {
+            version,
+            keys_done,
+            keys_total,
+        });
         for chain_image in image.chains {
+            progress.tick();
             let (chain, created) = self.store.chain_or_create(chain_image.key);
             debug_assert!(created, "a checkpoint holds each key once");
             for (commit, run, value) in chain_image.versions.into_iter().rev() {
@@ -324,6 +338,7 @@ impl<'s> Installer<'s> {
             }
             chain.mark_pruned(chain_image.pruned_max, &guard);
         }
+        progress.finish();
         for run in image.runs {
             let commits = run.commits.into_iter().map(|(version, wall_ms, keys)| {
                 let chains = keys
