@@ -45,7 +45,9 @@ pub enum Progress {
     },
     /// Opening: `segments_done` of the `segments_total` WAL segments to
     /// read are decoded, through version `version`. Reported once per
-    /// segment.
+    /// segment; the reports stop short of `segments_total` when the WAL
+    /// ends before its last segment (a torn tail, or damage and
+    /// `RecoveryMode::SalvagePrefix`).
     OpenWal {
         /// Segments decoded so far.
         segments_done: usize,
@@ -56,7 +58,8 @@ pub enum Progress {
         version: Version,
     },
     /// Opening finished: the state is recovered through `version`, with
-    /// `keys` keys. The last report of an open.
+    /// `keys` keys. The open's last report (a background checkpoint
+    /// started by the open may report before it).
     Opened {
         /// Newest recovered version.
         version: Version,
