@@ -31,7 +31,9 @@ fn key(ns: &Namespace, i: u64) -> Key {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let dir = args.next().expect("usage: recovery_costs DIR (write N | open [TIMES])");
+    let dir = args
+        .next()
+        .expect("usage: recovery_costs DIR (write N | open [TIMES])");
     match args.next().as_deref() {
         Some("write") => {
             let n: u64 = args.next().expect("N").parse().unwrap();

@@ -184,6 +184,13 @@ fn checkpoints_and_gc_report_every_step_and_at_the_end() {
 }
 
 #[test]
+fn a_config_with_an_observer_still_prints() {
+    let (config, _) = observed(config());
+    assert!(format!("{config:?}").contains("progress: Some(ProgressObserver(..))"));
+    assert!(format!("{:?}", EngineConfig::default()).contains("progress: None"));
+}
+
+#[test]
 fn gc_under_keep_all_visits_nothing_and_reports_nothing() {
     let (config, log) = observed(config());
     let engine = Engine::open_with_storage(config, Arc::new(MemStorage::new())).unwrap();
