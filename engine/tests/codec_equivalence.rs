@@ -62,9 +62,18 @@ fn record() -> impl Strategy<Value = CommitRecord> {
         })
 }
 
+/// `PROPTEST_CASES` when set (a longer soak run), else `default`: a literal
+/// `cases` in the config would override the variable.
+fn cases_or(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 512,
+        cases: cases_or(512),
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
             "tests/proptest-regressions/codec_equivalence.txt"
         ))),

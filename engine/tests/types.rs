@@ -152,10 +152,19 @@ fn arb_user_bytes() -> impl Strategy<Value = Vec<u8>> {
     )
 }
 
+/// `PROPTEST_CASES` when set (a longer soak run), else `default`: a literal
+/// `cases` in the config would override the variable.
+fn cases_or(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct("tests/proptest-regressions/types.txt"))),
-        cases: 2048,
+        cases: cases_or(2048),
         ..ProptestConfig::default()
     })]
 

@@ -66,9 +66,18 @@ fn apply(model: &mut BTreeMap<RunKey, Value>, ops: &[Op]) {
     }
 }
 
+/// `PROPTEST_CASES` when set (a longer soak run), else `default`: a literal
+/// `cases` in the config would override the variable.
+fn cases_or(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 128,
+        cases: cases_or(128),
         // Integration tests have no lib.rs beside them, so proptest's
         // default (SourceParallel) cannot place a regressions file: name it.
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
