@@ -9,7 +9,13 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 /// A JSON-like value. Cloning is cheap (shared, not deep-copied).
-#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+///
+/// Equal when the stored values are the same: floats compare by their
+/// bits, so a NaN equals itself and `0.0` differs from `-0.0`, as a
+/// run's digest sees them (it hashes the bits). IEEE equality would make
+/// two runs that stored the same NaN differ in a diff while their digests
+/// match. Hence also `Eq`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub enum Value {
     /// Null.
     #[default]
@@ -29,6 +35,24 @@ pub enum Value {
     /// A map from text keys, ordered by key.
     Object(Arc<BTreeMap<String, Value>>),
 }
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Value) -> bool {
+        match (self, other) {
+            (Value::Null, Value::Null) => true,
+            (Value::Bool(a), Value::Bool(b)) => a == b,
+            (Value::Int(a), Value::Int(b)) => a == b,
+            (Value::Float(a), Value::Float(b)) => a.to_bits() == b.to_bits(),
+            (Value::String(a), Value::String(b)) => a == b,
+            (Value::Bytes(a), Value::Bytes(b)) => a == b,
+            (Value::Array(a), Value::Array(b)) => a == b,
+            (Value::Object(a), Value::Object(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Value {}
 
 impl Value {
     /// The integer, if this is an `Int`.

@@ -475,6 +475,23 @@ fn commit_times_map_versions_to_wall_clock_and_back() {
     assert_eq!(engine.version_at_time(u64::MAX).unwrap(), v3);
 }
 
+/// Values are equal when stored alike: floats by their bits (a NaN equals
+/// itself, also nested; `0.0` and `-0.0` differ), never across variants.
+#[test]
+fn values_compare_as_stored() {
+    let nan = Value::Float(f64::NAN);
+    assert_eq!(nan, nan.clone());
+    assert_eq!(
+        Value::from(vec![Value::from(1), nan.clone()]),
+        Value::from(vec![Value::from(1), nan.clone()])
+    );
+    assert_ne!(Value::Float(0.0), Value::Float(-0.0));
+    assert_ne!(Value::Int(1), Value::Float(1.0));
+    assert_ne!(nan, Value::Null);
+    assert_eq!(Value::from("a"), Value::from("a"));
+    assert_ne!(Value::from("a"), Value::from(&b"a"[..]));
+}
+
 /// A namespace is written as its text, in JSON and in the WAL's and
 /// checkpoints' postcard form, as it was before it carried a hash: files
 /// written by older versions keep reading.

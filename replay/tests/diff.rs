@@ -113,3 +113,45 @@ fn raw_diff_round_trips_through_json() {
     let back: Vec<TagDiff> = serde_json::from_str(&serde_json::to_string(&diff).unwrap()).unwrap();
     assert_eq!(back, diff);
 }
+
+/// A diff agrees with the digests on floats: two runs that stored the same
+/// NaN do not differ (their digests match, as they hash the bits), while
+/// `0.0` and `-0.0` differ in both.
+#[test]
+fn floats_differ_in_a_diff_exactly_when_their_digests_do() {
+    let engine = Engine::open_in_memory(EngineConfig::default()).unwrap();
+    let (a, b) = (RunId::new(), RunId::new());
+    for run in [a, b] {
+        let nan = Value::Float(f64::NAN);
+        put(
+            &engine,
+            run,
+            Scope::Run(run),
+            TypeTag::Kv,
+            "nan",
+            nan.clone(),
+        );
+        let nested = Value::from(vec![Value::from(1), nan]);
+        put(&engine, run, Scope::Run(run), TypeTag::Kv, "nested", nested);
+    }
+    let digest = |run| replay_run(&engine, run).unwrap().digest();
+    assert_eq!(digest(a), digest(b));
+    assert!(diff(&engine, a, b).is_empty(), "{:?}", diff(&engine, a, b));
+
+    let zero = |run, z: f64| {
+        put(
+            &engine,
+            run,
+            Scope::Run(run),
+            TypeTag::Kv,
+            "zero",
+            Value::Float(z),
+        )
+    };
+    zero(a, 0.0);
+    zero(b, -0.0);
+    assert_ne!(digest(a), digest(b));
+    let kv = tag(&diff(&engine, a, b), TypeTag::Kv);
+    assert_eq!(kv.len(), 1, "{kv:?}");
+    assert_eq!(&*kv.changed[0].key.user, b"zero");
+}
