@@ -101,8 +101,9 @@ fn checkpoint_decode_regressions_keep_the_targets_properties() {
         let decoded = decode_checkpoint(&data);
         if let Ok(image) = &decoded {
             assert_eq!(check_image(image), Ok(()), "{name}");
-            // Compared as encodings: an image holding a NaN float is not
-            // equal to itself.
+            // Compared as encodings, bit for bit (the NaN regression input
+            // broke an `==` on images before `Value` compared floats by
+            // bits).
             let bytes = encode_checkpoint(image).unwrap();
             let again = decode_checkpoint(&bytes).unwrap();
             assert_eq!(encode_checkpoint(&again).unwrap(), bytes, "{name}");

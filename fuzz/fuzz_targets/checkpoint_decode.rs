@@ -10,8 +10,8 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(image) = decode_checkpoint(data) {
         assert_eq!(check_image(&image), Ok(()));
         let bytes = encode_checkpoint(&image).expect("a decoded checkpoint re-encodes");
-        // Compared as encodings: an image holding a NaN float is not equal
-        // to itself.
+        // Compared as encodings, bit for bit (the NaN regression input
+        // broke an `==` on images before `Value` compared floats by bits).
         let again = decode_checkpoint(&bytes).expect("a re-encoded checkpoint decodes");
         assert_eq!(encode_checkpoint(&again).expect("re-encodes"), bytes);
     }

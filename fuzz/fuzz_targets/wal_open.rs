@@ -57,7 +57,7 @@ fuzz_target!(|data: &[u8]| {
         let frame = wal::encode_record(r).expect("a decoded record re-encodes");
         let mut again = None;
         wal::decode_records(&frame, 0, r.version - 1, |_, r2| again = Some(r2));
-        // Compared as bytes: a NaN float is not equal to itself.
+        // Compared as bytes, bit for bit.
         let again = again.expect("a re-encoded record decodes");
         assert_eq!(wal::encode_record(&again).expect("re-encodes"), frame);
     }
