@@ -11,6 +11,7 @@
 //! to merge.
 
 use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
 use std::sync::Arc;
 
 use crossbeam_skiplist::SkipMap;
@@ -69,20 +70,40 @@ impl std::borrow::Borrow<Key> for ByKey {
 /// Keys a merge copies and inserts per lock hold.
 const MERGE_CHUNK: usize = 1024;
 
-/// A pending key: its push number and chain (which keeps the key).
-#[derive(Clone)]
-struct Fresh {
-    /// Store-wide push number: increasing along each list, never reused.
-    seq: u64,
-    chain: Arc<VersionChain>,
+/// One family's pending keys (their chains, which keep the keys), in push
+/// order. The push number of `chains[i]` is `first + i`: numbers increase
+/// along a list and are never reused by a later list of the same family
+/// (see `Lists::next_first`), so a merge that let go of the lock knows what
+/// it already inserted by number alone. Numbering by position keeps a
+/// pending key at one pointer (ARCHITECTURE.md, "Memory per key").
+struct List {
+    first: u64,
+    chains: VecDeque<Arc<VersionChain>>,
+}
+
+impl List {
+    /// The number the next push gets: one past the newest entry's.
+    fn end(&self) -> u64 {
+        self.first + self.chains.len() as u64
+    }
+
+    /// Index of the entry numbered `n`, clamped to the list (0 for numbers
+    /// before its front, its length for numbers past its newest entry).
+    fn index_of(&self, n: u64) -> usize {
+        let past_front = n.saturating_sub(self.first);
+        usize::try_from(past_front).map_or(self.chains.len(), |i| i.min(self.chains.len()))
+    }
 }
 
 #[derive(Default)]
 struct Lists {
-    next_seq: u64,
+    /// The first push number of a list created now: past every number of
+    /// every removed list (raised when one is removed), so a family's new
+    /// list never reuses a number of its old one.
+    next_first: u64,
     /// Each family with keys waiting and its list, in push order; a family
     /// whose list empties is removed.
-    families: Vec<(Family, VecDeque<Fresh>)>,
+    families: Vec<(Family, List)>,
     /// The slot of each family of `families`.
     slot_of: HashMap<Family, usize, Hasher>,
     /// The slot the last push went to, maybe stale (a removal moved or
@@ -92,21 +113,20 @@ struct Lists {
 }
 
 impl Lists {
-    fn list(&self, family: &Family) -> Option<&VecDeque<Fresh>> {
+    fn list(&self, family: &Family) -> Option<&List> {
         let slot = *self.slot_of.get(family)?;
         self.families.get(slot).map(|(_, list)| list)
     }
 
-    fn list_mut(&mut self, family: &Family) -> Option<&mut VecDeque<Fresh>> {
+    fn list_mut(&mut self, family: &Family) -> Option<&mut List> {
         let slot = *self.slot_of.get(family)?;
         self.families.get_mut(slot).map(|(_, list)| list)
     }
 
     /// The slot of `key`'s family, created if it has none.
     fn slot_for(&mut self, key: &Key) -> usize {
-        let is_key_family = |(f, _): &(Family, VecDeque<Fresh>)| {
-            f.0 == key.ns && f.1 == key.scope && f.2 == key.tag
-        };
+        let is_key_family =
+            |(f, _): &(Family, List)| f.0 == key.ns && f.1 == key.scope && f.2 == key.tag;
         if self.families.get(self.last).is_some_and(is_key_family) {
             return self.last;
         }
@@ -115,7 +135,11 @@ impl Lists {
             Some(&slot) => slot,
             None => {
                 let slot = self.families.len();
-                self.families.push((family.clone(), VecDeque::new()));
+                let list = List {
+                    first: self.next_first,
+                    chains: VecDeque::new(),
+                };
+                self.families.push((family.clone(), list));
                 self.slot_of.insert(family, slot);
                 slot
             }
@@ -129,7 +153,8 @@ impl Lists {
         let Some(slot) = self.slot_of.remove(family) else {
             return;
         };
-        self.families.swap_remove(slot);
+        let (_, list) = self.families.swap_remove(slot);
+        self.next_first = self.next_first.max(list.end());
         if let Some((moved, _)) = self.families.get(slot)
             && let Some(moved_slot) = self.slot_of.get_mut(moved)
         {
@@ -149,12 +174,9 @@ impl PendingKeys {
     /// Add a key just created (its chain is in the point index).
     pub(crate) fn push(&self, key: &Key, chain: Arc<VersionChain>) {
         let mut lists = self.lists.lock();
-        let seq = lists.next_seq;
-        lists.next_seq += 1;
-        let fresh = Fresh { seq, chain };
         let slot = lists.slot_for(key);
         if let Some((_, list)) = lists.families.get_mut(slot) {
-            list.push_back(fresh);
+            list.chains.push_back(chain);
         }
     }
 
@@ -162,32 +184,30 @@ impl PendingKeys {
     /// `ordered`, inserting itself whatever is still listed (another merge
     /// may be inserting the same keys: inserts are idempotent).
     pub(crate) fn merge_family(&self, family: &Family, ordered: &Ordered) {
-        // Newest push this call must cover, and newest it inserted.
+        // Push numbers: this call covers those below `end`, and has
+        // inserted those from the first it saw up to below `done`.
         let mut end = None;
         let mut done = None;
         loop {
-            let chunk = {
+            let (chunk, numbers) = {
                 let lists = self.lists.lock();
                 let Some(list) = lists.list(family) else {
                     return;
                 };
-                let end = *end.get_or_insert(list.back().map_or(0, |f: &Fresh| f.seq));
-                let from = done.map_or(0, |d| list.partition_point(|f| f.seq <= d));
-                let chunk: Vec<Fresh> = list
-                    .range(from..)
-                    .take_while(|f| f.seq <= end)
-                    .take(MERGE_CHUNK)
-                    .cloned()
-                    .collect();
-                chunk
+                let end = *end.get_or_insert(list.end());
+                let from = done.map_or(0, |d| list.index_of(d));
+                let upto = list.index_of(end).min(from.saturating_add(MERGE_CHUNK));
+                let chunk: Vec<Arc<VersionChain>> =
+                    list.chains.range(from..upto.max(from)).cloned().collect();
+                let start = list.first + from as u64;
+                (chunk, start..start + (upto.max(from) - from) as u64)
             };
-            let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else {
+            if chunk.is_empty() {
                 return;
-            };
-            let (first, last) = (first.seq, last.seq);
+            }
             insert_sorted(chunk, ordered);
-            self.remove_inserted(family, first, last);
-            done = Some(last);
+            done = Some(numbers.end);
+            self.remove_inserted(family, numbers);
         }
     }
 
@@ -201,22 +221,20 @@ impl PendingKeys {
         }
     }
 
-    /// After a merge inserted the pushes `first..=last` of `family`: take
-    /// them off the list if they are at its front. Entries before them
+    /// After a merge inserted the pushes numbered `numbers` of `family`:
+    /// take them off the list if they are at its front. Entries before them
     /// (another merge still inserting) stay, and so do these then; a later
     /// merge inserts them again, harmlessly.
-    fn remove_inserted(&self, family: &Family, first: u64, last: u64) {
+    fn remove_inserted(&self, family: &Family, numbers: Range<u64>) {
         let mut lists = self.lists.lock();
         let Some(list) = lists.list_mut(family) else {
             return;
         };
-        while list
-            .front()
-            .is_some_and(|f| (first..=last).contains(&f.seq))
-        {
-            list.pop_front();
+        while !list.chains.is_empty() && numbers.contains(&list.first) {
+            list.chains.pop_front();
+            list.first += 1;
         }
-        if list.is_empty() {
+        if list.chains.is_empty() {
             lists.remove(family);
         }
     }
@@ -226,10 +244,10 @@ impl PendingKeys {
 /// in key order finds its search path in cache. Never a replacing insert:
 /// that unlinks the old entry before linking the new one, and a concurrent
 /// scan could miss the key in between.
-fn insert_sorted(mut chunk: Vec<Fresh>, ordered: &Ordered) {
-    chunk.sort_unstable_by(|a, b| a.chain.key().cmp(b.chain.key()));
-    for fresh in chunk {
-        ordered.get_or_insert(ByKey(fresh.chain), ());
+fn insert_sorted(mut chunk: Vec<Arc<VersionChain>>, ordered: &Ordered) {
+    chunk.sort_unstable_by(|a, b| a.key().cmp(b.key()));
+    for chain in chunk {
+        ordered.get_or_insert(ByKey(chain), ());
     }
 }
 
@@ -292,5 +310,64 @@ mod test {
         assert_eq!(ordered_keys(&ordered), pushed);
         assert!(pending.lists.lock().families.is_empty());
         assert!(pending.lists.lock().slot_of.is_empty());
+    }
+
+    /// A family's list made again after a merge emptied and removed it
+    /// numbers its pushes past the old list's, so a merge still holding
+    /// numbers of the old list cannot take new keys for inserted ones.
+    #[test]
+    fn a_list_made_again_numbers_past_the_removed_one() {
+        let ns = Namespace::new("t").unwrap();
+        let (f, g) = (family(&ns, 1), family(&ns, 2));
+        let (pending, ordered) = (PendingKeys::default(), Ordered::new());
+        for user in 0..3 {
+            push(&pending, &f, user);
+        }
+        pending.merge_family(&f, &ordered);
+        assert!(
+            pending.lists.lock().list(&f).is_none(),
+            "emptied and removed"
+        );
+        push(&pending, &f, 3);
+        push(&pending, &g, 4);
+        let lists = pending.lists.lock();
+        assert_eq!(lists.list(&f).map(|l| (l.first, l.end())), Some((3, 4)));
+        assert_eq!(lists.list(&g).map(|l| l.first), Some(3));
+    }
+
+    /// Two threads merging one family (several chunks each) while a third
+    /// pushes to it: each merge leaves every key pushed before it started
+    /// in the ordered index, and the lists end empty.
+    #[test]
+    fn concurrent_merges_beside_pushes_leave_every_earlier_key_ordered() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        const KEYS: u32 = 3 * super::MERGE_CHUNK as u32 + 7;
+        let ns = Namespace::new("t").unwrap();
+        let f = family(&ns, 1);
+        let (pending, ordered) = (PendingKeys::default(), Ordered::new());
+        let pushed = AtomicU32::new(0);
+        let key = |user: u32| Key::new(ns.clone(), f.1, f.2, user.to_be_bytes());
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for user in 0..KEYS {
+                    push(&pending, &f, user);
+                    pushed.store(user + 1, Ordering::Release);
+                }
+            });
+            for _ in 0..2 {
+                s.spawn(|| {
+                    while pushed.load(Ordering::Acquire) < KEYS {
+                        let before = pushed.load(Ordering::Acquire);
+                        pending.merge_family(&f, &ordered);
+                        for user in 0..before {
+                            assert!(ordered.contains_key(&key(user)), "key {user} of {before}");
+                        }
+                    }
+                });
+            }
+        });
+        pending.merge_all(&ordered);
+        assert_eq!(ordered.len(), KEYS as usize);
+        assert!(pending.lists.lock().families.is_empty());
     }
 }

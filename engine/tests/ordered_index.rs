@@ -93,8 +93,9 @@ fn scans_see_every_created_key_in_order() {
     }
 }
 
-/// GC walks the ordered index (`for_each_chain`): it visits one chain per
-/// key the point index holds, including keys no scan ever merged.
+/// GC walks the point index (`for_each_chain_unordered`): it visits one
+/// chain per key, including keys no scan ever merged into the ordered
+/// index.
 #[test]
 fn gc_visits_every_chain() {
     let engine =
