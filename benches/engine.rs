@@ -1,6 +1,6 @@
 //! Engine micro-benchmarks (issue 2, "Performance"): snapshot point gets
 //! beside a bare `scc::HashIndex` over the same keys, put transactions, a
-//! 10-read/1-write transaction, and O(1) snapshot creation.
+//! 10-read/1-write transaction, O(1) snapshot creation, and GC passes.
 //!
 //! Run: `cargo bench --bench engine` (add `-- get` etc. to filter).
 //! Targets (2 cores): point get at 1M keys >= 0.8x `scc::HashIndex`;
@@ -16,7 +16,7 @@ use std::hint::black_box;
 use divan::Bencher;
 use divan::counter::ItemsCount;
 use rewinddb_engine::{
-    Engine, EngineConfig, Isolation, Key, Namespace, RunId, Scope, TypeTag, Value,
+    Engine, EngineConfig, Isolation, Key, Namespace, Retention, RunId, Scope, TypeTag, Value,
 };
 use scc::HashIndex;
 
@@ -219,5 +219,55 @@ mod snapshot {
         bencher
             .counter(ItemsCount::new(1_usize))
             .bench_local(|| black_box(engine.snapshot()).version());
+    }
+}
+
+mod gc {
+    use super::*;
+
+    const GC_SIZES: [usize; 2] = [100_000, 1_000_000];
+
+    /// An engine keeping one version per key, holding `keys` written
+    /// `rounds` times (transactions of 10K writes). No key is ever
+    /// scanned, as for an event log.
+    fn written(keys: &[Key], rounds: usize) -> Engine {
+        let config = EngineConfig::default().retention(Retention::Versions(1));
+        let engine = Engine::open_in_memory(config).unwrap();
+        for _ in 0..rounds {
+            for chunk in keys.chunks(10_000) {
+                let mut txn = engine.begin(RunId::NIL, Isolation::Snapshot);
+                for key in chunk {
+                    txn.put(key.clone(), value()).unwrap();
+                }
+                txn.commit().unwrap();
+            }
+        }
+        engine
+    }
+
+    /// The first GC pass over `n` keys of two versions each: it walks
+    /// every chain and unlinks one version per key. A fresh engine per
+    /// sample; it is dropped after timing.
+    #[divan::bench(args = GC_SIZES, sample_count = 5, sample_size = 1)]
+    fn first_pass(bencher: Bencher, n: usize) {
+        let keys = keys(n);
+        bencher
+            .counter(ItemsCount::new(keys.len()))
+            .with_inputs(|| written(&keys, 2))
+            .bench_local_values(|engine| {
+                assert_eq!(engine.gc().unwrap().unlinked, keys.len());
+                engine
+            });
+    }
+
+    /// A GC pass with nothing to unlink: the walk over `n` chains alone.
+    #[divan::bench(args = GC_SIZES, sample_count = 10, sample_size = 1)]
+    fn idle_pass(bencher: Bencher, n: usize) {
+        let keys = keys(n);
+        let engine = written(&keys, 2);
+        engine.gc().unwrap();
+        bencher
+            .counter(ItemsCount::new(keys.len()))
+            .bench_local(|| assert_eq!(engine.gc().unwrap().unlinked, 0));
     }
 }
