@@ -5,7 +5,10 @@
 //! reading its first byte, in one process, the same random indices,
 //! alternating 3 rounds: a rewinddb snapshot's `get_with`, a bare
 //! `scc::HashIndex<Key, Value>` (rewinddb's key type, foldhash) and a bare
-//! `scc::HashIndex<[u8; 16], Arc<[u8]>>`. Run:
+//! `scc::HashIndex<[u8; 16], Arc<[u8]>>`; and, as a fourth, an index over
+//! a compact key (`FamilyKey`: namespace, scope and tag as one 4-byte
+//! family number beside the user bytes, 28 bytes), to size what interning
+//! the family would recover of the key type's cost. Run:
 //! `cargo run --release -p rewinddb-engine --example w2_split`.
 //! (The divan `point_get` ceiling clones its value out, as
 //! `rewinddb_snapshot` does; compare `get_with` with this driver instead.)
@@ -57,6 +60,14 @@ fn main() {
             .insert_sync(*u, std::sync::Arc::from(&[7u8; 100][..]))
             .unwrap();
     }
+    let by_family: HashIndex<FamilyKey, Value, foldhash::fast::RandomState> =
+        HashIndex::with_hasher(Default::default());
+    let family_keys: Vec<FamilyKey> = users.iter().map(|u| FamilyKey::new(7, u)).collect();
+    for k in &family_keys {
+        by_family
+            .insert_sync(*k, Value::Bytes(std::sync::Arc::from(&[7u8; 100][..])))
+            .unwrap();
+    }
     let idx: Vec<usize> = (0..READS).map(|_| rng.usize(..N)).collect();
     let snap = engine.snapshot();
     for round in 0..3 {
@@ -82,12 +93,61 @@ fn main() {
             s += by_16.peek_with(&users[i], |_, v| v[0] as u64).unwrap();
         }
         let c = t.elapsed().as_nanos() as f64 / READS as f64;
+        let t = Instant::now();
+        for &i in &idx {
+            s += by_family
+                .peek_with(&family_keys[i], |_, v| v.as_bytes().unwrap()[0] as u64)
+                .unwrap();
+        }
+        let d = t.elapsed().as_nanos() as f64 / READS as f64;
         black_box(s);
         println!(
-            "round {round}: rewinddb get_with {a:.0} ns, scc<Key> borrowed {b:.0} ns, scc<[u8;16]> borrowed {c:.0} ns; ratios rw/sccKey {:.2}, sccKey/scc16 {:.2}, rw/scc16 {:.2}",
+            "round {round}: rewinddb get_with {a:.0} ns, scc<Key> borrowed {b:.0} ns, scc<[u8;16]> borrowed {c:.0} ns, scc<FamilyKey> borrowed {d:.0} ns; ratios rw/sccKey {:.2}, sccKey/scc16 {:.2}, rw/scc16 {:.2}, sccFamily/scc16 {:.2}",
             a / b,
             b / c,
-            a / c
+            a / c,
+            d / c
         );
+    }
+}
+
+/// A compact key as interning would make it: a family number (namespace,
+/// scope and tag) and up to 23 user bytes inline. Hashed and compared by
+/// the family and the used bytes.
+#[derive(Clone, Copy, Debug)]
+struct FamilyKey {
+    family: u32,
+    len: u8,
+    bytes: [u8; 23],
+}
+
+impl FamilyKey {
+    fn new(family: u32, user: &[u8; 16]) -> FamilyKey {
+        let mut bytes = [0; 23];
+        bytes[..16].copy_from_slice(user);
+        FamilyKey {
+            family,
+            len: 16,
+            bytes,
+        }
+    }
+
+    fn user(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl PartialEq for FamilyKey {
+    fn eq(&self, other: &FamilyKey) -> bool {
+        self.family == other.family && self.user() == other.user()
+    }
+}
+
+impl Eq for FamilyKey {}
+
+impl std::hash::Hash for FamilyKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u32(self.family);
+        state.write(self.user());
     }
 }
