@@ -89,7 +89,11 @@ impl Config {
     /// checkpoint and its keys as they are installed, each WAL segment,
     /// then [`Progress::Opened`]),
     /// checkpoints and GC passes (every
-    /// [`PROGRESS_STEP_KEYS`](crate::PROGRESS_STEP_KEYS) keys). It runs on
+    /// [`PROGRESS_STEP_KEYS`](crate::PROGRESS_STEP_KEYS) keys), replays
+    /// ([`Progress::Replay`]: `replay_run`, each side of `diff_runs`, and
+    /// the digest `end_run` records; every as many writes) and event-log
+    /// verification ([`Progress::VerifyEvents`], every as many events).
+    /// Also for [`Config::in_memory`]. It runs on
     /// the thread doing the work, so it must return quickly and must not
     /// call into the database; a panic in it is caught and ignored.
     ///

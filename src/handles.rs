@@ -189,8 +189,12 @@ impl<'a, C: Access> EventsHandle<'a, C> {
 
     /// Check the hash chain: `Ok` or [`Error::ChainBroken`] with the first
     /// broken sequence number.
+    /// Reports [`Progress::VerifyEvents`](crate::Progress::VerifyEvents)
+    /// to the observer of [`Config::progress`](crate::Config::progress).
     pub fn verify(&self) -> Result<()> {
-        self.log.read(self.ctx, |log, r| log.verify(r))
+        let observer = self.ctx.engine().config().progress.as_ref();
+        self.log
+            .read(self.ctx, |log, r| log.verify_observed(r, observer))
     }
 }
 

@@ -122,7 +122,8 @@ pub struct EngineConfig {
     /// fills, and checkpoints happen only on demand: for deterministic
     /// crash tests.
     pub background_threads: bool,
-    /// Receives progress reports of long work: opening, checkpoints, GC
+    /// Receives progress reports of long work: opening, checkpoints, GC,
+    /// and the replays and event-log verifications of the layers above
     /// ([`Progress`]).
     pub progress: Option<ProgressObserver>,
 }
@@ -217,7 +218,9 @@ impl EngineConfig {
     }
 
     /// Report the progress of long work (opening a durable database,
-    /// checkpoints, GC passes) to `observer`, on the thread doing the
+    /// checkpoints, GC passes; replays and event-log verifications, which
+    /// the layers above report through this engine's observer) to
+    /// `observer`, on the thread doing the
     /// work: it must return quickly and not call into the engine; a panic
     /// in it is caught and ignored (see [`Progress`]).
     #[must_use]

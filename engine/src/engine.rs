@@ -44,7 +44,7 @@ use crate::config::{EngineConfig, Isolation, Retention};
 use crate::durability::io::{FsStorage, Storage};
 use crate::durability::{Durability, Durable};
 use crate::error::{Error, Result};
-use crate::progress::{KeyCounter, Progress};
+use crate::progress::{Progress, ProgressCounter};
 use crate::record::RunCommit;
 use crate::reentry::ClosureThread;
 use crate::snapshot::SnapshotTracker;
@@ -539,7 +539,7 @@ impl Engine {
         let guard = crossbeam_epoch::pin();
         let observer = inner.config.progress.as_ref();
         let keys_total = observer.map_or(0, |_| inner.store.key_count() as u64);
-        let mut progress = KeyCounter::new(observer, |keys_done| Progress::Gc {
+        let mut progress = ProgressCounter::new(observer, |keys_done| Progress::Gc {
             keys_done,
             keys_total,
         });

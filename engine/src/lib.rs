@@ -99,7 +99,7 @@ pub use config::{EngineConfig, Isolation, Limits, Retention, RetryPolicy};
 pub use durability::{CheckpointPolicy, Durability, RecoveryMode};
 pub use engine::{Engine, EngineStats, GcStats, Snapshot};
 pub use error::{Error, Result};
-pub use progress::{PROGRESS_STEP_KEYS, Progress, ProgressObserver};
+pub use progress::{PROGRESS_STEP_KEYS, Progress, ProgressCounter, ProgressObserver};
 pub use record::{CommitRecord, RunCommit};
 pub use store::Versioned;
 pub use txn::Transaction;

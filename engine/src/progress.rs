@@ -1,8 +1,10 @@
-//! [`Progress`]: reports of the engine's long work (opening a durable
-//! database, writing a checkpoint, a GC pass) to an observer the caller
+//! [`Progress`]: reports of long work (opening a durable database,
+//! writing a checkpoint, a GC pass; and, from the layers above the engine,
+//! replaying a run and verifying an event log) to an observer the caller
 //! sets with [`EngineConfig::progress`](crate::EngineConfig::progress).
 //!
-//! Reports are coarse (per WAL segment, per [`PROGRESS_STEP_KEYS`] keys),
+//! Reports are coarse (per WAL segment, per [`PROGRESS_STEP_KEYS`] keys,
+//! writes or events),
 //! so observing costs nothing measurable. The observer runs on the thread
 //! doing the work, possibly a background checkpoint thread, while the
 //! work's locks are held: it must return quickly and must not call into
@@ -13,9 +15,10 @@ use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use crate::types::Version;
+use crate::types::{RunId, Version};
 
-/// Keys a checkpoint writes, or a GC pass visits, between two reports.
+/// Keys a checkpoint writes or a GC pass visits, writes a replay reads, or
+/// events a verification checks, between two reports.
 pub const PROGRESS_STEP_KEYS: u64 = 16_384;
 
 /// One report of long work.
@@ -88,6 +91,30 @@ pub enum Progress {
         /// Keys when the pass started.
         keys_total: u64,
     },
+    /// Replaying `run` (a replay, each side of a diff, and the digest that
+    /// ending a run records): `writes_done` of its `writes_total` writes
+    /// are read back. Reported every [`PROGRESS_STEP_KEYS`] writes and once
+    /// at the end, unless the replay fails first.
+    Replay {
+        /// The run.
+        run: RunId,
+        /// Writes read back so far.
+        writes_done: u64,
+        /// Writes the run made.
+        writes_total: u64,
+    },
+    /// Verifying the hash chain of `run`'s event log: `events_done` of its
+    /// `events_total` events are checked. Reported every
+    /// [`PROGRESS_STEP_KEYS`] events and once at the end, unless the chain
+    /// breaks first (the error names where).
+    VerifyEvents {
+        /// The run whose log is verified.
+        run: RunId,
+        /// Events checked so far.
+        events_done: u64,
+        /// Events in the log.
+        events_total: u64,
+    },
 }
 
 /// Where progress reports go: a function called with each report.
@@ -101,7 +128,7 @@ impl ProgressObserver {
     }
 
     /// Hand `report` to the observer; a panic in it is caught and dropped.
-    pub(crate) fn report(&self, report: Progress) {
+    pub fn report(&self, report: Progress) {
         let _ = catch_unwind(AssertUnwindSafe(|| (self.0)(&report)));
     }
 }
@@ -112,26 +139,28 @@ impl fmt::Debug for ProgressObserver {
     }
 }
 
-/// Counts the keys of a long pass and reports every
-/// [`PROGRESS_STEP_KEYS`] of them, and at the end; `report(keys_done)`
-/// builds the report.
-pub(crate) struct KeyCounter<'o, F> {
+/// Counts the items (keys, writes, events) of a long pass and reports
+/// every [`PROGRESS_STEP_KEYS`] of them, and at the end;
+/// `report(items_done)` builds the report. Without an observer it only
+/// counts.
+pub struct ProgressCounter<'o, F> {
     observer: Option<&'o ProgressObserver>,
     done: u64,
     report: F,
 }
 
-impl<'o, F: Fn(u64) -> Progress> KeyCounter<'o, F> {
-    pub(crate) fn new(observer: Option<&'o ProgressObserver>, report: F) -> KeyCounter<'o, F> {
-        KeyCounter {
+impl<'o, F: Fn(u64) -> Progress> ProgressCounter<'o, F> {
+    /// A counter at 0 reporting to `observer`, if any.
+    pub fn new(observer: Option<&'o ProgressObserver>, report: F) -> ProgressCounter<'o, F> {
+        ProgressCounter {
             observer,
             done: 0,
             report,
         }
     }
 
-    /// One more key; a report if that completes a step.
-    pub(crate) fn tick(&mut self) {
+    /// One more item; a report if that completes a step.
+    pub fn tick(&mut self) {
         self.done += 1;
         if self.done % PROGRESS_STEP_KEYS == 0 {
             self.send();
@@ -139,7 +168,7 @@ impl<'o, F: Fn(u64) -> Progress> KeyCounter<'o, F> {
     }
 
     /// The final report.
-    pub(crate) fn finish(self) {
+    pub fn finish(self) {
         self.send();
     }
 

@@ -23,7 +23,10 @@
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
-use rewinddb_engine::{Key, Measured, Namespace, RunId, Scope, Transaction, TypeTag, Value};
+use rewinddb_engine::{
+    Key, Measured, Namespace, Progress, ProgressCounter, ProgressObserver, RunId, Scope,
+    Transaction, TypeTag, Value,
+};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::access::Reader;
@@ -197,7 +200,24 @@ impl EventLog {
     /// head's last hash match, else [`Error::ChainBroken`] naming the first
     /// sequence number that does not.
     pub fn verify<R: Reader + ?Sized>(&self, r: &mut R) -> Result<()> {
+        self.verify_observed(r, None)
+    }
+
+    /// [`EventLog::verify`], reporting [`Progress::VerifyEvents`] to
+    /// `observer` every [`PROGRESS_STEP_KEYS`](rewinddb_engine::PROGRESS_STEP_KEYS)
+    /// events and at the end (the facade passes the database's observer).
+    pub fn verify_observed<R: Reader + ?Sized>(
+        &self,
+        r: &mut R,
+        observer: Option<&ProgressObserver>,
+    ) -> Result<()> {
         let head = self.head(r)?;
+        let run = self.run;
+        let mut progress = ProgressCounter::new(observer, |events_done| Progress::VerifyEvents {
+            run,
+            events_done,
+            events_total: head.len,
+        });
         let mut prev = 0u64;
         for seq in 0..head.len {
             let ok = match self.get(r, seq) {
@@ -212,10 +232,12 @@ impl EventLog {
             if !ok {
                 return Err(self.broken(seq));
             }
+            progress.tick();
         }
         if prev != head.last_hash {
             return Err(self.broken(head.len.saturating_sub(1)));
         }
+        progress.finish();
         Ok(())
     }
 

@@ -9,7 +9,10 @@
 
 use std::ops::Bound;
 
-use rewinddb_engine::{Engine, Error as EngineError, RunCommit, RunId, TypeTag, Value, Version};
+use rewinddb_engine::{
+    Engine, Error as EngineError, Progress, ProgressCounter, RunCommit, RunId, TypeTag, Value,
+    Version,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::digest::{Digest, DigestBuilder, canonical_value};
@@ -390,6 +393,14 @@ fn read_steps(engine: &Engine, run: RunId, commits: &[RunCommit]) -> Result<(Vec
         return Err(Error::UnknownRun(run));
     };
     check_retention(engine, run, first.version)?;
+    let writes_total = commits.iter().map(|c| c.keys().len() as u64).sum();
+    let mut progress = ProgressCounter::new(engine.config().progress.as_ref(), |writes_done| {
+        Progress::Replay {
+            run,
+            writes_done,
+            writes_total,
+        }
+    });
     let mut digest = DigestBuilder::new(run);
     let mut steps = Vec::with_capacity(commits.len());
     let mut values = Vec::with_capacity(READ_BATCH_KEYS);
@@ -403,10 +414,12 @@ fn read_steps(engine: &Engine, run: RunId, commits: &[RunCommit]) -> Result<(Vec
             let step = read_step(run, index, commit, written)?;
             for w in &step.writes {
                 digest.write(index, &w.key, w.value.as_ref())?;
+                progress.tick();
             }
             steps.push(step);
         }
     }
+    progress.finish();
     Ok((steps, digest.finish()))
 }
 

@@ -38,7 +38,7 @@ use crate::durability::group::GroupCommit;
 use crate::durability::io::{Storage, StorageFile};
 use crate::engine::{Engine, EngineInner, snapshot_of};
 use crate::error::{Error, Result};
-use crate::progress::{KeyCounter, Progress};
+use crate::progress::{Progress, ProgressCounter};
 use crate::types::{RunId, Version};
 
 pub use io::{DataLoss, DirLoss, FsStorage, MemStorage, SyncHook, SyncHooked};
@@ -575,7 +575,7 @@ impl EngineInner {
         let mut chains = 0usize;
         let observer = self.config.progress.as_ref();
         let keys_total = observer.map_or(0, |_| self.store.key_count() as u64);
-        let mut progress = KeyCounter::new(observer, |keys_done| Progress::Checkpoint {
+        let mut progress = ProgressCounter::new(observer, |keys_done| Progress::Checkpoint {
             version,
             keys_done,
             keys_total,

@@ -22,7 +22,7 @@ use crate::durability::wal::{self, Decoded, HeaderError, Stop};
 use crate::durability::{Prealloc, RecoveryMode, WalWriter, create_segment};
 use crate::engine::CommitState;
 use crate::error::{Error, Result};
-use crate::progress::{KeyCounter, Progress, ProgressObserver};
+use crate::progress::{Progress, ProgressCounter, ProgressObserver};
 use crate::record::{CommitChains, CommitRecord, RunCommit};
 use crate::snapshot::SnapshotTracker;
 use crate::store::Store;
@@ -323,11 +323,12 @@ impl<'s> Installer<'s> {
         self.snapshots.raise_floor(image.floor);
         let guard = crossbeam_epoch::pin();
         let (version, keys_total) = (image.version, image.chains.len() as u64);
-        let mut progress = KeyCounter::new(observer, |keys_done| Progress::OpenCheckpointKeys {
-            version,
-            keys_done,
-            keys_total,
-        });
+        let mut progress =
+            ProgressCounter::new(observer, |keys_done| Progress::OpenCheckpointKeys {
+                version,
+                keys_done,
+                keys_total,
+            });
         for chain_image in image.chains {
             progress.tick();
             let (chain, created) = self.store.chain_or_create(chain_image.key);
