@@ -68,13 +68,21 @@ fn value() -> Value {
 
 /// An engine holding `keys`, loaded in transactions of 10K writes.
 fn loaded_engine(keys: &[Key]) -> Engine {
-    let engine = Engine::open_in_memory(EngineConfig::default()).unwrap();
-    for chunk in keys.chunks(10_000) {
-        let mut txn = engine.begin(RunId::NIL, Isolation::Snapshot);
-        for key in chunk {
-            txn.put(key.clone(), value()).unwrap();
+    written(keys, 1, EngineConfig::default())
+}
+
+/// An engine of `config` holding `keys` written `rounds` times, in
+/// transactions of 10K writes.
+fn written(keys: &[Key], rounds: usize, config: EngineConfig) -> Engine {
+    let engine = Engine::open_in_memory(config).unwrap();
+    for _ in 0..rounds {
+        for chunk in keys.chunks(10_000) {
+            let mut txn = engine.begin(RunId::NIL, Isolation::Snapshot);
+            for key in chunk {
+                txn.put(key.clone(), value()).unwrap();
+            }
+            txn.commit().unwrap();
         }
-        txn.commit().unwrap();
     }
     engine
 }
@@ -228,21 +236,13 @@ mod gc {
     const GC_SIZES: [usize; 2] = [100_000, 1_000_000];
 
     /// An engine keeping one version per key, holding `keys` written
-    /// `rounds` times (transactions of 10K writes). No key is ever
-    /// scanned, as for an event log.
-    fn written(keys: &[Key], rounds: usize) -> Engine {
-        let config = EngineConfig::default().retention(Retention::Versions(1));
-        let engine = Engine::open_in_memory(config).unwrap();
-        for _ in 0..rounds {
-            for chunk in keys.chunks(10_000) {
-                let mut txn = engine.begin(RunId::NIL, Isolation::Snapshot);
-                for key in chunk {
-                    txn.put(key.clone(), value()).unwrap();
-                }
-                txn.commit().unwrap();
-            }
-        }
-        engine
+    /// twice. No key is ever scanned, as for an event log.
+    fn twice_written(keys: &[Key]) -> Engine {
+        written(
+            keys,
+            2,
+            EngineConfig::default().retention(Retention::Versions(1)),
+        )
     }
 
     /// The first GC pass over `n` keys of two versions each: it walks
@@ -253,7 +253,7 @@ mod gc {
         let keys = keys(n);
         bencher
             .counter(ItemsCount::new(keys.len()))
-            .with_inputs(|| written(&keys, 2))
+            .with_inputs(|| twice_written(&keys))
             .bench_local_values(|engine| {
                 assert_eq!(engine.gc().unwrap().unlinked, keys.len());
                 engine
@@ -264,7 +264,7 @@ mod gc {
     #[divan::bench(args = GC_SIZES, sample_count = 10, sample_size = 1)]
     fn idle_pass(bencher: Bencher, n: usize) {
         let keys = keys(n);
-        let engine = written(&keys, 2);
+        let engine = twice_written(&keys);
         engine.gc().unwrap();
         bencher
             .counter(ItemsCount::new(keys.len()))
