@@ -82,9 +82,10 @@ pub enum Progress {
         keys_total: u64,
     },
     /// A GC pass has visited `keys_done` keys of the `keys_total` there
-    /// were when it started. Reported every [`PROGRESS_STEP_KEYS`] keys
-    /// and once at the end (under `Retention::KeepAll` GC visits nothing
-    /// and reports nothing).
+    /// were when it started (both from the key index, which may count a
+    /// key twice while it grows: `keys_done` may end off `keys_total`).
+    /// Reported every [`PROGRESS_STEP_KEYS`] keys and once at the end
+    /// (under `Retention::KeepAll` GC visits nothing and reports nothing).
     Gc {
         /// Keys visited so far.
         keys_done: u64,
