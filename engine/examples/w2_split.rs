@@ -71,36 +71,25 @@ fn main() {
     let idx: Vec<usize> = (0..READS).map(|_| rng.usize(..N)).collect();
     let snap = engine.snapshot();
     for round in 0..3 {
-        let t = Instant::now();
-        let mut s = 0u64;
-        for &i in &idx {
-            s += snap
-                .get_with(&keys[i], |v| {
-                    v.map_or(0, |v| v.as_bytes().unwrap()[0] as u64)
-                })
-                .unwrap();
-        }
-        let a = t.elapsed().as_nanos() as f64 / READS as f64;
-        let t = Instant::now();
-        for &i in &idx {
-            s += by_key
+        let a = ns_per_read(&idx, |i| {
+            snap.get_with(&keys[i], |v| {
+                v.map_or(0, |v| v.as_bytes().unwrap()[0] as u64)
+            })
+            .unwrap()
+        });
+        let b = ns_per_read(&idx, |i| {
+            by_key
                 .peek_with(&keys[i], |_, v| v.as_bytes().unwrap()[0] as u64)
-                .unwrap();
-        }
-        let b = t.elapsed().as_nanos() as f64 / READS as f64;
-        let t = Instant::now();
-        for &i in &idx {
-            s += by_16.peek_with(&users[i], |_, v| v[0] as u64).unwrap();
-        }
-        let c = t.elapsed().as_nanos() as f64 / READS as f64;
-        let t = Instant::now();
-        for &i in &idx {
-            s += by_family
+                .unwrap()
+        });
+        let c = ns_per_read(&idx, |i| {
+            by_16.peek_with(&users[i], |_, v| v[0] as u64).unwrap()
+        });
+        let d = ns_per_read(&idx, |i| {
+            by_family
                 .peek_with(&family_keys[i], |_, v| v.as_bytes().unwrap()[0] as u64)
-                .unwrap();
-        }
-        let d = t.elapsed().as_nanos() as f64 / READS as f64;
-        black_box(s);
+                .unwrap()
+        });
         println!(
             "round {round}: rewinddb get_with {a:.0} ns, scc<Key> borrowed {b:.0} ns, scc<[u8;16]> borrowed {c:.0} ns, scc<FamilyKey> borrowed {d:.0} ns; ratios rw/sccKey {:.2}, sccKey/scc16 {:.2}, rw/scc16 {:.2}, sccFamily/scc16 {:.2}",
             a / b,
@@ -109,6 +98,15 @@ fn main() {
             d / c
         );
     }
+}
+
+/// Mean nanoseconds of `read(i)` over the indices `idx`, its results
+/// summed into a black box so no read is optimised away.
+fn ns_per_read(idx: &[usize], mut read: impl FnMut(usize) -> u64) -> f64 {
+    let t = Instant::now();
+    let sum: u64 = idx.iter().map(|&i| read(i)).sum();
+    black_box(sum);
+    t.elapsed().as_nanos() as f64 / idx.len() as f64
 }
 
 /// A compact key as interning would make it: a family number (namespace,

@@ -19,7 +19,7 @@ pub fn wall_clock_ms() -> u64 {
     // duration, and CLOCK_REALTIME is a clock every supported system has.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
     match (rc, u64::try_from(now.tv_sec), u64::try_from(now.tv_nsec)) {
-        (0, Ok(secs), Ok(nanos)) => secs * 1000 + nanos / 1_000_000,
+        (0, Ok(secs), Ok(nanos)) => secs.saturating_mul(1000).saturating_add(nanos / 1_000_000),
         _ => 0,
     }
 }

@@ -189,7 +189,7 @@ impl PendingKeys {
 
     /// [`PendingKeys::merge_family`], copying at most `chunk` keys per lock
     /// hold (tests use tiny chunks to interleave merges more often).
-    fn merge_family_in_chunks(&self, family: &Family, ordered: &Ordered, chunk: usize) {
+    fn merge_family_in_chunks(&self, family: &Family, ordered: &Ordered, chunk_keys: usize) {
         // Push numbers: this call covers those below `end`, and has
         // inserted those from the first it saw up to below `done`.
         let mut end = None;
@@ -202,11 +202,15 @@ impl PendingKeys {
                 };
                 let end = *end.get_or_insert(list.end());
                 let from = done.map_or(0, |d| list.index_of(d));
-                let upto = list.index_of(end).min(from.saturating_add(chunk.max(1)));
+                // `done <= end`, so `from <= upto`.
+                let upto = list
+                    .index_of(end)
+                    .min(from.saturating_add(chunk_keys.max(1)));
                 let chunk: Vec<Arc<VersionChain>> =
-                    list.chains.range(from..upto.max(from)).cloned().collect();
+                    list.chains.range(from..upto).cloned().collect();
                 let start = list.first + from as u64;
-                (chunk, start..start + (upto.max(from) - from) as u64)
+                let numbers = start..start + chunk.len() as u64;
+                (chunk, numbers)
             };
             if chunk.is_empty() {
                 return;
