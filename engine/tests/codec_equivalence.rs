@@ -62,14 +62,9 @@ fn record() -> impl Strategy<Value = CommitRecord> {
         })
 }
 
-/// `PROPTEST_CASES` when set (a longer soak run), else `default`: a literal
-/// `cases` in the config would override the variable.
-fn cases_or(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
+#[path = "../../tests/support/proptest_cases.rs"]
+mod proptest_cases;
+use proptest_cases::cases_or;
 
 proptest! {
     #![proptest_config(ProptestConfig {
