@@ -14,7 +14,11 @@ use rewinddb_engine::durability::checkpoint::{
     CHECKPOINT_HEADER_SIZE, CHECKPOINT_TRAILER_SIZE, check_image, checkpoint_name,
     decode_checkpoint, encode_checkpoint,
 };
-use rewinddb_engine::{CheckpointPolicy, Engine, EngineConfig, Isolation, Key, RunId};
+use rewinddb_engine::{Engine, Key};
+
+#[path = "common/recovered.rs"]
+mod recovered;
+use recovered::{commit_checkpoint_reopen, config, read_keys};
 
 /// Rewrite the body length and every checksum to match the bytes present
 /// (header layout in engine/src/durability/checkpoint.rs).
@@ -47,12 +51,6 @@ fn repair(bytes: &mut [u8]) {
     bytes[44..48].copy_from_slice(&h_crc.to_le_bytes());
 }
 
-fn config() -> EngineConfig {
-    EngineConfig::default()
-        .checkpoint(CheckpointPolicy::MANUAL)
-        .background_threads(false)
-}
-
 fuzz_target!(|data: &[u8]| {
     let mut bytes = data.to_vec();
     repair(&mut bytes);
@@ -76,17 +74,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let v = engine.visible_version();
     let keys: Vec<Key> = image.chains.iter().map(|c| c.key.clone()).collect();
-    for at in [0, image.floor, v / 2, v] {
-        if let Ok(snap) = engine.snapshot_at(at) {
-            for k in &keys {
-                let _ = snap.get_versioned(k);
-                let prefix = Key::new(k.ns.clone(), k.scope, k.tag, &b""[..]);
-                let _ = snap.scan(&prefix, None, 100);
-            }
-        }
-    }
+    read_keys(&engine, &keys, [0, image.floor, v / 2, v]);
     for k in &keys {
-        let _ = engine.history(k, u64::MAX);
         for at in 0..=v.min(64) {
             let _ = engine.version_of(k, at);
         }
@@ -103,17 +92,5 @@ fuzz_target!(|data: &[u8]| {
     for at in 0..=v.min(64) {
         let _ = engine.commit_time(at);
     }
-    let _ = engine.gc();
-    if let Some(k) = keys.first() {
-        let mut t = engine.begin(RunId::NIL, Isolation::Snapshot);
-        if t.put(k.clone(), 1i64).is_ok() {
-            let _ = t.commit();
-        }
-    }
-    let now = engine.visible_version();
-    engine.checkpoint().expect("a recovered engine checkpoints");
-    drop(engine);
-    let reopened =
-        Engine::open_with_storage(config(), Arc::new(storage)).expect("reopen after checkpoint");
-    assert_eq!(reopened.visible_version(), now);
+    commit_checkpoint_reopen(engine, storage, keys.first());
 });

@@ -12,7 +12,11 @@ use std::sync::Arc;
 use libfuzzer_sys::fuzz_target;
 use rewinddb_engine::durability::MemStorage;
 use rewinddb_engine::durability::wal::{self, RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE};
-use rewinddb_engine::{CheckpointPolicy, Engine, EngineConfig, Isolation, Key, RunId};
+use rewinddb_engine::{Engine, Key};
+
+#[path = "common/recovered.rs"]
+mod recovered;
+use recovered::{commit_checkpoint_reopen, config, read_keys};
 
 /// Rewrite the segment header's checksum and each record frame's, walking
 /// the frames by their length fields (layout in engine/src/durability/wal.rs).
@@ -35,12 +39,6 @@ fn repair(bytes: &mut [u8]) {
         bytes[at + 4..at + 8].copy_from_slice(&crc.finalize().to_le_bytes());
         at = end;
     }
-}
-
-fn config() -> EngineConfig {
-    EngineConfig::default()
-        .checkpoint(CheckpointPolicy::MANUAL)
-        .background_threads(false)
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -78,34 +76,11 @@ fuzz_target!(|data: &[u8]| {
     keys.sort();
     keys.dedup();
     keys.truncate(32);
-    for at in 0..=visible.min(16) {
-        if let Ok(snap) = engine.snapshot_at(at) {
-            for k in &keys {
-                let _ = snap.get_versioned(k);
-                let prefix = Key::new(k.ns.clone(), k.scope, k.tag, &b""[..]);
-                let _ = snap.scan(&prefix, None, 100);
-            }
-        }
-    }
-    for k in &keys {
-        let _ = engine.history(k, u64::MAX);
-    }
+    read_keys(&engine, &keys, 0..=visible.min(16));
     for r in decoded.iter().take(8) {
         if let Ok(commits) = engine.run_commits(r.run) {
             let _ = engine.versions_written(&commits);
         }
     }
-    let _ = engine.gc();
-    if let Some(k) = keys.first() {
-        let mut t = engine.begin(RunId::NIL, Isolation::Snapshot);
-        if t.put(k.clone(), 1i64).is_ok() {
-            let _ = t.commit();
-        }
-    }
-    let now = engine.visible_version();
-    engine.checkpoint().expect("a recovered engine checkpoints");
-    drop(engine);
-    let reopened =
-        Engine::open_with_storage(config(), Arc::new(storage)).expect("reopen after checkpoint");
-    assert_eq!(reopened.visible_version(), now);
+    commit_checkpoint_reopen(engine, storage, keys.first());
 });
