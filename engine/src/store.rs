@@ -453,4 +453,39 @@ mod test {
         store.for_each_chain(|_, _| ordered += 1);
         assert_eq!((ordered, store.ordered.len()), (5_000, 5_000));
     }
+
+    /// The unordered walk beside a thread creating keys (so the index
+    /// grows, relocating entries, during walks): every key created before
+    /// a walk starts is visited by it. (From session 9's review: 13,436
+    /// walks over 400K keys, none missed a key, 407 visited one twice.)
+    #[test]
+    fn an_unordered_walk_during_growth_visits_every_earlier_key() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        const KEYS: u32 = 60_000;
+        let ns = Namespace::new("t").unwrap();
+        let store = Store::default();
+        let created = AtomicU32::new(0);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 0..KEYS {
+                    store.chain_or_create(key(&ns, i));
+                    created.store(i + 1, Ordering::Release);
+                }
+            });
+            s.spawn(|| {
+                let mut walks = 0;
+                while created.load(Ordering::Acquire) < KEYS || walks < 3 {
+                    let before = created.load(Ordering::Acquire);
+                    let mut seen = std::collections::HashSet::new();
+                    store.for_each_chain_unordered(|c| {
+                        seen.insert(c.key().clone());
+                    });
+                    for i in 0..before {
+                        assert!(seen.contains(&key(&ns, i)), "walk {walks} missed key {i}");
+                    }
+                    walks += 1;
+                }
+            });
+        });
+    }
 }
