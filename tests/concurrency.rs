@@ -166,8 +166,8 @@ fn appends_under_the_commit_lock_and_optimistic_ones_share_one_dense_chain() {
         told.iter().map(|(seq, _, _, path)| (*seq, *path)).collect();
     let mut checked = 0;
     for commit in db.engine().run_commits(run).unwrap() {
-        for key in commit.keys().filter(|k| k.tag == TypeTag::Event) {
-            let Some(seq_bytes) = key.user.strip_prefix(b"e") else {
+        for key in commit.keys().filter(|k| k.tag() == TypeTag::Event) {
+            let Some(seq_bytes) = key.user().strip_prefix(b"e") else {
                 continue;
             };
             let seq = u64::from_be_bytes(seq_bytes.try_into().unwrap());

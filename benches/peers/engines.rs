@@ -167,7 +167,7 @@ impl Contender for Rewind {
             let key = match &self.fresh_from {
                 Some(raw) => {
                     let k = &self.keys[i];
-                    rw::Key::new(k.ns.clone(), k.scope, k.tag, raw[i])
+                    rw::Key::new(k.ns().clone(), k.scope(), k.tag(), raw[i])
                 }
                 None => self.keys[i].clone(),
             };

@@ -534,7 +534,7 @@ mod tests {
     /// counts), a version 56.
     #[test]
     fn chains_and_versions_keep_their_size() {
-        assert_eq!(std::mem::size_of::<VersionChain>(), 72);
+        assert_eq!(std::mem::size_of::<VersionChain>(), 48);
         assert_eq!(std::mem::size_of::<VersionNode>(), 56);
     }
 

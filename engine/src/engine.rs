@@ -52,7 +52,7 @@ use crate::store::{Store, Versioned};
 use crate::sync::{AtomicU64, Ordering};
 use crate::time_index::TimeIndex;
 use crate::txn::Transaction;
-use crate::types::{Key, RunId, Version};
+use crate::types::{Family, Key, Namespace, RunId, Scope, TypeTag, Version};
 use crate::value::Value;
 
 /// A handle to an engine; cheap to clone, shared by threads. When the
@@ -396,6 +396,14 @@ impl Engine {
     /// Newest version readers can see.
     pub fn visible_version(&self) -> Version {
         self.inner.visible.load(Ordering::Acquire)
+    }
+
+    /// The family of keys in `ns` and `scope` owned by the primitive `tag`,
+    /// in the allocation this engine's stored keys share. Keys made from it
+    /// ([`Family::key`]) allocate nothing for their family, now or when
+    /// stored, and compare with stored keys without reading the fields.
+    pub fn family(&self, ns: Namespace, scope: Scope, tag: TypeTag) -> Family {
+        self.inner.store.family(&Family::new(ns, scope, tag))
     }
 
     /// A snapshot of the newest visible state. O(1): one atomic load and a

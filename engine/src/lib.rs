@@ -104,6 +104,6 @@ pub use record::{CommitRecord, RunCommit};
 pub use store::Versioned;
 pub use txn::Transaction;
 pub use types::{
-    Key, KeyBytes, NAMESPACE_SIZE_BYTES_MAX, Namespace, RunId, Scope, TypeTag, Version,
+    Family, Key, KeyBytes, NAMESPACE_SIZE_BYTES_MAX, Namespace, RunId, Scope, TypeTag, Version,
 };
 pub use value::{Measured, Value};

@@ -18,12 +18,12 @@ use crossbeam_skiplist::SkipMap;
 use parking_lot::Mutex;
 
 use crate::chain::VersionChain;
-use crate::types::{Key, Namespace, Scope, TypeTag};
+use crate::types::Key;
 
 type Hasher = foldhash::fast::RandomState;
 
 /// One namespace + scope + tag: the keys a scan's prefix can range over.
-pub(crate) type Family = (Namespace, Scope, TypeTag);
+pub(crate) use crate::types::Family;
 
 /// The ordered index the pending keys are merged into: the chains, ordered
 /// by the key each one keeps (no second copy of the key).
@@ -125,12 +125,11 @@ impl Lists {
 
     /// The slot of `key`'s family, created if it has none.
     fn slot_for(&mut self, key: &Key) -> usize {
-        let is_key_family =
-            |(f, _): &(Family, List)| f.0 == key.ns && f.1 == key.scope && f.2 == key.tag;
+        let is_key_family = |(f, _): &(Family, List)| f == key.family();
         if self.families.get(self.last).is_some_and(is_key_family) {
             return self.last;
         }
-        let family = (key.ns.clone(), key.scope, key.tag);
+        let family = key.family().clone();
         let slot = match self.slot_of.get(&family) {
             Some(&slot) => slot,
             None => {
@@ -271,15 +270,15 @@ mod test {
     use crate::types::{Key, Namespace, RunId, Scope, TypeTag};
 
     fn family(ns: &Namespace, run: u128) -> Family {
-        (
+        Family::new(
             ns.clone(),
             Scope::Run(RunId::from_u128(run)),
             TypeTag::Event,
         )
     }
 
-    fn push(pending: &PendingKeys, (ns, scope, tag): &Family, user: u32) -> Key {
-        let key = Key::new(ns.clone(), *scope, *tag, user.to_be_bytes());
+    fn push(pending: &PendingKeys, family: &Family, user: u32) -> Key {
+        let key = family.key(user.to_be_bytes());
         pending.push(&key, Arc::new(VersionChain::new(key.clone())));
         key
     }
@@ -306,7 +305,7 @@ mod test {
             if rng.u8(..16) == 0 {
                 let merged = &families[rng.usize(..families.len())];
                 pending.merge_family(merged, &ordered);
-                let of_family = |k: &&Key| (k.ns.clone(), k.scope, k.tag) == *merged;
+                let of_family = |k: &&Key| k.family() == merged;
                 let want: BTreeSet<Key> = pushed.iter().filter(of_family).cloned().collect();
                 let got: BTreeSet<Key> = ordered_keys(&ordered)
                     .iter()
@@ -356,7 +355,7 @@ mod test {
         let f = family(&ns, 1);
         let (pending, ordered) = (PendingKeys::default(), Ordered::new());
         let pushed = AtomicU32::new(0);
-        let key = |user: u32| Key::new(ns.clone(), f.1, f.2, user.to_be_bytes());
+        let key = |user: u32| f.key(user.to_be_bytes());
         std::thread::scope(|s| {
             s.spawn(|| {
                 for user in 0..KEYS {
@@ -400,7 +399,7 @@ mod test {
         let pushed: Vec<AtomicU32> = (0..3).map(|_| AtomicU32::new(0)).collect();
         let verified: Vec<AtomicU32> = (0..3).map(|_| AtomicU32::new(0)).collect();
         let stop = AtomicBool::new(false);
-        let key = |f: &Family, user: u32| Key::new(f.0.clone(), f.1, f.2, user.to_be_bytes());
+        let key = |f: &Family, user: u32| f.key(user.to_be_bytes());
         std::thread::scope(|s| {
             for (fi, f) in fams.iter().enumerate() {
                 let (pending, pushed) = (&pending, &pushed);

@@ -48,7 +48,7 @@ use scc::HashIndex;
 use crate::chain::{ReadAt, VersionChain};
 use crate::error::{Error, Result};
 use crate::pending::{Ordered, PendingKeys};
-use crate::types::{Key, Version};
+use crate::types::{Family, Key, Version};
 use crate::value::Value;
 
 /// Hashes keys into digests (randomly seeded per store).
@@ -67,6 +67,49 @@ pub(crate) struct Store {
     ordered: Ordered,
     /// Created keys not yet in `ordered`.
     pending: PendingKeys,
+    /// The one allocation of each family its keys share.
+    families: Families,
+}
+
+/// A store's family table: one shared allocation per family of the keys
+/// it holds, so each stored key costs its family a pointer however the
+/// caller built it (`Key::new` allocates a family per key). Families are
+/// never removed: a store keeps every key it ever held, and a family costs
+/// about 100 bytes once (a run makes a few).
+#[derive(Default)]
+pub(crate) struct Families(std::sync::Mutex<std::collections::HashSet<Family, Hasher>>);
+
+impl Families {
+    /// The shared allocation equal to `family`, made if there is none.
+    pub(crate) fn share(&self, family: &Family) -> Family {
+        let mut table = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(shared) = table.get(family) {
+            return shared.clone();
+        }
+        let shared = family.shared_copy();
+        table.insert(shared.clone());
+        shared
+    }
+
+    /// `key` holding a shared family: as it is if its family already is one
+    /// (of this store or another: either way not an allocation of its own),
+    /// or the one its family remembers, else the table's (which the family
+    /// then remembers: the next key made from it needs no lookup).
+    fn share_key(&self, key: Key) -> Key {
+        let family = match key.family().known_shared() {
+            Some(known) if known.same_allocation(key.family()) => return key,
+            Some(known) => known.clone(),
+            None => {
+                let shared = self.share(key.family());
+                key.family().remember_shared(&shared);
+                shared
+            }
+        };
+        key.with_family(family)
+    }
 }
 
 impl Store {
@@ -141,11 +184,15 @@ impl Store {
             .peek_with(&self.probe(key), |entry, ()| Arc::clone(&entry.chain))
     }
 
+    /// The store's shared allocation of `family`.
+    pub(crate) fn family(&self, family: &Family) -> Family {
+        self.families.share(family)
+    }
+
     /// Merge the pending keys of `prefix`'s family into the ordered index.
     /// Called before walking that family in the skip list.
     fn merge_family_of(&self, prefix: &Key) {
-        let family = (prefix.ns.clone(), prefix.scope, prefix.tag);
-        self.pending.merge_family(&family, &self.ordered);
+        self.pending.merge_family(prefix.family(), &self.ordered);
     }
 
     /// Recovery only: an empty store whose point index has room for
@@ -156,6 +203,7 @@ impl Store {
             digests: Hasher::default(),
             ordered: SkipMap::new(),
             pending: PendingKeys::default(),
+            families: Families::default(),
         }
     }
 
@@ -172,6 +220,7 @@ impl Store {
         // keeps the key); an existing key drops it again. Committers call
         // this only for keys they found absent, so that is recovery's cost
         // alone (a WAL rewriting keys).
+        let key = self.families.share_key(key);
         let entry = Digested {
             digest: self.digests.hash_one(&key),
             chain: Arc::new(VersionChain::new(key)),
@@ -394,6 +443,50 @@ mod test {
         }
         assert!(store.chain(&key(&ns, 50_000)).is_none());
         assert_eq!(store.key_count(), 50_000);
+    }
+
+    /// Stored keys share one allocation per family however they were built:
+    /// keys from `Key::new` (a family each) and from a handle's `Family` are
+    /// stored with the store's shared one, and the handle's family remembers
+    /// it, so its next keys are stored without a table lookup. Keys of
+    /// another family get another allocation. Fails if a stored key keeps
+    /// the caller's allocation (a family per key, W10's memory).
+    #[test]
+    fn stored_keys_share_one_family_allocation() {
+        use crate::types::{Family, RunId};
+        let ns = Namespace::new("t").unwrap();
+        let store = Store::default();
+        let handle = Family::new(ns.clone(), Scope::Shared, TypeTag::Kv);
+        let mut stored = Vec::new();
+        for i in 0..100u32 {
+            stored.push(store.chain_or_create(key(&ns, i)).0);
+            stored.push(
+                store
+                    .chain_or_create(handle.key((1000 + i).to_be_bytes()))
+                    .0,
+            );
+        }
+        let shared = stored[0].key().family().clone();
+        assert!(shared.known_shared().unwrap().same_allocation(&shared));
+        for chain in &stored {
+            assert!(
+                chain.key().family().same_allocation(&shared),
+                "{}",
+                chain.key()
+            );
+        }
+        assert!(handle.known_shared().unwrap().same_allocation(&shared));
+        assert!(store.family(&handle).same_allocation(&shared));
+        let other = Scope::Run(RunId::from_u128(1));
+        let (run_chain, _) = store.chain_or_create(Key::new(ns.clone(), other, TypeTag::Kv, "k"));
+        assert!(!run_chain.key().family().same_allocation(&shared));
+        let run_family = run_chain.key().family();
+        assert!(
+            run_family
+                .known_shared()
+                .unwrap()
+                .same_allocation(run_family)
+        );
     }
 
     /// Asked again for a key it has, the store hands back that key's own

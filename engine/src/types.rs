@@ -1,4 +1,4 @@
-//! Core types: [`RunId`], [`TypeTag`], [`Namespace`], [`Scope`], [`Key`], [`Version`].
+//! Core types: [`RunId`], [`TypeTag`], [`Namespace`], [`Scope`], [`Family`], [`Key`], [`Version`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -337,49 +337,287 @@ pub enum Scope {
     Run(RunId),
 }
 
-/// A key: ordered by (namespace, scope, tag, user bytes), so one
-/// namespace + scope + tag is one contiguous range. Cheap to clone.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Key {
-    /// The namespace.
-    pub ns: Namespace,
-    /// The scope.
-    pub scope: Scope,
-    /// The primitive that owns the key.
-    pub tag: TypeTag,
-    /// The primitive's own key bytes.
-    pub user: KeyBytes,
+/// A key family: namespace, scope and tag, the part shared by every key
+/// of one primitive in one namespace and scope (a run's events, an agent's
+/// memory). One pointer wide: an `Arc` of the three fields and their hash.
+///
+/// Compared, ordered and hashed by its fields, never by its allocation, so
+/// two families built apart from the same fields are equal. Two clones of
+/// one allocation compare equal without reading it. The store keeps one
+/// allocation per family for every key it holds (`Store`'s family table),
+/// so a stored key costs its family one pointer, not a copy of the fields.
+#[derive(Clone)]
+pub struct Family(Arc<FamilyFields>);
+
+/// The shared part of a [`Family`].
+struct FamilyFields {
+    ns: Namespace,
+    scope: Scope,
+    tag: TypeTag,
+    /// A function of the three fields alone (see [`family_hash`]).
+    hash: u64,
+    /// Made by a store's family table (`Families`), which keeps it for its
+    /// keys: a key already holding such an allocation is stored as it is.
+    shared: bool,
+    /// For any other allocation: the shared one a store first found equal
+    /// to it, so that keys made from one handle's family (a primitive's)
+    /// find it again without a table lookup.
+    shared_as: std::sync::OnceLock<Family>,
 }
 
-/// Hashed by the same fields equality compares, in fewer hasher calls than
-/// the derived form: the namespace's hash (computed once per namespace)
-/// with scope kind and tag folded into one word, the run id only for a run
-/// scope, and the user bytes without a length prefix as the last field. A
-/// commit hashes each key it reads or writes, a point read hashes its key,
-/// and the point index hashes every key again when it grows.
+/// The hash a family carries: the namespace's text hash with scope kind and
+/// tag folded in, and the run id for a run scope. Fixed, not seeded, as the
+/// namespace's is; the index's seeded hasher still mixes it.
+fn family_hash(ns: &Namespace, scope: Scope, tag: TypeTag) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let tag = u64::from(tag.as_u8());
+    match scope {
+        Scope::Shared => ns.text_hash() ^ tag,
+        Scope::Run(run) => {
+            let mut h = foldhash::fast::FixedState::with_seed(0x6661_6d69_6c79_0001).build_hasher();
+            h.write_u64(ns.text_hash() ^ (1 << 8 | tag));
+            h.write_u64(run.hi());
+            h.write_u64(run.lo());
+            h.finish()
+        }
+    }
+}
+
+impl Family {
+    /// The family of keys in `ns`, `scope`, owned by the primitive `tag`.
+    pub fn new(ns: Namespace, scope: Scope, tag: TypeTag) -> Family {
+        let hash = family_hash(&ns, scope, tag);
+        Family(Arc::new(FamilyFields {
+            ns,
+            scope,
+            tag,
+            hash,
+            shared: false,
+            shared_as: std::sync::OnceLock::new(),
+        }))
+    }
+
+    /// A copy of this family in an allocation of its own, marked as a
+    /// store's shared one.
+    pub(crate) fn shared_copy(&self) -> Family {
+        Family(Arc::new(FamilyFields {
+            ns: self.0.ns.clone(),
+            scope: self.0.scope,
+            tag: self.0.tag,
+            hash: self.0.hash,
+            shared: true,
+            shared_as: std::sync::OnceLock::new(),
+        }))
+    }
+
+    /// The shared allocation to store keys of this family with, if known
+    /// without a lookup: itself if a store's family table made it, else the
+    /// one remembered by [`Family::remember_shared`].
+    pub(crate) fn known_shared(&self) -> Option<&Family> {
+        if self.0.shared {
+            return Some(self);
+        }
+        self.0.shared_as.get()
+    }
+
+    /// Remember `shared` (equal to `self`, made by a family table) as the
+    /// allocation to store this family's keys with.
+    pub(crate) fn remember_shared(&self, shared: &Family) {
+        debug_assert!(shared.0.shared && shared == self);
+        // Set once: a second store's table may offer another, equally good.
+        let _ = self.0.shared_as.set(shared.clone());
+    }
+
+    /// A key of this family (no allocation for the family: it is shared).
+    pub fn key(&self, user: impl AsRef<[u8]>) -> Key {
+        Key {
+            family: self.clone(),
+            user: KeyBytes::from(user.as_ref()),
+        }
+    }
+
+    /// The namespace.
+    pub fn ns(&self) -> &Namespace {
+        &self.0.ns
+    }
+
+    /// The scope.
+    pub fn scope(&self) -> Scope {
+        self.0.scope
+    }
+
+    /// The primitive that owns the family's keys.
+    pub fn tag(&self) -> TypeTag {
+        self.0.tag
+    }
+
+    /// True if both are one allocation (then they are equal).
+    pub(crate) fn same_allocation(&self, other: &Family) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl PartialEq for Family {
+    fn eq(&self, other: &Family) -> bool {
+        self.same_allocation(other)
+            || (self.0.hash == other.0.hash
+                && self.0.tag == other.0.tag
+                && self.0.scope == other.0.scope
+                && self.0.ns == other.0.ns)
+    }
+}
+
+impl Eq for Family {}
+
+impl Ord for Family {
+    /// By namespace, then scope, then tag.
+    fn cmp(&self, other: &Family) -> std::cmp::Ordering {
+        if self.same_allocation(other) {
+            return std::cmp::Ordering::Equal;
+        }
+        (&self.0.ns, self.0.scope, self.0.tag).cmp(&(&other.0.ns, other.0.scope, other.0.tag))
+    }
+}
+
+impl PartialOrd for Family {
+    fn partial_cmp(&self, other: &Family) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl std::hash::Hash for Family {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0.hash);
+    }
+}
+
+impl fmt::Debug for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Family({}/{}/{:?})",
+            self.ns(),
+            ScopeText(self.scope()),
+            self.tag()
+        )
+    }
+}
+
+/// A scope as keys print it: `shared` or `run:<id>`.
+struct ScopeText(Scope);
+
+impl fmt::Display for ScopeText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Scope::Shared => f.write_str("shared"),
+            Scope::Run(r) => write!(f, "run:{r}"),
+        }
+    }
+}
+
+/// A key: ordered by (namespace, scope, tag, user bytes), so one
+/// namespace + scope + tag is one contiguous range. Cheap to clone.
+///
+/// Held as its [`Family`] (one pointer) and its user bytes: 32 bytes, where
+/// the four fields side by side took 56. Every key ever written is kept in
+/// its version chain, so this is 24 bytes less per key (ARCHITECTURE.md,
+/// "Memory per key"). Serialised as the four fields in order (the form
+/// every WAL and checkpoint holds).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Key {
+    family: Family,
+    user: KeyBytes,
+}
+
+/// Hashed by the family's hash and the user bytes (without a length
+/// prefix, as the last field): two hasher calls. A commit hashes each key
+/// it reads or writes, a point read hashes its key, and the point index
+/// hashes every key again when it grows.
 impl std::hash::Hash for Key {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        let tag = u64::from(self.tag.as_u8());
-        match self.scope {
-            Scope::Shared => state.write_u64(self.ns.text_hash() ^ tag),
-            Scope::Run(run) => {
-                state.write_u64(self.ns.text_hash() ^ (1 << 8 | tag));
-                state.write_u64(run.hi());
-                state.write_u64(run.lo());
-            }
-        }
+        state.write_u64(self.family.0.hash);
         state.write(&self.user);
     }
 }
 
-impl Key {
-    /// Build a key.
-    pub fn new(ns: Namespace, scope: Scope, tag: TypeTag, user: impl AsRef<[u8]>) -> Key {
+/// The serialised form: the four fields in order, as the derived form of
+/// the struct that held them side by side wrote them.
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "Key")]
+struct KeyFields {
+    ns: Namespace,
+    scope: Scope,
+    tag: TypeTag,
+    user: KeyBytes,
+}
+
+impl Serialize for Key {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Key", 4)?;
+        st.serialize_field("ns", self.ns())?;
+        st.serialize_field("scope", &self.scope())?;
+        st.serialize_field("tag", &self.tag())?;
+        st.serialize_field("user", &self.user)?;
+        st.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let f = KeyFields::deserialize(d)?;
+        Ok(Family::new(f.ns, f.scope, f.tag).key_from(f.user))
+    }
+}
+
+impl Family {
+    /// A key of this family over bytes already held (no copy).
+    pub fn key_from(&self, user: KeyBytes) -> Key {
         Key {
-            ns,
-            scope,
-            tag,
-            user: KeyBytes::from(user.as_ref()),
+            family: self.clone(),
+            user,
+        }
+    }
+}
+
+impl Key {
+    /// Build a key (allocates its family; [`Family::key`] shares one).
+    pub fn new(ns: Namespace, scope: Scope, tag: TypeTag, user: impl AsRef<[u8]>) -> Key {
+        Family::new(ns, scope, tag).key(user)
+    }
+
+    /// The family: namespace, scope and tag.
+    pub fn family(&self) -> &Family {
+        &self.family
+    }
+
+    /// The namespace.
+    pub fn ns(&self) -> &Namespace {
+        self.family.ns()
+    }
+
+    /// The scope.
+    pub fn scope(&self) -> Scope {
+        self.family.scope()
+    }
+
+    /// The primitive that owns the key.
+    pub fn tag(&self) -> TypeTag {
+        self.family.tag()
+    }
+
+    /// The primitive's own key bytes.
+    pub fn user(&self) -> &KeyBytes {
+        &self.user
+    }
+
+    /// The same key with its family held in `family`, which must be equal
+    /// to its own (the store's shared allocation).
+    pub(crate) fn with_family(self, family: Family) -> Key {
+        debug_assert!(family == self.family);
+        Key {
+            family,
+            user: self.user,
         }
     }
 
@@ -391,25 +629,18 @@ impl Key {
     /// True if `self` lies in the range of `prefix`: same namespace, scope
     /// and tag, and user bytes starting with `prefix.user`.
     pub fn has_prefix(&self, prefix: &Key) -> bool {
-        self.ns == prefix.ns
-            && self.scope == prefix.scope
-            && self.tag == prefix.tag
-            && self.user.starts_with(&prefix.user)
+        self.family == prefix.family && self.user.starts_with(&prefix.user)
     }
 }
 
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scope = match self.scope {
-            Scope::Shared => "shared".to_string(),
-            Scope::Run(r) => format!("run:{r}"),
-        };
         write!(
             f,
             "{}/{}/{:?}/{}",
-            self.ns,
-            scope,
-            self.tag,
+            self.ns(),
+            ScopeText(self.scope()),
+            self.tag(),
             String::from_utf8_lossy(&self.user)
         )
     }

@@ -206,8 +206,8 @@ fn keys_of_one_namespace_share_its_text() {
     };
     let decoded = decode_commit_record(&postcard::to_allocvec(&r).unwrap()).unwrap();
     assert_eq!(decoded, r);
-    let first = decoded.writes[0].0.ns.as_str().as_ptr();
+    let first = decoded.writes[0].0.ns().as_str().as_ptr();
     for (key, _) in &decoded.writes {
-        assert_eq!(key.ns.as_str().as_ptr(), first);
+        assert_eq!(key.ns().as_str().as_ptr(), first);
     }
 }

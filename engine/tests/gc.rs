@@ -379,7 +379,7 @@ fn run_index(engine: &Engine, run: RunId) -> Vec<(Version, Vec<String>)> {
             (
                 c.version,
                 c.keys()
-                    .map(|k| String::from_utf8(k.user.to_vec()).unwrap())
+                    .map(|k| String::from_utf8(k.user().to_vec()).unwrap())
                     .collect(),
             )
         })

@@ -55,7 +55,9 @@ fn key(user: &str) -> Key {
 }
 
 fn key_index(k: &Key) -> usize {
-    KEYS.iter().position(|u| u.as_bytes() == &*k.user).unwrap()
+    KEYS.iter()
+        .position(|u| u.as_bytes() == &**k.user())
+        .unwrap()
 }
 
 /// (thread, sequence number within the thread) of a transaction.

@@ -63,7 +63,7 @@ fn committed_items(engine: &Engine) -> Vec<(String, Value)> {
         .scan(&items(), None, usize::MAX)
         .unwrap()
         .into_iter()
-        .map(|(k, v)| (String::from_utf8(k.user.to_vec()).unwrap(), v))
+        .map(|(k, v)| (String::from_utf8(k.user().to_vec()).unwrap(), v))
         .collect()
 }
 

@@ -41,7 +41,9 @@ fn key(user: &str) -> Key {
 }
 
 fn key_index(k: &Key) -> usize {
-    KEYS.iter().position(|u| u.as_bytes() == &*k.user).unwrap()
+    KEYS.iter()
+        .position(|u| u.as_bytes() == &**k.user())
+        .unwrap()
 }
 
 fn prefix_keys(prefix: usize, after: Option<usize>) -> impl Iterator<Item = usize> {
@@ -362,7 +364,9 @@ fn scan_result(r: rewinddb_engine::Result<Vec<(Key, Value)>>) -> Result<Vec<(usi
             .into_iter()
             .map(|(k, v)| {
                 (
-                    KEYS.iter().position(|u| u.as_bytes() == &*k.user).unwrap(),
+                    KEYS.iter()
+                        .position(|u| u.as_bytes() == &**k.user())
+                        .unwrap(),
                     v.as_i64().unwrap(),
                 )
             })
@@ -793,7 +797,7 @@ fn scan_after_the_prefix_key_itself_excludes_it() {
     t.commit().unwrap();
     let users = |rows: Vec<(Key, Value)>| {
         rows.into_iter()
-            .map(|(k, _)| k.user.to_vec())
+            .map(|(k, _)| k.user().to_vec())
             .collect::<Vec<_>>()
     };
     let snap = engine.snapshot();

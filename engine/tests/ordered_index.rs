@@ -76,7 +76,7 @@ fn scans_see_every_created_key_in_order() {
                 let sub = key(ns, tag, &[0x80]);
                 let want_sub: Vec<Key> = want
                     .iter()
-                    .filter(|k| k.user.first() == Some(&0x80))
+                    .filter(|k| k.user().first() == Some(&0x80))
                     .cloned()
                     .collect();
                 assert_eq!(scan_all(&snap, &sub, 5), want_sub, "step {step} sub-prefix");

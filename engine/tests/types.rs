@@ -8,8 +8,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use rewinddb_engine::{
-    Engine, EngineConfig, Isolation, Key, KeyBytes, Namespace, RunId, Scope, TypeTag, Value,
-    wall_clock_ms,
+    Engine, EngineConfig, Family, Isolation, Key, KeyBytes, Namespace, RunId, Scope, TypeTag,
+    Value, wall_clock_ms,
 };
 
 fn ns(s: &str) -> Namespace {
@@ -175,15 +175,15 @@ proptest! {
     }
 }
 
-// A key fits in 56 bytes: a run id is 4-byte aligned, so a scope holding one is 20 bytes
-// (ARCHITECTURE.md, "Memory per key"). 64 would make every key in a table span two cache
-// lines and every chain 8 bytes larger.
+// A key fits in 32 bytes: its family (namespace, scope, tag) is one shared pointer beside
+// the user bytes (ARCHITECTURE.md, "Memory per key"); the fields side by side took 56. A
+// run id is 4-byte aligned, so a scope holding one (in the family) is 20 bytes.
 #[test]
 fn keys_and_scopes_keep_their_size() {
     assert_eq!(std::mem::align_of::<RunId>(), 4);
     assert_eq!(std::mem::size_of::<RunId>(), 16);
     assert_eq!(std::mem::size_of::<Scope>(), 20);
-    assert_eq!(std::mem::size_of::<Key>(), 56);
+    assert_eq!(std::mem::size_of::<Key>(), 32);
 }
 
 // ---- TypeTag -----------------------------------------------------------------------------
@@ -523,10 +523,84 @@ fn keys_hash_as_they_compare() {
         }
     }
     for a in &keys {
-        let twin = Key::new(ns(a.ns.as_str()), a.scope, a.tag, &a.user);
+        let twin = Key::new(ns(a.ns().as_str()), a.scope(), a.tag(), a.user());
         assert_eq!(hash(a), hash(&twin), "{a}");
         for b in &keys {
             assert_eq!(a == b, hash(a) == hash(b), "{a} vs {b}");
+        }
+    }
+}
+
+/// A key is written as its four fields in order, as the derived form of the
+/// struct that held them side by side wrote it: the WAL and checkpoints of
+/// older versions keep reading, and new ones are the same bytes.
+#[test]
+fn keys_serialize_as_their_four_fields() {
+    #[derive(serde::Serialize)]
+    struct Fields<'a> {
+        ns: &'a Namespace,
+        scope: Scope,
+        tag: TypeTag,
+        user: &'a [u8],
+    }
+    let run = RunId::from_u128(3 << 100 | 5);
+    for scope in [Scope::Shared, Scope::Run(run)] {
+        for user in [&b""[..], b"k", &[7u8; 40]] {
+            let n = ns("acme/bot");
+            let key = Key::new(n.clone(), scope, TypeTag::State, user);
+            let fields = Fields {
+                ns: &n,
+                scope,
+                tag: TypeTag::State,
+                user,
+            };
+            let bytes = postcard::to_allocvec(&key).unwrap();
+            assert_eq!(bytes, postcard::to_allocvec(&fields).unwrap(), "{key}");
+            if scope == Scope::Shared {
+                // JSON holds no 128-bit run id, as before.
+                let json = serde_json::to_value(&key).unwrap();
+                assert_eq!(json["ns"], serde_json::json!("acme/bot"));
+                assert_eq!(json["tag"], serde_json::json!("State"));
+            }
+            let back: Key = postcard::from_bytes(&bytes).unwrap();
+            assert_eq!(back, key);
+        }
+    }
+}
+
+/// Families compare, order and hash by their fields, whatever allocation
+/// holds them: a key from `Family::key` equals the one `Key::new` builds,
+/// and keys of families built apart order as (namespace, scope, tag, user).
+#[test]
+fn families_compare_by_their_fields_not_their_allocation() {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    let hash = |k: &Key| BuildHasherDefault::<DefaultHasher>::default().hash_one(k);
+    let run = RunId::from_u128(11);
+    let mut keys = Vec::new();
+    for namespace in ["a", "b"] {
+        for scope in [Scope::Shared, Scope::Run(run)] {
+            for tag in [TypeTag::Kv, TypeTag::Trace] {
+                let family = Family::new(ns(namespace), scope, tag);
+                for user in ["", "x", "y"] {
+                    let built = Key::new(ns(namespace), scope, tag, user);
+                    let made = family.key(user);
+                    assert_eq!(built, made);
+                    assert_eq!(built.cmp(&made), std::cmp::Ordering::Equal);
+                    assert_eq!(hash(&built), hash(&made));
+                    assert_eq!(made.family(), &family);
+                    keys.push(made);
+                }
+            }
+        }
+    }
+    let fields = |k: &Key| (k.ns().clone(), k.scope(), k.tag(), k.user().to_vec());
+    for a in &keys {
+        for b in &keys {
+            assert_eq!(a.cmp(b), fields(a).cmp(&fields(b)), "{a} vs {b}");
+            assert_eq!(
+                a.family() == b.family(),
+                fields(a).0 == fields(b).0 && a.scope() == b.scope() && a.tag() == b.tag()
+            );
         }
     }
 }

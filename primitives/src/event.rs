@@ -24,7 +24,7 @@ use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
 use rewinddb_engine::{
-    Key, Measured, Namespace, Progress, ProgressCounter, ProgressObserver, RunId, Scope,
+    Family, Key, Measured, Namespace, Progress, ProgressCounter, ProgressObserver, RunId, Scope,
     Transaction, TypeTag, Value,
 };
 use xxhash_rust::xxh3::Xxh3;
@@ -63,7 +63,8 @@ pub struct EventHead {
 /// key is built once, as every append reads and rewrites it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventLog {
-    ns: Namespace,
+    /// Its keys' family (namespace, the run's scope, `TypeTag::Event`).
+    family: Family,
     run: RunId,
     head_key: Key,
 }
@@ -71,8 +72,13 @@ pub struct EventLog {
 impl EventLog {
     /// The log of `run` in `ns`.
     pub fn new(ns: Namespace, run: RunId) -> EventLog {
-        let head_key = Key::new(ns.clone(), Scope::Run(run), TypeTag::Event, HEAD_KEY);
-        EventLog { ns, run, head_key }
+        let family = Family::new(ns, Scope::Run(run), TypeTag::Event);
+        let head_key = family.key(HEAD_KEY);
+        EventLog {
+            family,
+            run,
+            head_key,
+        }
     }
 
     /// The run it belongs to.
@@ -84,7 +90,7 @@ impl EventLog {
         let mut user = [0u8; 9];
         user[0] = EVENT_PREFIX;
         user[1..].copy_from_slice(&seq.to_be_bytes());
-        Key::new(self.ns.clone(), Scope::Run(self.run), TypeTag::Event, user)
+        self.family.key(user)
     }
 
     /// Length and last hash.
@@ -243,7 +249,7 @@ impl EventLog {
 
     fn broken(&self, seq: u64) -> Error {
         Error::ChainBroken {
-            namespace: self.ns.to_string(),
+            namespace: self.family.ns().to_string(),
             run: self.run,
             seq,
         }

@@ -7,7 +7,7 @@
 //! - value: the caller's [`Value`], stored as is; a delete is an engine
 //!   tombstone.
 
-use rewinddb_engine::{Key, Namespace, RunId, Scope, Transaction, TypeTag, Value};
+use rewinddb_engine::{Family, Key, Namespace, RunId, Scope, Transaction, TypeTag, Value};
 
 use crate::access::Reader;
 use crate::error::{Error, Result};
@@ -19,8 +19,8 @@ pub const LIST_LIMIT_DEFAULT: usize = 1000;
 /// reads or writes through the transaction or snapshot it is given.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Kv {
-    ns: Namespace,
-    scope: Scope,
+    /// Its keys' family (namespace, scope, `TypeTag::Kv`), built once.
+    family: Family,
 }
 
 /// One page of a [`Kv::list`].
@@ -37,22 +37,20 @@ impl Kv {
     /// The KV store of `ns` memory shared by all runs.
     pub fn shared(ns: Namespace) -> Kv {
         Kv {
-            ns,
-            scope: Scope::Shared,
+            family: Family::new(ns, Scope::Shared, TypeTag::Kv),
         }
     }
 
     /// The KV store of `ns` private to `run`.
     pub fn run(ns: Namespace, run: RunId) -> Kv {
         Kv {
-            ns,
-            scope: Scope::Run(run),
+            family: Family::new(ns, Scope::Run(run), TypeTag::Kv),
         }
     }
 
     /// Its scope.
     pub fn scope(&self) -> Scope {
-        self.scope
+        self.family.scope()
     }
 
     #[inline]
@@ -60,7 +58,7 @@ impl Kv {
         if key.is_empty() {
             return Err(Error::invalid_name("KV key", key, "empty"));
         }
-        Ok(Key::new(self.ns.clone(), self.scope, TypeTag::Kv, key))
+        Ok(self.family.key(key))
     }
 
     /// The value of `key`.
@@ -93,15 +91,15 @@ impl Kv {
                 "list limit must be at least 1".into(),
             ));
         }
-        let range = Key::new(self.ns.clone(), self.scope, TypeTag::Kv, prefix);
-        let after = after.map(|a| Key::new(self.ns.clone(), self.scope, TypeTag::Kv, a));
+        let range = self.family.key(prefix);
+        let after = after.map(|a| self.family.key(a));
         // One extra entry tells whether another page follows.
         let mut found = r.scan(&range, after.as_ref(), limit.saturating_add(1))?;
         let more = found.len() > limit;
         found.truncate(limit);
         let mut entries = Vec::with_capacity(found.len());
         for (key, value) in found {
-            let text = String::from_utf8(key.user.to_vec())
+            let text = String::from_utf8(key.user().to_vec())
                 .map_err(|_| Error::malformed("KV", &key, "key is not UTF-8"))?;
             entries.push((text, value));
         }

@@ -20,7 +20,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rewinddb_engine::{
-    Engine, Key, Namespace, RunId, Scope, Transaction, TypeTag, Value, Version, wall_clock_ms,
+    Engine, Family, Key, Namespace, RunId, Scope, Transaction, TypeTag, Value, Version,
+    wall_clock_ms,
 };
 
 use crate::access::Reader;
@@ -224,14 +225,15 @@ impl RunQuery {
 /// The run index. Holds no state.
 #[derive(Clone, Debug)]
 pub struct RunIndex {
-    ns: Namespace,
+    /// Its keys' family (`RUNS_NAMESPACE`, shared, `TypeTag::Run`).
+    family: Family,
 }
 
 impl RunIndex {
     /// The index in [`RUNS_NAMESPACE`].
     pub fn new() -> Result<RunIndex> {
         Ok(RunIndex {
-            ns: Namespace::new(RUNS_NAMESPACE)?,
+            family: Family::new(Namespace::new(RUNS_NAMESPACE)?, Scope::Shared, TypeTag::Run),
         })
     }
 
@@ -239,7 +241,7 @@ impl RunIndex {
         let mut user = [0u8; 17];
         user[0] = RUN_PREFIX;
         user[1..].copy_from_slice(&run.as_u128().to_be_bytes());
-        Key::new(self.ns.clone(), Scope::Shared, TypeTag::Run, user)
+        self.family.key(user)
     }
 
     /// Record a new run (status `Running`) and return its fresh id.
@@ -336,7 +338,7 @@ impl RunIndex {
         r: &mut R,
         query: &RunQuery,
     ) -> Result<Vec<RunInfo>> {
-        let prefix = Key::new(self.ns.clone(), Scope::Shared, TypeTag::Run, [RUN_PREFIX]);
+        let prefix = self.family.key([RUN_PREFIX]);
         // Ids are time-ordered, so the scan may start at the first id of
         // `started_from_ms`; the `started_ms` filter stays exact.
         let after = query.started_from_ms.filter(|&ms| ms > 0).map(|ms| {
@@ -396,7 +398,7 @@ fn check_spec(spec: &RunSpec) -> Result<()> {
 }
 
 fn run_of(key: &Key) -> Option<RunId> {
-    let bytes: [u8; 16] = key.user.get(1..)?.try_into().ok()?;
+    let bytes: [u8; 16] = key.user().get(1..)?.try_into().ok()?;
     Some(RunId::from_u128(u128::from_be_bytes(bytes)))
 }
 

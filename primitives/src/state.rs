@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use rewinddb_engine::{Key, Namespace, RunId, Scope, Transaction, TypeTag, Value};
+use rewinddb_engine::{Family, Key, Namespace, RunId, Scope, Transaction, TypeTag, Value};
 
 use crate::access::Reader;
 use crate::error::{Error, Result, check_name};
@@ -38,8 +38,8 @@ pub struct StateRead {
 /// The state machines of one namespace and scope. Holds no state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StateMachines {
-    ns: Namespace,
-    scope: Scope,
+    /// Its keys' family (namespace, scope, `TypeTag::State`), built once.
+    family: Family,
 }
 
 struct Record {
@@ -52,28 +52,26 @@ impl StateMachines {
     /// The machines of `ns` shared by all runs.
     pub fn shared(ns: Namespace) -> StateMachines {
         StateMachines {
-            ns,
-            scope: Scope::Shared,
+            family: Family::new(ns, Scope::Shared, TypeTag::State),
         }
     }
 
     /// The machines of `ns` private to `run`.
     pub fn run(ns: Namespace, run: RunId) -> StateMachines {
         StateMachines {
-            ns,
-            scope: Scope::Run(run),
+            family: Family::new(ns, Scope::Run(run), TypeTag::State),
         }
     }
 
     fn key(&self, name: &str) -> Result<Key> {
         check_name("state machine name", name)?;
-        Ok(Key::new(self.ns.clone(), self.scope, TypeTag::State, name))
+        Ok(self.family.key(name))
     }
 
     fn load<R: Reader + ?Sized>(&self, r: &mut R, name: &str) -> Result<(Key, Record)> {
         let key = self.key(name)?;
         let value = r.read(&key)?.ok_or_else(|| Error::StateNotDefined {
-            namespace: self.ns.to_string(),
+            namespace: self.family.ns().to_string(),
             name: name.to_string(),
         })?;
         let record = decode(&value)
@@ -94,7 +92,7 @@ impl StateMachines {
         let key = self.key(name)?;
         if txn.get(&key)?.is_some() {
             return Err(Error::StateAlreadyDefined {
-                namespace: self.ns.to_string(),
+                namespace: self.family.ns().to_string(),
                 name: name.to_string(),
             });
         }

@@ -19,7 +19,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rewinddb_engine::{Key, Namespace, RunId, Scope, Transaction, TypeTag, Value, wall_clock_ms};
+use rewinddb_engine::{
+    Family, Key, Namespace, RunId, Scope, Transaction, TypeTag, Value, wall_clock_ms,
+};
 
 use crate::access::Reader;
 use crate::error::{Error, Result, check_name};
@@ -218,18 +220,22 @@ pub struct SpanTree {
 /// The trace store of one run in one namespace. Holds no state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TraceStore {
-    ns: Namespace,
+    /// Its keys' family (namespace, the run's scope, `TypeTag::Trace`).
+    family: Family,
     run: RunId,
 }
 
 impl TraceStore {
     /// The spans of `run` in `ns`.
     pub fn new(ns: Namespace, run: RunId) -> TraceStore {
-        TraceStore { ns, run }
+        TraceStore {
+            family: Family::new(ns, Scope::Run(run), TypeTag::Trace),
+            run,
+        }
     }
 
     fn key(&self, user: &[u8]) -> Key {
-        Key::new(self.ns.clone(), Scope::Run(self.run), TypeTag::Trace, user)
+        self.family.key(user)
     }
 
     fn span_key(&self, seq: u64) -> Key {
@@ -380,7 +386,7 @@ impl TraceStore {
         let mut spans = Vec::with_capacity(links.len());
         for (key, _) in links {
             let child: [u8; 8] = key
-                .user
+                .user()
                 .get(9..17)
                 .and_then(|b| b.try_into().ok())
                 .ok_or_else(|| Error::malformed("span link", &key, "not c + parent + child"))?;

@@ -10,7 +10,7 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-use rewinddb_engine::{Key, KeyBytes, Namespace, RunId, Scope, TypeTag};
+use rewinddb_engine::{Family, Key, KeyBytes, Namespace, RunId, Scope, TypeTag};
 use serde::{Deserialize, Serialize};
 
 /// The scope of a key, relative to the run being replayed.
@@ -41,16 +41,16 @@ pub struct RunKey {
 impl RunKey {
     /// `key` as seen from `run`.
     pub fn relative_to(key: &Key, run: RunId) -> RunKey {
-        let scope = match key.scope {
+        let scope = match key.scope() {
             Scope::Shared => RunScope::Shared,
             Scope::Run(r) if r == run => RunScope::Own,
             Scope::Run(r) => RunScope::Run(r),
         };
         RunKey {
-            tag: key.tag,
-            ns: key.ns.clone(),
+            tag: key.tag(),
+            ns: key.ns().clone(),
             scope,
-            user: key.user.clone(),
+            user: key.user().clone(),
         }
     }
 
@@ -61,12 +61,7 @@ impl RunKey {
             RunScope::Own => Scope::Run(run),
             RunScope::Run(r) => Scope::Run(r),
         };
-        Key {
-            ns: self.ns.clone(),
-            scope,
-            tag: self.tag,
-            user: self.user.clone(),
-        }
+        Family::new(self.ns.clone(), scope, self.tag).key_from(self.user.clone())
     }
 }
 

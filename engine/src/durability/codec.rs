@@ -7,8 +7,9 @@
 //! directly off a cursor:
 //!
 //! - byte strings and text are sliced, then copied once into their `Arc`;
-//! - a key's namespace is reused from the previous key when the bytes are
-//!   the same (every key of one agent shares one `Arc<str>`);
+//! - a key's family (namespace, scope, tag) is reused from the previous key
+//!   when it is the same, and its namespace when that alone is (the keys
+//!   of one agent share one allocation of each);
 //! - nesting deeper than [`VALUE_DECODE_DEPTH_MAX`] is refused, so a crafted
 //!   payload cannot overflow the stack;
 //! - nothing is pre-allocated beyond what the remaining input could hold;
@@ -28,7 +29,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::record::CommitRecord;
-use crate::types::{Key, KeyBytes, Namespace, RunId, Scope, TypeTag, Version};
+use crate::types::{Family, Key, KeyBytes, Namespace, RunId, Scope, TypeTag, Version};
 use crate::value::Value;
 
 /// Deepest nesting of a value accepted when decoding. `Limits::value_depth_max`
@@ -59,16 +60,17 @@ pub fn decode_commit_record(payload: &[u8]) -> DResult<CommitRecord> {
     decode_commit_record_reusing(payload, &mut None)
 }
 
-/// [`decode_commit_record`], reusing `ns` (the namespace of the last key
-/// decoded, updated) for keys of the same namespace, across records.
+/// [`decode_commit_record`], reusing `family` (the family of the last key
+/// decoded, updated) for keys of the same family (or namespace), across
+/// records.
 pub fn decode_commit_record_reusing(
     payload: &[u8],
-    ns: &mut Option<Namespace>,
+    family: &mut Option<Family>,
 ) -> DResult<CommitRecord> {
     let mut c = Cursor::new(payload);
-    c.last_ns = ns.take();
+    c.last_family = family.take();
     let record = c.commit_record();
-    *ns = c.last_ns.take();
+    *family = c.last_family.take();
     let record = record?;
     c.finish()?;
     Ok(record)
@@ -149,11 +151,11 @@ const WRITE_SIZE_MIN: usize = 6;
 /// grows as it is read, so a crafted length costs at most this).
 const PREALLOC_MAX: usize = 1 << 16;
 
-/// A read position in a payload, plus the namespace of the last key read.
+/// A read position in a payload, plus the family of the last key read.
 pub(crate) struct Cursor<'a> {
     bytes: &'a [u8],
     pos: usize,
-    last_ns: Option<Namespace>,
+    last_family: Option<Family>,
 }
 
 impl<'a> Cursor<'a> {
@@ -161,7 +163,7 @@ impl<'a> Cursor<'a> {
         Cursor {
             bytes,
             pos: 0,
-            last_ns: None,
+            last_family: None,
         }
     }
 
@@ -325,14 +327,13 @@ impl<'a> Cursor<'a> {
     fn namespace(&mut self) -> DResult<Namespace> {
         let start = self.pos;
         let s = self.str()?;
-        if let Some(ns) = self.last_ns.as_ref().filter(|ns| ns.as_str() == s) {
-            return Ok(ns.clone());
+        if let Some(family) = self.last_family.as_ref().filter(|f| f.ns().as_str() == s) {
+            return Ok(family.ns().clone());
         }
         let Ok(ns) = Namespace::new(s) else {
             self.pos = start;
             return self.err("invalid namespace");
         };
-        self.last_ns = Some(ns.clone());
         Ok(ns)
     }
 
@@ -353,12 +354,13 @@ impl<'a> Cursor<'a> {
             _ => return self.err("unknown type tag variant"),
         };
         let user = KeyBytes::from(self.bytes()?);
-        Ok(Key {
-            ns,
-            scope,
-            tag,
-            user,
-        })
+        let family = match self.last_family.take() {
+            Some(f) if f.ns() == &ns && f.scope() == scope && f.tag() == tag => f,
+            _ => Family::new(ns, scope, tag),
+        };
+        let key = family.key_from(user);
+        self.last_family = Some(family);
+        Ok(key)
     }
 
     fn option_value(&mut self) -> DResult<Option<Value>> {

@@ -12,7 +12,7 @@
 use crate::durability::codec;
 use crate::error::{Error, Result};
 use crate::record::CommitRecord;
-use crate::types::{Namespace, RunId, Version};
+use crate::types::{Family, RunId, Version};
 use crate::write_set::WriteSet;
 
 /// First bytes of every WAL segment.
@@ -206,7 +206,7 @@ pub fn decode_records(
 ) -> Decoded {
     let mut pos = start;
     // Keys of one namespace share one `Arc<str>` across records.
-    let mut ns = None;
+    let mut family = None;
     loop {
         if pos >= bytes.len() {
             return stop_at(pos, last, Stop::End);
@@ -215,7 +215,7 @@ pub fn decode_records(
             return stop_at(pos, last, stop);
         }
         let damaged = match frame_at(bytes, pos) {
-            Ok(payload) => match decode_payload(payload, last, &mut ns) {
+            Ok(payload) => match decode_payload(payload, last, &mut family) {
                 Ok(record) => {
                     last = record.version;
                     visit(pos, record);
@@ -321,9 +321,9 @@ fn frame_at(bytes: &[u8], pos: usize) -> std::result::Result<&[u8], &'static str
 fn decode_payload(
     payload: &[u8],
     last: Version,
-    ns: &mut Option<Namespace>,
+    family: &mut Option<Family>,
 ) -> std::result::Result<CommitRecord, String> {
-    let record = codec::decode_commit_record_reusing(payload, ns)
+    let record = codec::decode_commit_record_reusing(payload, family)
         .map_err(|e| format!("record payload does not decode: {e}"))?;
     let expected = last.saturating_add(1);
     if record.version != expected {

@@ -21,7 +21,7 @@ pub fn read_keys(engine: &Engine, keys: &[Key], versions: impl IntoIterator<Item
         if let Ok(snap) = engine.snapshot_at(at) {
             for k in keys {
                 let _ = snap.get_versioned(k);
-                let prefix = Key::new(k.ns.clone(), k.scope, k.tag, &b""[..]);
+                let prefix = k.family().key(b"");
                 let _ = snap.scan(&prefix, None, 100);
             }
         }
