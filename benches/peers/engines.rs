@@ -95,11 +95,11 @@ impl Rewind {
 
     /// Wrap an opened engine.
     pub fn over(engine: rw::Engine, keys: &[Key16], label: &'static str) -> Res<Rewind> {
+        // Keys made from the engine's family, as its primitives make theirs
+        // (`Engine::family`): one shared allocation for the family of all.
         let ns = rw::Namespace::new("bench")?;
-        let keys = keys
-            .iter()
-            .map(|k| rw::Key::new(ns.clone(), rw::Scope::Shared, rw::TypeTag::Kv, k))
-            .collect();
+        let family = engine.family(ns, rw::Scope::Shared, rw::TypeTag::Kv);
+        let keys = keys.iter().map(|k| family.key(k)).collect();
         Ok(Rewind {
             engine,
             keys,
@@ -165,10 +165,7 @@ impl Contender for Rewind {
         let mut txn = self.begin();
         for i in range {
             let key = match &self.fresh_from {
-                Some(raw) => {
-                    let k = &self.keys[i];
-                    rw::Key::new(k.ns().clone(), k.scope(), k.tag(), raw[i])
-                }
+                Some(raw) => self.keys[i].family().key(raw[i]),
                 None => self.keys[i].clone(),
             };
             txn.put(key, value)?;
