@@ -146,7 +146,7 @@ struct RewindReader<'a> {
 impl Reader for RewindReader<'_> {
     fn get(&self, i: usize) -> Res<Option<u64>> {
         // Borrowed read, as redb's `AccessGuard` and scc's `peek_with`.
-        let stamp = |v: Option<&rw::Value>| v.map(|v| v.as_bytes().map_or(0, stamp_of));
+        let stamp = |v: Option<rw::ValueRef<'_>>| v.map(|v| v.as_bytes().map_or(0, stamp_of));
         Ok(self.snap.get_with(&self.keys[i], stamp)?)
     }
 }

@@ -24,26 +24,51 @@
 //! in the chain records pruning: the field this replaced cost 8 bytes per
 //! key (ARCHITECTURE.md, "Memory per key").
 
-use crossbeam_epoch::{Atomic, Guard, Owned, Shared};
+use crossbeam_epoch::{Atomic, Guard, Owned, Pointer, Shared};
 
 use crate::sync::{AtomicU64, Ordering};
 use crate::types::{Key, RunId, Version};
-use crate::value::Value;
+use crate::value::{Value, ValueRef};
 
 /// Tag of a null link past which GC unlinked versions (see the module docs).
 /// Version nodes are 8-byte aligned, so the low bits are free.
 const PRUNED: usize = 1;
 
-/// One version of one key. `value == None` is a tombstone.
-#[derive(Debug)]
+/// Longest text or byte string a version holds inline, after its header,
+/// in its own allocation. Longer ones stay behind their `Arc`: an owned
+/// read of an inline value copies it (see [`VersionNode::value_owned`]),
+/// and above this size a reference-count bump is the cheaper hand-out
+/// while the `Arc`'s 16-byte header no longer matters.
+pub const INLINE_VALUE_BYTES_MAX: usize = 512;
+
+/// One version of one key: a header ([`NodeHead`]: commit, run, link, what
+/// the payload holds) and, in the same allocation, its value's payload:
+/// the bytes of inline text or bytes, or a [`Value`] for anything else.
+/// A tombstone has no payload. Read the fields through `Deref` (`node.commit`,
+/// `node.run`) and the value through [`VersionNode::value`].
+///
+/// Layout (`repr(C)`): the header, then `payload` at offset
+/// `size_of::<NodeHead>()` (40 bytes; a multiple of 8, so a `Value` stored
+/// there is aligned). A 100-byte value makes one 140-byte allocation where
+/// a node and the value's `Arc<[u8]>` took 56 + 116.
+#[repr(C)]
 pub struct VersionNode {
+    head: NodeHead,
+    payload: [u8],
+}
+
+/// The fixed part of a [`VersionNode`].
+#[repr(C)]
+pub struct NodeHead {
     /// Commit version that wrote it.
     pub commit: Version,
     /// Run that wrote it.
     pub run: RunId,
-    /// The value, or `None` for a delete.
-    pub value: Option<Value>,
     next: Atomic<VersionNode>,
+    /// What `payload` holds.
+    kind: Payload,
+    /// Bytes of payload.
+    len: u32,
     /// Loom's stand-in for the node's memory: written when the node is
     /// created and when it is destroyed, read on every access through the
     /// chain. Loom reports a read not ordered after the creation (an
@@ -53,7 +78,21 @@ pub struct VersionNode {
     shadow: Shadow,
 }
 
-/// The loom cell behind `VersionNode::shadow`.
+/// What a node's payload holds.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+enum Payload {
+    /// Nothing: a delete.
+    Tombstone,
+    /// UTF-8 text, inline.
+    String,
+    /// Bytes, inline.
+    Bytes,
+    /// A `Value`, moved in.
+    Value,
+}
+
+/// The loom cell behind `NodeHead::shadow`.
 #[cfg(loom)]
 #[derive(Debug)]
 struct Shadow(loom::cell::UnsafeCell<Version>);
@@ -64,25 +103,178 @@ struct Shadow(loom::cell::UnsafeCell<Version>);
 #[cfg(loom)]
 unsafe impl Sync for Shadow {}
 
+impl std::ops::Deref for VersionNode {
+    type Target = NodeHead;
+
+    fn deref(&self) -> &NodeHead {
+        &self.head
+    }
+}
+
+impl std::fmt::Debug for VersionNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VersionNode")
+            .field("commit", &self.commit)
+            .field("run", &self.run)
+            .field("value", &self.value())
+            .finish()
+    }
+}
+
+/// What a node is built from (`Owned::<VersionNode>::init`); made only by
+/// the chain.
+pub struct NodeInit {
+    commit: Version,
+    run: RunId,
+    value: Option<Value>,
+}
+
+impl NodeInit {
+    /// The payload kind and length `value` takes.
+    fn payload(&self) -> (Payload, usize) {
+        match &self.value {
+            None => (Payload::Tombstone, 0),
+            Some(Value::String(s)) if s.len() <= INLINE_VALUE_BYTES_MAX => {
+                (Payload::String, s.len())
+            }
+            Some(Value::Bytes(b)) if b.len() <= INLINE_VALUE_BYTES_MAX => (Payload::Bytes, b.len()),
+            Some(_) => (Payload::Value, std::mem::size_of::<Value>()),
+        }
+    }
+}
+
+/// The allocation of a node with `len` payload bytes.
+fn node_layout(len: usize) -> std::alloc::Layout {
+    let size = std::mem::size_of::<NodeHead>() + len;
+    // Cannot fail: at most a header plus `INLINE_VALUE_BYTES_MAX` or a
+    // `Value`, far below `isize::MAX`, and the alignment is a power of two.
+    match std::alloc::Layout::from_size_align(size, std::mem::align_of::<NodeHead>()) {
+        Ok(layout) => layout.pad_to_align(),
+        Err(_) => unreachable!("node layout of {size} bytes"),
+    }
+}
+
+/// Nodes live in allocations of their own, sized to their payload, so
+/// `Atomic<VersionNode>` points at the header (a thin pointer, as any
+/// `Atomic`) and `deref` rebuilds the wide reference from the length the
+/// header holds.
+impl crossbeam_epoch::Pointable for VersionNode {
+    const ALIGN: usize = std::mem::align_of::<NodeHead>();
+    type Init = NodeInit;
+
+    unsafe fn init(init: NodeInit) -> usize {
+        let (kind, len) = init.payload();
+        let layout = node_layout(len);
+        // SAFETY: the layout has a non-zero size (the header).
+        let raw = unsafe { std::alloc::alloc(layout) };
+        if raw.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        let head = NodeHead {
+            commit: init.commit,
+            run: init.run,
+            next: Atomic::null(),
+            kind,
+            len: len as u32,
+            #[cfg(loom)]
+            shadow: Shadow(loom::cell::UnsafeCell::new(init.commit)),
+        };
+        // SAFETY: `raw` is a fresh allocation of `layout`: the header at
+        // its start (aligned: the layout's alignment is the header's), then
+        // `len` payload bytes at offset `size_of::<NodeHead>()`, a multiple
+        // of 8 that a `Value` may occupy.
+        unsafe {
+            raw.cast::<NodeHead>().write(head);
+            let payload = raw.add(std::mem::size_of::<NodeHead>());
+            match init.value {
+                Some(Value::String(s)) if kind == Payload::String => {
+                    payload.copy_from_nonoverlapping(s.as_ptr(), len)
+                }
+                Some(Value::Bytes(b)) if kind == Payload::Bytes => {
+                    payload.copy_from_nonoverlapping(b.as_ptr(), len)
+                }
+                Some(value) => payload.cast::<Value>().write(value),
+                None => {}
+            }
+        }
+        raw as usize
+    }
+
+    unsafe fn deref<'a>(ptr: usize) -> &'a VersionNode {
+        // SAFETY: the caller's contract: `ptr` came from `init` and is not
+        // freed, so a whole header is there, and `len` payload bytes after
+        // it. The wide pointer covers exactly the allocation's used part.
+        unsafe {
+            let len = (*(ptr as *const NodeHead)).len as usize;
+            &*(std::ptr::slice_from_raw_parts(ptr as *const u8, len) as *const VersionNode)
+        }
+    }
+
+    unsafe fn deref_mut<'a>(ptr: usize) -> &'a mut VersionNode {
+        // SAFETY: as `deref`, and the caller's contract excludes any other
+        // reference to the node.
+        unsafe {
+            let len = (*(ptr as *const NodeHead)).len as usize;
+            &mut *(std::ptr::slice_from_raw_parts_mut(ptr as *mut u8, len) as *mut VersionNode)
+        }
+    }
+
+    unsafe fn drop(ptr: usize) {
+        // SAFETY: the caller's contract: `ptr` came from `init`, nothing
+        // else references the node, and it is dropped once. A `Value`
+        // payload was written by `init` and is dropped here once; the
+        // header is dropped in place (loom poisons its shadow there); then
+        // the allocation goes with the layout `init` made it with.
+        unsafe {
+            let head = ptr as *mut NodeHead;
+            let len = (*head).len as usize;
+            if (*head).kind == Payload::Value {
+                let payload = (ptr as *mut u8).add(std::mem::size_of::<NodeHead>());
+                std::ptr::drop_in_place(payload.cast::<Value>());
+            }
+            std::ptr::drop_in_place(head);
+            std::alloc::dealloc(ptr as *mut u8, node_layout(len));
+        }
+    }
+}
+
 impl VersionNode {
     /// The next older version, if any.
     pub fn next<'g>(&self, guard: &'g Guard) -> Option<&'g VersionNode> {
         // SAFETY: nodes are freed only by an epoch-deferred destructor after
         // being unlinked, and `guard` keeps this epoch pinned, so any node reachable
         // while pinned stays allocated for the guard's lifetime.
-        let next = unsafe { self.next.load(Ordering::Acquire, guard).as_ref() };
+        let next = unsafe { self.head.next.load(Ordering::Acquire, guard).as_ref() };
         next.map(VersionNode::touched)
     }
 
-    fn new(commit: Version, run: RunId, value: Option<Value>) -> VersionNode {
-        VersionNode {
-            commit,
-            run,
-            value,
-            next: Atomic::null(),
-            #[cfg(loom)]
-            shadow: Shadow(loom::cell::UnsafeCell::new(commit)),
+    /// What a node is built from.
+    pub(crate) fn init(commit: Version, run: RunId, value: Option<Value>) -> NodeInit {
+        NodeInit { commit, run, value }
+    }
+
+    /// The value, borrowed; `None` for a tombstone.
+    pub fn value(&self) -> Option<ValueRef<'_>> {
+        let bytes = &self.payload;
+        match self.head.kind {
+            Payload::Tombstone => None,
+            // SAFETY: `init` copied these bytes from a `str`.
+            Payload::String => Some(ValueRef::String(unsafe {
+                std::str::from_utf8_unchecked(bytes)
+            })),
+            Payload::Bytes => Some(ValueRef::Bytes(bytes)),
+            // SAFETY: `init` moved a `Value` to the payload's start (8-byte
+            // aligned, see the layout), and only `drop` takes it out.
+            Payload::Value => Some(ValueRef::Value(unsafe { &*bytes.as_ptr().cast::<Value>() })),
         }
+    }
+
+    /// The value, owned; `None` for a tombstone. Inline text and bytes are
+    /// copied into an allocation of their own (at most
+    /// [`INLINE_VALUE_BYTES_MAX`] bytes); other values are cloned (a
+    /// reference-count bump).
+    pub fn value_owned(&self) -> Option<Value> {
+        self.value().map(ValueRef::to_value)
     }
 
     /// Record a read of this node for loom (a no-op otherwise) and return it.
@@ -99,12 +291,20 @@ impl VersionNode {
     pub(crate) fn check_alive(&self) {
         // SAFETY: the shadow is only written by `poison` through
         // `with_mut`; loom itself checks that this read is ordered with it.
-        let shadow = self.shadow.0.with(|p| unsafe { *p });
+        let shadow = self.head.shadow.0.with(|p| unsafe { *p });
         assert_eq!(shadow, self.commit, "read a destroyed version node");
     }
 
     /// Loom only: mark the node's memory as gone, as freeing it would.
     #[cfg(loom)]
+    fn poison(&self) {
+        self.head.poison();
+    }
+}
+
+#[cfg(loom)]
+impl NodeHead {
+    /// Loom only: mark the node's memory as gone, as freeing it would.
     fn poison(&self) {
         // SAFETY: loom checks that no access to the shadow is concurrent
         // with this write; that check is the point of the shadow.
@@ -113,7 +313,7 @@ impl VersionNode {
 }
 
 #[cfg(loom)]
-impl Drop for VersionNode {
+impl Drop for NodeHead {
     fn drop(&mut self) {
         // While a loom failure unwinds, loom's cell state is mid-access;
         // touching it again would turn the report into an abort.
@@ -197,7 +397,7 @@ impl VersionChain {
     /// Install a new newest version. `commit` must exceed the current head's.
     /// Lock-free: a CAS loop on `head`.
     pub fn push(&self, commit: Version, run: RunId, value: Option<Value>, guard: &Guard) {
-        let mut node = Owned::new(VersionNode::new(commit, run, value));
+        let mut node = Owned::<VersionNode>::init(VersionNode::init(commit, run, value));
         let mut head = self.head.load(Ordering::Acquire, guard);
         loop {
             // SAFETY: pinned by `guard`; see `VersionNode::next`.
@@ -238,7 +438,7 @@ impl VersionChain {
         value: Option<Value>,
         guard: &Guard,
     ) {
-        let node = Owned::new(VersionNode::new(commit, run, value));
+        let node = Owned::<VersionNode>::init(VersionNode::init(commit, run, value));
         let head = self.head.load(Ordering::Acquire, guard);
         node.next.store(head, Ordering::Relaxed);
         self.head.store(node, Ordering::Release);
@@ -281,7 +481,7 @@ impl VersionChain {
         self.iter(guard)
             .find(|n| n.commit <= version)
             .filter(|n| n.commit == version)
-            .map(|n| n.value.clone())
+            .map(|n| n.value_owned())
     }
 
     /// Iterate all linked versions, newest first.
@@ -390,7 +590,7 @@ impl VersionChain {
             unlinked += 1;
             cur = node.next.load(Ordering::Acquire, guard);
         }
-        let tail = tail.as_raw() as usize;
+        let tail = tail.with_tag(0).into_usize();
         // One deferred destructor for the whole unlinked tail, not one per
         // version: crossbeam-epoch runs a bounded number of deferred
         // functions per collection, so per-version deferral left millions
@@ -403,7 +603,7 @@ impl VersionChain {
         // one caller at a time. The closure owns the list and touches
         // nothing else, so running it on another thread is sound.
         unsafe {
-            guard.defer_unchecked(move || free_list(tail as *const VersionNode));
+            guard.defer_unchecked(move || free_list(tail));
         }
         unlinked
     }
@@ -412,13 +612,14 @@ impl VersionChain {
 /// Free a detached list of nodes, following `next`.
 ///
 /// # Safety
-/// `head` is null or the first node of a list no thread can reach any
-/// more, whose nodes were allocated by `Owned` and are freed only here.
-unsafe fn free_list(head: *const VersionNode) {
+/// `head` (a pointer as `Pointer::into_usize` gives it, untagged) is null
+/// or the first node of a list no thread can reach any more, whose nodes
+/// were allocated by `Owned` and are freed only here.
+unsafe fn free_list(head: usize) {
     // SAFETY: the caller's contract: nobody else reads or frees the list.
     unsafe {
         let guard = crossbeam_epoch::unprotected();
-        let mut cur = Shared::from(head);
+        let mut cur = Shared::<VersionNode>::from_usize(head);
         while !cur.is_null() {
             let next = cur.deref().next.load(Ordering::Relaxed, guard);
             drop(cur.into_owned());
@@ -435,7 +636,7 @@ impl Drop for VersionChain {
             let head = self
                 .head
                 .load(Ordering::Relaxed, crossbeam_epoch::unprotected());
-            free_list(head.as_raw());
+            free_list(head.with_tag(0).into_usize());
         }
     }
 }
@@ -465,9 +666,10 @@ mod tests {
         VersionChain::new(Key::new(ns, Scope::Shared, TypeTag::Kv, "k"))
     }
 
-    /// A value whose references the test can count.
+    /// A value whose references the test can count: longer than
+    /// `INLINE_VALUE_BYTES_MAX`, so versions keep it behind its `Arc`.
     fn text(v: Version) -> Arc<str> {
-        Arc::from(format!("v{v}"))
+        Arc::from(format!("v{v}{}", "-".repeat(INLINE_VALUE_BYTES_MAX)))
     }
 
     /// Run every destructor deferred through `handle` that no pinned
@@ -516,7 +718,7 @@ mod tests {
         assert_eq!(chain.truncate_older_than(3, &handle.pin()), 2);
         reclaim(&handle);
         // Still pinned: the unlinked node is whole.
-        assert_eq!(oldest.value.as_ref().and_then(Value::as_str), Some("v1"));
+        assert_eq!(oldest.value().and_then(ValueRef::as_str), Some(&*values[0]));
         assert_eq!(Arc::strong_count(&values[0]), 2);
         drop(pinned);
         reclaim(&handle);
@@ -530,12 +732,94 @@ mod tests {
     }
 
     /// The per-key budget in ARCHITECTURE.md ("Memory per key"): a chain
-    /// is its 56-byte key, `head` and `newest` (72, 88 with its `Arc`
-    /// counts), a version 56.
+    /// is its 32-byte key, `head` and `newest` (48, 64 with its `Arc`
+    /// counts); a version's header 40, then its payload.
     #[test]
     fn chains_and_versions_keep_their_size() {
         assert_eq!(std::mem::size_of::<VersionChain>(), 48);
-        assert_eq!(std::mem::size_of::<VersionNode>(), 56);
+        assert_eq!(std::mem::size_of::<NodeHead>(), 40);
+        assert_eq!(super::node_layout(100).size(), 144);
+        assert_eq!(super::node_layout(0).size(), 40);
+    }
+
+    /// Every kind of value reads back equal from its version, borrowed and
+    /// owned, at the inline boundary and past it: text and bytes of up to
+    /// `INLINE_VALUE_BYTES_MAX` inline, longer ones and everything else as
+    /// a `Value`, a delete as none. Under Miri this also checks that each
+    /// node's allocation and payload are freed once (the chain's drop).
+    #[test]
+    fn every_kind_of_value_reads_back_from_its_version() {
+        let (collector, chain) = (Collector::new(), chain());
+        let max = INLINE_VALUE_BYTES_MAX;
+        let values = [
+            Some(Value::Bytes(Arc::from(&b""[..]))),
+            Some(Value::from("")),
+            Some(Value::Bytes(Arc::from(vec![7u8; max]))),
+            Some(Value::Bytes(Arc::from(vec![8u8; max + 1]))),
+            Some(Value::from("é".repeat(max / 2).as_str())),
+            Some(Value::from("x".repeat(max + 1).as_str())),
+            None,
+            Some(Value::Null),
+            Some(Value::Int(-3)),
+            Some(Value::Float(f64::NAN)),
+            Some(Value::from(vec![Value::from("a"), Value::Int(1)])),
+            Some(Value::from(std::collections::BTreeMap::from([(
+                "k".to_string(),
+                Value::Bool(true),
+            )]))),
+        ];
+        let guard = collector.register().pin();
+        for (v, value) in (1..).zip(&values) {
+            chain.push(v, RUN, value.clone(), &guard);
+        }
+        for (v, want) in (1..).zip(&values) {
+            let ReadAt::Found(node) = chain.read_at(v, &guard) else {
+                panic!("version {v} is linked");
+            };
+            assert_eq!(node.commit, v);
+            assert_eq!(node.run, RUN);
+            assert_eq!(&node.value_owned(), want, "version {v}");
+            match (node.value(), want) {
+                (None, None) => {}
+                (Some(got), Some(want)) => {
+                    assert_eq!(got, *want, "version {v}");
+                    assert_eq!(got.to_value(), *want);
+                    let inline = matches!(want, Value::Bytes(b) if b.len() <= max)
+                        || matches!(want, Value::String(s) if s.len() <= max);
+                    assert_eq!(got.as_value().is_none(), inline, "version {v}");
+                }
+                (got, want) => panic!("version {v}: {got:?} for {want:?}"),
+            }
+        }
+        drop(guard);
+        drop(chain);
+    }
+
+    /// A version serialises its value exactly as the owned value does (the
+    /// checkpoint's form), inline or not.
+    #[test]
+    fn a_version_serialises_its_value_as_the_owned_value_does() {
+        let (collector, chain) = (Collector::new(), chain());
+        let values = [
+            Some(Value::from("text")),
+            Some(Value::Bytes(Arc::from(&[0u8, 255, 7][..]))),
+            Some(Value::Bytes(Arc::from(vec![
+                1u8;
+                INLINE_VALUE_BYTES_MAX + 9
+            ]))),
+            Some(Value::Int(5)),
+            None,
+        ];
+        let guard = collector.register().pin();
+        for (v, value) in (1..).zip(&values) {
+            chain.push(v, RUN, value.clone(), &guard);
+            let node = chain.head(&guard).unwrap();
+            assert_eq!(
+                postcard::to_allocvec(&node.value()).unwrap(),
+                postcard::to_allocvec(value).unwrap(),
+                "{value:?}"
+            );
+        }
     }
 
     #[test]

@@ -53,7 +53,7 @@ use crate::sync::{AtomicU64, Ordering};
 use crate::time_index::TimeIndex;
 use crate::txn::Transaction;
 use crate::types::{Family, Key, Namespace, RunId, Scope, TypeTag, Version};
-use crate::value::Value;
+use crate::value::{Value, ValueRef};
 
 /// A handle to an engine; cheap to clone, shared by threads. When the
 /// last handle is dropped a durable engine is closed: it stops its
@@ -653,7 +653,7 @@ impl Engine {
         chain
             .iter(&guard)
             .filter(|n| n.commit <= at)
-            .map(|n| (n.commit, n.run, n.value.clone()))
+            .map(|n| (n.commit, n.run, n.value_owned()))
             .collect()
     }
 
@@ -737,10 +737,13 @@ impl Snapshot {
     }
 
     /// Read `key` at this snapshot and pass the value to `f` borrowed
-    /// (`None` if absent or deleted) instead of returning a clone: no
+    /// (`None` if absent or deleted) instead of returning a copy: no
     /// allocation and no reference-count write on the value, which matters
-    /// when several threads read the same hot keys.
-    pub fn get_with<R>(&self, key: &Key, f: impl FnOnce(Option<&Value>) -> R) -> Result<R> {
+    /// when several threads read the same hot keys. Text and bytes of up to
+    /// [`crate::INLINE_VALUE_BYTES_MAX`] bytes, which a version holds
+    /// inline, come as slices ([`ValueRef`]); `ValueRef::to_value` makes
+    /// an owned copy.
+    pub fn get_with<R>(&self, key: &Key, f: impl FnOnce(Option<ValueRef<'_>>) -> R) -> Result<R> {
         check_key(&self.inner.config, key)?;
         self.inner.store.read_with(key, self.version, f)
     }

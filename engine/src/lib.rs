@@ -93,7 +93,7 @@ mod types;
 mod value;
 mod write_set;
 
-pub use chain::{ReadAt, VersionChain, VersionNode};
+pub use chain::{INLINE_VALUE_BYTES_MAX, NodeHead, ReadAt, VersionChain, VersionNode};
 pub use clock::wall_clock_ms;
 pub use config::{EngineConfig, Isolation, Limits, Retention, RetryPolicy};
 pub use durability::{CheckpointPolicy, Durability, RecoveryMode};
@@ -106,4 +106,4 @@ pub use txn::Transaction;
 pub use types::{
     Family, Key, KeyBytes, NAMESPACE_SIZE_BYTES_MAX, Namespace, RunId, Scope, TypeTag, Version,
 };
-pub use value::{Measured, Value};
+pub use value::{Measured, Value, ValueRef};

@@ -32,7 +32,8 @@ use crate::value::Value;
 const RUN: RunId = RunId::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0042);
 
 /// The value every model writes at `commit`, so a reader can tell which
-/// version it got and that the node was whole.
+/// version it got and that the node was whole (short text: held inline in
+/// the node, so the check reads the node's own payload).
 fn value_at(commit: Version) -> Option<Value> {
     Some(Value::String(format!("v{commit}").into()))
 }
@@ -42,7 +43,7 @@ fn assert_whole(node: &VersionNode) {
     node.check_alive();
     assert_eq!(node.run, RUN, "node {} has a torn run", node.commit);
     assert_eq!(
-        node.value,
+        node.value_owned(),
         value_at(node.commit),
         "node {} has a torn value",
         node.commit
@@ -178,7 +179,7 @@ fn gc_vs_pinned_reader(truncate: Truncate) {
     let oldest_value = chain
         .iter(&collector.register().pin())
         .last()
-        .and_then(|n| n.value.clone());
+        .and_then(|n| n.value_owned());
     let gc = {
         let (chain, collector) = (Arc::clone(&chain), collector.clone());
         thread::spawn(move || {

@@ -49,7 +49,7 @@ use crate::chain::{ReadAt, VersionChain};
 use crate::error::{Error, Result};
 use crate::pending::{Ordered, PendingKeys};
 use crate::types::{Family, Key, Version};
-use crate::value::Value;
+use crate::value::{Value, ValueRef};
 
 /// Hashes keys into digests (randomly seeded per store).
 type Hasher = foldhash::fast::RandomState;
@@ -122,51 +122,51 @@ impl Store {
         found.unwrap_or(Ok((None, 0)))
     }
 
-    /// [`Store::read_at`], also returning the key's chain when `keep` and
-    /// the key has one (a transaction keeps the chains of the keys it read
-    /// for its commit, see `Transaction::chains_of_writes`).
-    pub(crate) fn read_at_keeping_chain(
-        &self,
-        key: &Key,
-        at: Version,
-        keep: bool,
-    ) -> Result<(Versioned, Option<Arc<VersionChain>>)> {
-        let found = self.index.peek_with(&self.probe(key), |entry, ()| {
-            let guard = crossbeam_epoch::pin();
-            let read = resolve(entry.chain.read_at(at, &guard), key, at)?;
-            Ok((read, keep.then(|| Arc::clone(&entry.chain))))
-        });
-        found.unwrap_or(Ok(((None, 0), None)))
-    }
-
     /// Read `key` as of version `at` and hand the value to `f` borrowed (no
-    /// clone, no reference-count traffic on the value): `f(None)` if absent
+    /// copy, no reference-count traffic on the value): `f(None)` if absent
     /// or deleted.
     pub(crate) fn read_with<R>(
         &self,
         key: &Key,
         at: Version,
-        f: impl FnOnce(Option<&Value>) -> R,
+        f: impl FnOnce(Option<ValueRef<'_>>) -> R,
     ) -> Result<R> {
+        Ok(self.read_keeping_chain_with(key, at, false, f)?.0)
+    }
+
+    /// The one point read: `f` of the value borrowed (`None` if absent or
+    /// deleted), the commit version that answered (0 = none), and the
+    /// key's chain when `keep` and the key has one (a transaction keeps the
+    /// chains of the keys it read for its commit, see
+    /// `Transaction::chains_of_writes`).
+    pub(crate) fn read_keeping_chain_with<R>(
+        &self,
+        key: &Key,
+        at: Version,
+        keep: bool,
+        f: impl FnOnce(Option<ValueRef<'_>>) -> R,
+    ) -> Result<(R, Version, Option<Arc<VersionChain>>)> {
+        // `f` runs inside the index's reader for a found version (the node
+        // is borrowed from there), else after it with `None`.
         let mut f = Some(f);
         let found = self.index.peek_with(&self.probe(key), |entry, ()| {
             let guard = crossbeam_epoch::pin();
+            let chain = keep.then(|| Arc::clone(&entry.chain));
             match entry.chain.read_at(at, &guard) {
-                ReadAt::Found(node) => Ok(f.take().map(|f| f(node.value.as_ref()))),
-                ReadAt::Absent => Ok(None),
-                ReadAt::Pruned => Err(Error::HistoryPruned {
-                    key: key.to_string(),
-                    requested: at,
-                }),
+                ReadAt::Found(node) => {
+                    Ok((f.take().map(|f| (f(node.value()), node.commit)), chain))
+                }
+                ReadAt::Absent => Ok((None, chain)),
+                ReadAt::Pruned => Err(pruned(key, at)),
             }
         });
-        match (found, f) {
-            (Some(Err(e)), _) => Err(e),
-            (Some(Ok(Some(r))), _) => Ok(r),
-            (_, Some(f)) => Ok(f(None)),
+        let (read, chain) = found.unwrap_or(Ok((None, None)))?;
+        match (read, f) {
+            (Some((r, version)), _) => Ok((r, version, chain)),
+            (None, Some(f)) => Ok((f(None), 0, chain)),
             // `f` is taken only when the read found a version and returned
             // its result above.
-            (_, None) => Err(Error::InvalidArgument("read_with: value consumed".into())),
+            (None, None) => Err(Error::InvalidArgument("read: value consumed".into())),
         }
     }
 
@@ -401,12 +401,17 @@ impl std::hash::Hasher for PassThrough {
 
 fn resolve(read: ReadAt<'_>, key: &Key, at: Version) -> Result<Versioned> {
     match read {
-        ReadAt::Found(node) => Ok((node.value.clone(), node.commit)),
+        ReadAt::Found(node) => Ok((node.value_owned(), node.commit)),
         ReadAt::Absent => Ok((None, 0)),
-        ReadAt::Pruned => Err(Error::HistoryPruned {
-            key: key.to_string(),
-            requested: at,
-        }),
+        ReadAt::Pruned => Err(pruned(key, at)),
+    }
+}
+
+/// The error of a read at `at` below `key`'s retained versions.
+fn pruned(key: &Key, at: Version) -> Error {
+    Error::HistoryPruned {
+        key: key.to_string(),
+        requested: at,
     }
 }
 

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::record::{CommitChains, RunCommit};
 use crate::sync::Ordering;
 use crate::types::{Key, RunId, Version};
-use crate::value::{Measured, Value};
+use crate::value::{Measured, Value, ValueRef};
 use crate::write_set::WriteSet;
 
 /// The chain of each written key, in key order (`None`: not created yet).
@@ -139,22 +139,45 @@ impl Transaction {
     /// The value of `key` and the commit version it came from. A value this
     /// transaction wrote itself reports version `u64::MAX` (not committed).
     pub fn get_versioned(&mut self, key: &Key) -> Result<(Option<Value>, Version)> {
+        self.get_versioned_with(key, |v| v.map(ValueRef::to_value))
+    }
+
+    /// Read `key` as [`Transaction::get`] does, and pass the value to `f`
+    /// borrowed (`None` if absent or deleted) instead of returning a copy:
+    /// see `Snapshot::get_with`. A value this transaction wrote itself is
+    /// lent as it was given ([`ValueRef::Value`]).
+    pub fn get_with<R>(
+        &mut self,
+        key: &Key,
+        f: impl FnOnce(Option<ValueRef<'_>>) -> R,
+    ) -> Result<R> {
+        self.get_versioned_with(key, f).map(|(r, _)| r)
+    }
+
+    /// `f` of the value of `key`, borrowed, and the commit version it came
+    /// from (`u64::MAX` for this transaction's own write). Records the read
+    /// as every read is.
+    fn get_versioned_with<R>(
+        &mut self,
+        key: &Key,
+        f: impl FnOnce(Option<ValueRef<'_>>) -> R,
+    ) -> Result<(R, Version)> {
         self.active()?;
         check_key(&self.snap.inner.config, key)?;
         if let Some(own) = self.writes.get(key) {
-            return Ok((own.clone(), Version::MAX));
+            return Ok((f(own.as_ref().map(ValueRef::from)), Version::MAX));
         }
         let keep = self.first_read_chain.is_none();
         let store = &self.snap.inner.store;
-        let ((value, version), chain) =
-            store.read_at_keeping_chain(key, self.snap.version(), keep)?;
+        let (read, version, chain) =
+            store.read_keeping_chain_with(key, self.snap.version(), keep, f)?;
         if chain.is_some() {
             self.first_read_chain = chain;
         }
         if self.isolation == Isolation::Serializable {
             self.reads.push((key.clone(), version));
         }
-        Ok((value, version))
+        Ok((read, version))
     }
 
     /// Live keys with `prefix`, strictly after `after`, in key order, at

@@ -214,6 +214,104 @@ impl Value {
     }
 }
 
+/// A value as a borrowed read sees it (`Snapshot::get_with`): text and
+/// bytes the engine holds inline in a version are lent as slices, other
+/// values as the stored [`Value`]. Nothing is allocated or counted to hand
+/// it out; [`ValueRef::to_value`] makes an owned copy.
+///
+/// Equal to a [`Value`] when that value is the same (as `Value`'s own
+/// equality says), so `ValueRef::Bytes(b"x")` equals `Value::Bytes` of the
+/// same bytes, and serialised exactly as the equal `Value` is.
+#[derive(Clone, Copy, Debug)]
+pub enum ValueRef<'a> {
+    /// Text held inline.
+    String(&'a str),
+    /// Bytes held inline.
+    Bytes(&'a [u8]),
+    /// Any other value (and long text or bytes), as stored.
+    Value(&'a Value),
+}
+
+impl<'a> ValueRef<'a> {
+    /// The bytes, if this is bytes.
+    pub fn as_bytes(self) -> Option<&'a [u8]> {
+        match self {
+            ValueRef::Bytes(b) => Some(b),
+            ValueRef::Value(v) => v.as_bytes(),
+            ValueRef::String(_) => None,
+        }
+    }
+
+    /// The text, if this is text.
+    pub fn as_str(self) -> Option<&'a str> {
+        match self {
+            ValueRef::String(s) => Some(s),
+            ValueRef::Value(v) => v.as_str(),
+            ValueRef::Bytes(_) => None,
+        }
+    }
+
+    /// The stored value, if it is neither inline text nor inline bytes.
+    pub fn as_value(self) -> Option<&'a Value> {
+        match self {
+            ValueRef::Value(v) => Some(v),
+            ValueRef::String(_) | ValueRef::Bytes(_) => None,
+        }
+    }
+
+    /// An owned value equal to this one (inline text and bytes are copied
+    /// into an allocation of their own).
+    pub fn to_value(self) -> Value {
+        match self {
+            ValueRef::String(s) => Value::String(Arc::from(s)),
+            ValueRef::Bytes(b) => Value::Bytes(Arc::from(b)),
+            ValueRef::Value(v) => v.clone(),
+        }
+    }
+}
+
+impl<'a> From<&'a Value> for ValueRef<'a> {
+    fn from(v: &'a Value) -> ValueRef<'a> {
+        ValueRef::Value(v)
+    }
+}
+
+impl PartialEq<Value> for ValueRef<'_> {
+    fn eq(&self, other: &Value) -> bool {
+        match (self, other) {
+            (ValueRef::String(a), Value::String(b)) => *a == &**b,
+            (ValueRef::Bytes(a), Value::Bytes(b)) => *a == &**b,
+            (ValueRef::Value(a), b) => *a == b,
+            _ => false,
+        }
+    }
+}
+
+impl PartialEq for ValueRef<'_> {
+    fn eq(&self, other: &ValueRef<'_>) -> bool {
+        match (self, other) {
+            (a, ValueRef::Value(b)) => a == *b,
+            (ValueRef::Value(a), b) => b == *a,
+            (ValueRef::String(a), ValueRef::String(b)) => a == b,
+            (ValueRef::Bytes(a), ValueRef::Bytes(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// As the equal [`Value`] serialises (the derived form: variant index 4 for
+/// text, 5 for bytes, the bytes as a sequence), so a checkpoint written
+/// from inline versions holds the same bytes as one written from values.
+impl Serialize for ValueRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            ValueRef::String(text) => s.serialize_newtype_variant("Value", 4, "String", *text),
+            ValueRef::Bytes(bytes) => s.serialize_newtype_variant("Value", 5, "Bytes", *bytes),
+            ValueRef::Value(v) => v.serialize(s),
+        }
+    }
+}
+
 impl From<serde_json::Value> for Value {
     fn from(j: serde_json::Value) -> Value {
         use serde_json::Value as J;

@@ -6,6 +6,7 @@
 
 use rewinddb_engine::{
     Engine, EngineConfig, Isolation, Key, Namespace, Retention, RunId, Scope, TypeTag, Value,
+    ValueRef,
 };
 
 fn key(user: &str) -> Key {
@@ -38,14 +39,17 @@ fn get_with_agrees_with_get_at_every_version() {
     for v in 0..=last {
         let snap = engine.snapshot_at(v).unwrap();
         for k in [&a, &b, &key("never")] {
-            let borrowed = snap.get_with(k, |v| v.cloned()).unwrap();
+            let borrowed = snap.get_with(k, |v| v.map(ValueRef::to_value)).unwrap();
             assert_eq!(borrowed, snap.get(k).unwrap(), "key {k} at {v}");
         }
     }
     let snap = engine.snapshot();
     assert!(snap.get_with(&a, |v| v.is_none()).unwrap());
     assert_eq!(
-        snap.get_with(&b, |v| v.and_then(Value::as_i64)).unwrap(),
+        snap.get_with(&b, |v| v
+            .and_then(ValueRef::as_value)
+            .and_then(Value::as_i64))
+            .unwrap(),
         Some(7)
     );
 }
@@ -67,7 +71,7 @@ fn get_with_reports_pruned_history_like_get() {
     let err_get = engine.snapshot_at(2).map(|s| s.get(&a));
     let err_with = engine
         .snapshot_at(2)
-        .map(|s| s.get_with(&a, |v| v.cloned()));
+        .map(|s| s.get_with(&a, |v| v.map(ValueRef::to_value)));
     assert_eq!(
         format!("{err_get:?}"),
         format!("{err_with:?}"),
@@ -80,4 +84,54 @@ fn get_with_reports_pruned_history_like_get() {
         ),
         "{err_with:?}"
     );
+}
+
+/// `Transaction::get_with` answers as `Transaction::get`: stored values
+/// (inline text and bytes, other values, long bytes kept behind their
+/// `Arc`), absent keys, and the transaction's own writes and deletes.
+#[test]
+fn transaction_get_with_agrees_with_get() {
+    let engine = Engine::open_in_memory(EngineConfig::default()).unwrap();
+    let long = vec![9u8; rewinddb_engine::INLINE_VALUE_BYTES_MAX + 1];
+    let stored = [
+        (key("text"), Value::from("inline")),
+        (key("bytes"), Value::from(&b"\x00\x01"[..])),
+        (key("long"), Value::from(long)),
+        (key("int"), Value::Int(4)),
+        (key("gone"), Value::Int(5)),
+    ];
+    for (k, v) in &stored {
+        put(&engine, k, Some(v.clone()));
+    }
+    let mut txn = engine.begin(RunId::NIL, Isolation::Snapshot);
+    txn.put(key("mine"), Value::from("own")).unwrap();
+    txn.delete(key("gone")).unwrap();
+    for k in ["text", "bytes", "long", "int", "gone", "mine", "never"].map(key) {
+        let borrowed = txn.get_with(&k, |v| v.map(ValueRef::to_value)).unwrap();
+        assert_eq!(borrowed, txn.get(&k).unwrap(), "key {k}");
+    }
+    assert!(txn.get_with(&key("never"), |v| v.is_none()).unwrap());
+    let own = txn.get_with(&key("mine"), |v| v.and_then(ValueRef::as_value).cloned());
+    assert_eq!(
+        own.unwrap(),
+        Some(Value::from("own")),
+        "own writes lent as given"
+    );
+}
+
+/// A borrowed read counts as a read: under `Serializable`, a key read with
+/// `get_with` and changed by another commit before this one fails the
+/// commit, as a read with `get` does.
+#[test]
+fn a_borrowed_read_is_validated_like_a_read() {
+    let engine = Engine::open_in_memory(EngineConfig::default()).unwrap();
+    let (a, b) = (key("a"), key("b"));
+    put(&engine, &a, Some(Value::from("v1")));
+    let mut txn = engine.begin(RunId::NIL, Isolation::Serializable);
+    let seen = txn.get_with(&a, |v| v.and_then(ValueRef::as_str).map(str::to_owned));
+    assert_eq!(seen.unwrap().as_deref(), Some("v1"));
+    put(&engine, &a, Some(Value::from("v2")));
+    txn.put(b, Value::Int(1)).unwrap();
+    let err = txn.commit().unwrap_err();
+    assert!(err.is_conflict(), "{err:?}");
 }

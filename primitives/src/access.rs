@@ -3,7 +3,7 @@
 //! retried transaction around a closure.
 
 use rewinddb_engine::{
-    Engine, Isolation, Key, RetryPolicy, RunId, Snapshot, Transaction, Value, Version,
+    Engine, Isolation, Key, RetryPolicy, RunId, Snapshot, Transaction, Value, ValueRef, Version,
 };
 
 use crate::error::{Error, Result};
@@ -15,6 +15,15 @@ use crate::error::{Error, Result};
 pub trait Reader {
     /// The value of `key` (None: absent or deleted).
     fn read(&mut self, key: &Key) -> Result<Option<Value>>;
+
+    /// The value of `key` lent to `f` (None: absent or deleted), for reads
+    /// that only look at it: a version's inline text or bytes are not
+    /// copied out. By default, `f` of what [`Reader::read`] returns.
+    fn read_with(&mut self, key: &Key, f: &mut dyn FnMut(Option<ValueRef<'_>>)) -> Result<()> {
+        let value = self.read(key)?;
+        f(value.as_ref().map(ValueRef::from));
+        Ok(())
+    }
 
     /// Live keys with `prefix`, strictly after `after`, in key order, at
     /// most `limit`.
@@ -33,6 +42,14 @@ macro_rules! reader_by_inherent_methods {
         impl Reader for $reader {
             fn read(&mut self, key: &Key) -> Result<Option<Value>> {
                 Ok(<$owner>::get(self, key)?)
+            }
+
+            fn read_with(
+                &mut self,
+                key: &Key,
+                f: &mut dyn FnMut(Option<ValueRef<'_>>),
+            ) -> Result<()> {
+                Ok(<$owner>::get_with(self, key, f)?)
             }
 
             fn scan(

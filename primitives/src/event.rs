@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use rewinddb_engine::{
     Family, Key, Measured, Namespace, Progress, ProgressCounter, ProgressObserver, RunId, Scope,
-    Transaction, TypeTag, Value,
+    Transaction, TypeTag, Value, ValueRef,
 };
 use xxhash_rust::xxh3::Xxh3;
 
@@ -95,9 +95,15 @@ impl EventLog {
 
     /// Length and last hash.
     pub fn head<R: Reader + ?Sized>(&self, r: &mut R) -> Result<EventHead> {
-        match r.read(&self.head_key)? {
+        // Borrowed: every append reads the head, and copying its 16 bytes
+        // out of the version would cost an allocation each time.
+        let mut head = None;
+        r.read_with(&self.head_key, &mut |v| {
+            head = Some(v.map(decode_head));
+        })?;
+        match head.flatten() {
             None => Ok(EventHead::default()),
-            Some(v) => decode_head(&v)
+            Some(decoded) => decoded
                 .ok_or_else(|| Error::malformed("event head", &self.head_key, "not 16 bytes")),
         }
     }
@@ -459,7 +465,7 @@ fn encode_head(head: EventHead) -> Value {
     Value::from(&b[..])
 }
 
-fn decode_head(v: &Value) -> Option<EventHead> {
+fn decode_head(v: ValueRef<'_>) -> Option<EventHead> {
     let b = v.as_bytes()?;
     let len = u64::from_le_bytes(b.get(..8)?.try_into().ok()?);
     let last_hash = u64::from_le_bytes(b.get(8..16)?.try_into().ok()?);

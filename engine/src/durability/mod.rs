@@ -634,6 +634,6 @@ fn pruned_max(pruned: bool, oldest: &VersionNode) -> Version {
 
 impl serde::Serialize for NodeRef<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        (self.0.commit, self.0.run, &self.0.value).serialize(s)
+        (self.0.commit, self.0.run, self.0.value()).serialize(s)
     }
 }
