@@ -34,6 +34,11 @@ use crate::value::{Value, ValueRef};
 /// Version nodes are 8-byte aligned, so the low bits are free.
 const PRUNED: usize = 1;
 
+/// A shared handle to a chain: an `Arc` without a weak count (8 bytes of
+/// header, not 16), since nothing ever holds a chain weakly. Every key's
+/// chain is one of these (ARCHITECTURE.md, "Memory per key").
+pub type ChainRef = triomphe::Arc<VersionChain>;
+
 /// Longest text or byte string a version holds inline, after its header,
 /// in its own allocation. Longer ones stay behind their `Arc`: an owned
 /// read of an inline value copies it (see [`VersionNode::value_owned`]),
@@ -295,8 +300,9 @@ impl VersionNode {
         assert_eq!(shadow, self.commit, "read a destroyed version node");
     }
 
-    /// Loom only: mark the node's memory as gone, as freeing it would.
-    #[cfg(loom)]
+    /// Loom tests only: mark the node's memory as gone, as freeing it
+    /// would (the planted bug of `truncate_older_than_freeing_at_once`).
+    #[cfg(all(test, loom))]
     fn poison(&self) {
         self.head.poison();
     }

@@ -93,7 +93,7 @@ mod types;
 mod value;
 mod write_set;
 
-pub use chain::{INLINE_VALUE_BYTES_MAX, NodeHead, ReadAt, VersionChain, VersionNode};
+pub use chain::{ChainRef, INLINE_VALUE_BYTES_MAX, NodeHead, ReadAt, VersionChain, VersionNode};
 pub use clock::wall_clock_ms;
 pub use config::{EngineConfig, Isolation, Limits, Retention, RetryPolicy};
 pub use durability::{CheckpointPolicy, Durability, RecoveryMode};

@@ -12,12 +12,11 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
-use std::sync::Arc;
 
 use crossbeam_skiplist::SkipMap;
 use parking_lot::Mutex;
 
-use crate::chain::VersionChain;
+use crate::chain::ChainRef;
 use crate::types::Key;
 
 type Hasher = foldhash::fast::RandomState;
@@ -33,7 +32,7 @@ pub(crate) type Ordered = SkipMap<ByKey, ()>;
 /// [`Key`], so ranges are given as keys, and the key is kept once, in the
 /// chain. (The point index has its own entry, `store::Digested`.)
 #[derive(Clone)]
-pub(crate) struct ByKey(pub(crate) Arc<VersionChain>);
+pub(crate) struct ByKey(pub(crate) ChainRef);
 
 impl ByKey {
     pub(crate) fn key(&self) -> &Key {
@@ -78,7 +77,7 @@ const MERGE_CHUNK: usize = 1024;
 /// pending key at one pointer (ARCHITECTURE.md, "Memory per key").
 struct List {
     first: u64,
-    chains: VecDeque<Arc<VersionChain>>,
+    chains: VecDeque<ChainRef>,
 }
 
 impl List {
@@ -171,7 +170,7 @@ pub(crate) struct PendingKeys {
 
 impl PendingKeys {
     /// Add a key just created (its chain is in the point index).
-    pub(crate) fn push(&self, key: &Key, chain: Arc<VersionChain>) {
+    pub(crate) fn push(&self, key: &Key, chain: ChainRef) {
         let mut lists = self.lists.lock();
         let slot = lists.slot_for(key);
         if let Some((_, list)) = lists.families.get_mut(slot) {
@@ -205,8 +204,7 @@ impl PendingKeys {
                 let upto = list
                     .index_of(end)
                     .min(from.saturating_add(chunk_keys.max(1)));
-                let chunk: Vec<Arc<VersionChain>> =
-                    list.chains.range(from..upto).cloned().collect();
+                let chunk: Vec<ChainRef> = list.chains.range(from..upto).cloned().collect();
                 let start = list.first + from as u64;
                 let numbers = start..start + chunk.len() as u64;
                 (chunk, numbers)
@@ -253,7 +251,7 @@ impl PendingKeys {
 /// in key order finds its search path in cache. Never a replacing insert:
 /// that unlinks the old entry before linking the new one, and a concurrent
 /// scan could miss the key in between.
-fn insert_sorted(mut chunk: Vec<Arc<VersionChain>>, ordered: &Ordered) {
+fn insert_sorted(mut chunk: Vec<ChainRef>, ordered: &Ordered) {
     chunk.sort_unstable_by(|a, b| a.key().cmp(b.key()));
     for chain in chunk {
         ordered.get_or_insert(ByKey(chain), ());
@@ -263,10 +261,9 @@ fn insert_sorted(mut chunk: Vec<Arc<VersionChain>>, ordered: &Ordered) {
 #[cfg(test)]
 mod test {
     use std::collections::BTreeSet;
-    use std::sync::Arc;
 
     use super::{Family, Ordered, PendingKeys};
-    use crate::chain::VersionChain;
+    use crate::chain::{ChainRef, VersionChain};
     use crate::types::{Key, Namespace, RunId, Scope, TypeTag};
 
     fn family(ns: &Namespace, run: u128) -> Family {
@@ -279,7 +276,7 @@ mod test {
 
     fn push(pending: &PendingKeys, family: &Family, user: u32) -> Key {
         let key = family.key(user.to_be_bytes());
-        pending.push(&key, Arc::new(VersionChain::new(key.clone())));
+        pending.push(&key, ChainRef::new(VersionChain::new(key.clone())));
         key
     }
 

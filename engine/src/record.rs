@@ -1,12 +1,10 @@
 //! [`CommitRecord`]: one committed transaction, as the WAL stores it and as
 //! the per-run index summarises it.
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-use crate::chain::VersionChain;
+use crate::chain::ChainRef;
 use crate::types::{Key, RunId, Version};
 use crate::value::Value;
 
@@ -26,14 +24,14 @@ pub struct CommitRecord {
 /// The chains of one run commit's keys, in key order, inline up to two
 /// (most agent commits write one or two keys: a put; an event and its log
 /// head).
-pub(crate) type CommitChains = SmallVec<[Arc<VersionChain>; 2]>;
+pub(crate) type CommitChains = SmallVec<[ChainRef; 2]>;
 
 /// One commit of a run, as the per-run index keeps it (derived data,
 /// rebuilt on recovery): enough to find the run's versions in the chains.
 ///
 /// It holds only the chains of the keys written: each chain knows its key.
 /// Up to two live inside the record, so a one- or two-key commit costs the
-/// run index no allocation (an `Arc<[Key]>` and an `Arc<[Arc<VersionChain>]>`
+/// run index no allocation (an `Arc<[Key]>` and an `Arc<[ChainRef]>`
 /// used to cost about 580 of an event append's 7,060 instructions), and
 /// the record stays small (40 bytes), so `Engine::run_commits`, which
 /// clones a run's records under the commit lock, stays a copy plus one
@@ -65,7 +63,7 @@ impl RunCommit {
     /// The chain of each key of [`RunCommit::keys`], same order: replay
     /// reads the run's versions through them without an index lookup per
     /// key.
-    pub fn chains(&self) -> &[Arc<VersionChain>] {
+    pub fn chains(&self) -> &[ChainRef] {
         &self.chains
     }
 }

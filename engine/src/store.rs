@@ -40,12 +40,11 @@
 
 use std::hash::BuildHasher;
 use std::ops::Bound;
-use std::sync::Arc;
 
 use crossbeam_skiplist::SkipMap;
 use scc::HashIndex;
 
-use crate::chain::{ReadAt, VersionChain};
+use crate::chain::{ChainRef, ReadAt, VersionChain};
 use crate::error::{Error, Result};
 use crate::pending::{Ordered, PendingKeys};
 use crate::types::{Family, Key, Version};
@@ -145,13 +144,13 @@ impl Store {
         at: Version,
         keep: bool,
         f: impl FnOnce(Option<ValueRef<'_>>) -> R,
-    ) -> Result<(R, Version, Option<Arc<VersionChain>>)> {
+    ) -> Result<(R, Version, Option<ChainRef>)> {
         // `f` runs inside the index's reader for a found version (the node
         // is borrowed from there), else after it with `None`.
         let mut f = Some(f);
         let found = self.index.peek_with(&self.probe(key), |entry, ()| {
             let guard = crossbeam_epoch::pin();
-            let chain = keep.then(|| Arc::clone(&entry.chain));
+            let chain = keep.then(|| ChainRef::clone(&entry.chain));
             match entry.chain.read_at(at, &guard) {
                 ReadAt::Found(node) => {
                     Ok((f.take().map(|f| (f(node.value()), node.commit)), chain))
@@ -179,9 +178,9 @@ impl Store {
     }
 
     /// The chain of `key`, if the key was ever written.
-    pub(crate) fn chain(&self, key: &Key) -> Option<Arc<VersionChain>> {
+    pub(crate) fn chain(&self, key: &Key) -> Option<ChainRef> {
         self.index
-            .peek_with(&self.probe(key), |entry, ()| Arc::clone(&entry.chain))
+            .peek_with(&self.probe(key), |entry, ()| ChainRef::clone(&entry.chain))
     }
 
     /// The store's shared allocation of `family`.
@@ -215,7 +214,7 @@ impl Store {
     /// either way. Only callers that exclude each other create chains:
     /// committers holding the commit lock, before they publish the commit,
     /// and recovery, on one thread, before any reader sees the store.
-    pub(crate) fn chain_or_create(&self, key: Key) -> (Arc<VersionChain>, bool) {
+    pub(crate) fn chain_or_create(&self, key: Key) -> (ChainRef, bool) {
         // Built before the probe: the index holds the chain itself (which
         // keeps the key); an existing key drops it again. Committers call
         // this only for keys they found absent, so that is recovery's cost
@@ -223,13 +222,13 @@ impl Store {
         let key = self.families.share_key(key);
         let entry = Digested {
             digest: self.digests.hash_one(&key),
-            chain: Arc::new(VersionChain::new(key)),
+            chain: ChainRef::new(VersionChain::new(key)),
         };
         match self.index.entry_sync(entry) {
-            scc::hash_index::Entry::Occupied(found) => (Arc::clone(&found.key().chain), false),
+            scc::hash_index::Entry::Occupied(found) => (ChainRef::clone(&found.key().chain), false),
             scc::hash_index::Entry::Vacant(vacant) => {
-                let chain = Arc::clone(&vacant.key().chain);
-                self.pending.push(chain.key(), Arc::clone(&chain));
+                let chain = ChainRef::clone(&vacant.key().chain);
+                self.pending.push(chain.key(), ChainRef::clone(&chain));
                 vacant.insert_entry(());
                 (chain, true)
             }
@@ -276,7 +275,7 @@ impl Store {
         &'a self,
         prefix: &'a Key,
         after: Option<&Key>,
-    ) -> impl Iterator<Item = (Key, Arc<VersionChain>)> + 'a {
+    ) -> impl Iterator<Item = (Key, ChainRef)> + 'a {
         self.merge_family_of(prefix);
         let start = match after {
             Some(a) if a >= prefix => Bound::Excluded(a.clone()),
@@ -285,7 +284,7 @@ impl Store {
         self.ordered
             .range::<Key, _>((start, Bound::Unbounded))
             .take_while(move |e| e.key().key().has_prefix(prefix))
-            .map(|e| (e.key().key().clone(), Arc::clone(&e.key().0)))
+            .map(|e| (e.key().key().clone(), ChainRef::clone(&e.key().0)))
     }
 
     /// Visit every chain in key order: every key created before the call,
@@ -328,7 +327,7 @@ impl Store {
 /// the module docs). Hashed by the digest alone; equal when the keys are.
 pub(crate) struct Digested {
     digest: u64,
-    chain: Arc<VersionChain>,
+    chain: ChainRef,
 }
 
 impl std::hash::Hash for Digested {
@@ -417,12 +416,11 @@ fn pruned(key: &Key, at: Version) -> Error {
 
 #[cfg(test)]
 mod test {
-    use std::sync::Arc;
 
     use scc::Equivalent;
 
     use super::{Digested, Probe, Store};
-    use crate::chain::VersionChain;
+    use crate::chain::{ChainRef, VersionChain};
     use crate::types::{Key, Namespace, Scope, TypeTag};
 
     fn key(ns: &Namespace, i: u32) -> Key {
@@ -504,8 +502,11 @@ mod test {
         assert!(created);
         let (again, created) = store.chain_or_create(key(&ns, 1));
         assert!(!created);
-        assert!(Arc::ptr_eq(&first, &again));
-        assert!(Arc::ptr_eq(&store.chain(&key(&ns, 1)).unwrap(), &first));
+        assert!(ChainRef::ptr_eq(&first, &again));
+        assert!(ChainRef::ptr_eq(
+            &store.chain(&key(&ns, 1)).unwrap(),
+            &first
+        ));
         let mut walked = 0;
         store.for_each_chain(|k, chain| {
             assert_eq!(k, &key(&ns, 1));
@@ -523,7 +524,7 @@ mod test {
         let (a, b) = (key(&ns, 1), key(&ns, 2));
         let entry = |k: &Key| Digested {
             digest: 7,
-            chain: Arc::new(VersionChain::new(k.clone())),
+            chain: ChainRef::new(VersionChain::new(k.clone())),
         };
         let probe = |k| Probe { digest: 7, key: k };
         assert!(probe(&a).equivalent(&entry(&a)));

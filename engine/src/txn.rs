@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use parking_lot::MutexGuard;
 
-use crate::chain::VersionChain;
+use crate::chain::ChainRef;
 use crate::config::Isolation;
 use crate::durability::{Durability, wal};
 use crate::engine::{CommitState, EngineInner};
@@ -22,7 +22,7 @@ use crate::value::{Measured, Value, ValueRef};
 use crate::write_set::WriteSet;
 
 /// The chain of each written key, in key order (`None`: not created yet).
-type Chains = smallvec::SmallVec<[Option<Arc<VersionChain>>; 4]>;
+type Chains = smallvec::SmallVec<[Option<ChainRef>; 4]>;
 
 /// An explicit transaction. Dropping it without `commit` rolls it back.
 pub struct Transaction {
@@ -44,7 +44,7 @@ pub struct Transaction {
     /// holding the commit lock creates one, once per key. One chain, not a
     /// list: the common read-modify-write reads one key, and a list makes
     /// every transaction bigger to move and to drop.
-    first_read_chain: Option<Arc<VersionChain>>,
+    first_read_chain: Option<ChainRef>,
     finished: Option<&'static str>,
     /// Per-transaction override of the database's durability.
     durability: Option<Durability>,

@@ -8,10 +8,9 @@
 //! damage), and opens the segment to append to.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::mpsc::{SyncSender, sync_channel};
 
-use crate::chain::VersionChain;
+use crate::chain::ChainRef;
 use crate::config::EngineConfig;
 use crate::durability::checkpoint::{
     CHECKPOINT_FORMAT_VERSION, CheckpointError, CheckpointImage, checkpoint_name,
@@ -359,7 +358,7 @@ impl<'s> Installer<'s> {
     /// version of every key at or below the floor); should it lack it, the
     /// key gets an empty chain marked pruned through `version`, so reads
     /// and replay report the version as pruned rather than absent.
-    fn chain_named_by_index(&mut self, key: &Key, version: Version) -> Arc<VersionChain> {
+    fn chain_named_by_index(&mut self, key: &Key, version: Version) -> ChainRef {
         let (chain, created) = self.store.chain_or_create(key.clone());
         if created {
             chain.mark_pruned(version, &crossbeam_epoch::pin());
