@@ -604,3 +604,41 @@ fn families_compare_by_their_fields_not_their_allocation() {
         }
     }
 }
+
+/// A `ValueRef` says what the equal `Value` says: its accessors, its
+/// equality (with values and with other views, inline or not) and its
+/// serialised form.
+#[test]
+fn value_refs_read_compare_and_serialise_as_their_values() {
+    use rewinddb_engine::ValueRef;
+    let bytes = Value::from(&b"ab"[..]);
+    let text = Value::from("ab");
+    let views = [
+        (ValueRef::Bytes(b"ab"), bytes.clone()),
+        (ValueRef::Value(&bytes), bytes.clone()),
+        (ValueRef::String("ab"), text.clone()),
+        (ValueRef::Value(&text), text.clone()),
+        (ValueRef::from(&Value::Int(3)), Value::Int(3)),
+    ];
+    for (view, value) in &views {
+        assert_eq!(view.as_bytes(), value.as_bytes());
+        assert_eq!(view.as_str(), value.as_str());
+        assert_eq!(&view.to_value(), value);
+        assert_eq!(view, value);
+        assert_eq!(
+            postcard::to_allocvec(view).unwrap(),
+            postcard::to_allocvec(value).unwrap()
+        );
+        assert_eq!(
+            serde_json::to_value(view).unwrap(),
+            serde_json::to_value(value).unwrap()
+        );
+        for (other, other_value) in &views {
+            assert_eq!(view == other, value == other_value, "{view:?} vs {other:?}");
+        }
+    }
+    assert!(ValueRef::Bytes(b"ab").as_value().is_none());
+    assert_eq!(ValueRef::from(&text).as_value(), Some(&text));
+    assert_ne!(ValueRef::Bytes(b"ab"), text);
+    assert_ne!(ValueRef::String("ab"), bytes);
+}
