@@ -159,6 +159,21 @@ fn node_layout(len: usize) -> std::alloc::Layout {
     }
 }
 
+/// A version built and not yet in a chain: the node's allocation, its
+/// payload copied in. Building is the costly part of a push (an allocation
+/// and a copy), so recovery does it on its decoding thread and the
+/// installer only links ([`VersionChain::push_built`]).
+pub(crate) struct BuiltVersion(Owned<VersionNode>);
+
+impl BuiltVersion {
+    /// The version `commit` of `run`, holding `value` (None: a delete).
+    pub(crate) fn new(commit: Version, run: RunId, value: Option<Value>) -> BuiltVersion {
+        BuiltVersion(Owned::<VersionNode>::init(VersionNode::init(
+            commit, run, value,
+        )))
+    }
+}
+
 /// Nodes live in allocations of their own, sized to their payload, so
 /// `Atomic<VersionNode>` points at the header (a thin pointer, as any
 /// `Atomic`) and `deref` rebuilds the wide reference from the length the
@@ -403,7 +418,14 @@ impl VersionChain {
     /// Install a new newest version. `commit` must exceed the current head's.
     /// Lock-free: a CAS loop on `head`.
     pub fn push(&self, commit: Version, run: RunId, value: Option<Value>, guard: &Guard) {
-        let mut node = Owned::<VersionNode>::init(VersionNode::init(commit, run, value));
+        self.push_built(BuiltVersion::new(commit, run, value), guard);
+    }
+
+    /// [`VersionChain::push`] of a version built beforehand, possibly on
+    /// another thread (recovery builds them while decoding).
+    pub(crate) fn push_built(&self, built: BuiltVersion, guard: &Guard) {
+        let mut node = built.0;
+        let commit = node.commit;
         let mut head = self.head.load(Ordering::Acquire, guard);
         loop {
             // SAFETY: pinned by `guard`; see `VersionNode::next`.

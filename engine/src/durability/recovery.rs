@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::sync::mpsc::{SyncSender, sync_channel};
 
+use crate::chain::BuiltVersion;
 use crate::chain::ChainRef;
 use crate::config::EngineConfig;
 use crate::durability::checkpoint::{
@@ -146,11 +147,11 @@ struct ReadState {
     image: Option<CheckpointImage>,
     /// WAL records after the checkpoint, in version order, not yet handed
     /// to the installer.
-    records: Vec<CommitRecord>,
+    records: Vec<BuiltRecord>,
     /// The installer thread, when there is one: records go to it in
     /// batches while later ones are still being decoded. Without it, every
     /// record stays in `records` until the read phase ends.
-    sink: Option<SyncSender<Vec<CommitRecord>>>,
+    sink: Option<SyncSender<Vec<BuiltRecord>>>,
     /// Version of the last record (or of the checkpoint).
     last: Version,
     /// The file being read (one buffer for all of them).
@@ -167,6 +168,31 @@ impl ReadState {
     }
 }
 
+/// A WAL record with its versions built: on the decoding thread, which
+/// allocates each version (its value copied in) and frees the decoded
+/// value's own allocation, so the installer thread only links versions
+/// into chains and never frees what the other thread allocated.
+struct BuiltRecord {
+    version: Version,
+    run: RunId,
+    wall_ms: u64,
+    writes: Vec<(Key, BuiltVersion)>,
+}
+
+impl From<CommitRecord> for BuiltRecord {
+    fn from(record: CommitRecord) -> BuiltRecord {
+        let (version, run) = (record.version, record.run);
+        BuiltRecord {
+            version,
+            run,
+            wall_ms: record.wall_ms,
+            writes: (record.writes.into_iter())
+                .map(|(key, value)| (key, BuiltVersion::new(version, run, value)))
+                .collect(),
+        }
+    }
+}
+
 /// Records handed to the installer thread at a time.
 const RECORD_BATCH: usize = 64;
 /// Batches decoded ahead of the installer (bounds the memory they hold).
@@ -176,7 +202,7 @@ impl ReadState {
     /// Keep `record`, the next one in version order.
     fn push(&mut self, record: CommitRecord) {
         self.last = record.version;
-        self.records.push(record);
+        self.records.push(BuiltRecord::from(record));
         if self.sink.is_some() && self.records.len() >= RECORD_BATCH {
             self.hand_over();
         }
@@ -211,7 +237,7 @@ fn read_and_install(
     let mut image = read.image.take();
     let observer = read.progress.clone();
     let piped = std::thread::scope(|s| {
-        let (tx, rx) = sync_channel::<Vec<CommitRecord>>(BATCHES_IN_FLIGHT);
+        let (tx, rx) = sync_channel::<Vec<BuiltRecord>>(BATCHES_IN_FLIGHT);
         let image = &mut image;
         let installer = std::thread::Builder::new()
             .name("rewinddb-recovery-install".into())
@@ -264,7 +290,7 @@ struct Rebuilt {
 /// inserts"), so reopening does not wait for it.
 fn install(
     image: Option<CheckpointImage>,
-    records: impl Iterator<Item = CommitRecord>,
+    records: impl Iterator<Item = BuiltRecord>,
     observer: Option<&ProgressObserver>,
 ) -> Rebuilt {
     let chains = image.as_ref().map_or(0, |i| i.chains.len());
@@ -366,7 +392,7 @@ impl<'s> Installer<'s> {
         chain
     }
 
-    fn apply(&mut self, record: CommitRecord) {
+    fn apply(&mut self, record: BuiltRecord) {
         debug_assert_eq!(
             record.version,
             self.last + 1,
@@ -376,9 +402,9 @@ impl<'s> Installer<'s> {
         let wall_ms = self.times.record(record.version, record.wall_ms);
         let in_run = !record.run.is_nil();
         let mut written = CommitChains::new();
-        for (key, value) in record.writes {
+        for (key, version) in record.writes {
             let (chain, _) = self.store.chain_or_create(key);
-            chain.push(record.version, record.run, value, &guard);
+            chain.push_built(version, &guard);
             self.linked += 1;
             if in_run {
                 written.push(chain);
