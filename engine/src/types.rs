@@ -22,10 +22,9 @@ pub const NAMESPACE_SIZE_BYTES_MAX: usize = 256;
 /// Held as four `u32` words, most significant first (so the derived order
 /// is the numeric order), for 4-byte alignment: a `u128` would be 16-byte
 /// aligned and two `u64` halves 8-byte aligned, and either pads a
-/// [`Scope`] holding a run id to 24 bytes and a [`Key`] to 64. With 4 it is
-/// a 20-byte scope and a 56-byte key: 8 bytes less in every chain, write
-/// set and key table, and a key in a table spans two cache lines less
-/// often (`Key`'s size is checked by a test).
+/// [`Scope`] holding a run id to 24 bytes (and, when a key held its scope
+/// inline, the key to 64 bytes instead of 56). With 4 it is a 20-byte
+/// scope, held once per [`Family`] (`Scope`'s size is checked by a test).
 /// Serialised as the `u128` it stands for (the WAL and checkpoint format).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(from = "u128", into = "u128")]
@@ -207,11 +206,9 @@ impl TypeTag {
 /// index lookups and ordered inserts compare keys all the time.
 ///
 /// One pointer wide (an `Arc` of the text and its hash, not an
-/// `Arc<str>`, whose pointer carries the length too): every key holds a
-/// namespace, and every key ever written is kept in its version chain, so
-/// the 8 bytes saved per key keep a chain with its key in a smaller
-/// allocator size class (ARCHITECTURE.md, "Memory per key"). The text is
-/// two hops away, read only to compare different allocations.
+/// `Arc<str>`, whose pointer carries the length too). Keys hold it through
+/// their [`Family`], once per family. The text is two hops away, read
+/// only to compare different allocations.
 ///
 /// Hashed by a 64-bit hash of its text computed once, when it is created
 /// (`NamespaceText`): every key lookup hashes its key, and hashing the
