@@ -488,15 +488,22 @@ impl std::hash::Hash for Family {
     }
 }
 
-impl fmt::Debug for Family {
+/// `namespace/scope/tag`, as a key prints before its user bytes.
+impl fmt::Display for Family {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "Family({}/{}/{:?})",
+            "{}/{}/{:?}",
             self.ns(),
             ScopeText(self.scope()),
             self.tag()
         )
+    }
+}
+
+impl fmt::Debug for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Family({self})")
     }
 }
 
@@ -632,14 +639,7 @@ impl Key {
 
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}/{}/{:?}/{}",
-            self.ns(),
-            ScopeText(self.scope()),
-            self.tag(),
-            String::from_utf8_lossy(&self.user)
-        )
+        write!(f, "{}/{}", self.family, String::from_utf8_lossy(&self.user))
     }
 }
 
