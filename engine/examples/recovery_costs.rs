@@ -1,8 +1,10 @@
 //! Diagnostic driver for W9-like recovery (small entries: distinct 16-byte
 //! keys, 100-byte values, 10,000 writes per commit, WAL only), so that
 //! reopening can be timed or run under callgrind on its own:
-//! `recovery_costs DIR write N` writes N entries into `DIR` (replacing
-//! it), `recovery_costs DIR open [TIMES]` reopens it TIMES times (1 by
+//! `recovery_costs DIR write N [checkpoint]` writes N entries into `DIR`
+//! (replacing it; with `checkpoint`, a checkpoint after the first half,
+//! as the peer harness's W9 does, so a reopen loads both),
+//! `recovery_costs DIR open [TIMES]` reopens it TIMES times (1 by
 //! default) and prints each reopen's time. Build:
 //! `cargo build --release -p rewinddb-engine --example recovery_costs`.
 // A diagnostic driver: any failure is fatal, so it unwraps.
@@ -33,10 +35,14 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let dir = args
         .next()
-        .expect("usage: recovery_costs DIR (write N | open [TIMES])");
+        .expect("usage: recovery_costs DIR (write N [checkpoint] | open [TIMES])");
     match args.next().as_deref() {
         Some("write") => {
             let n: u64 = args.next().expect("N").parse().unwrap();
+            let checkpoint_at = match args.next().as_deref() {
+                Some("checkpoint") => n / 2,
+                _ => u64::MAX,
+            };
             let _ = std::fs::remove_dir_all(&dir);
             let engine = Engine::open(config(&dir)).unwrap();
             let ns = Namespace::new("bench/small").unwrap();
@@ -47,6 +53,9 @@ fn main() {
                     txn.put(key(&ns, i), value.clone()).unwrap();
                 }
                 txn.commit().unwrap();
+                if (start..start + 10_000).contains(&checkpoint_at) {
+                    engine.checkpoint().unwrap();
+                }
             }
             engine.close().unwrap();
         }
@@ -60,6 +69,6 @@ fn main() {
                 drop(engine);
             }
         }
-        _ => panic!("usage: recovery_costs DIR (write N | open [TIMES])"),
+        _ => panic!("usage: recovery_costs DIR (write N [checkpoint] | open [TIMES])"),
     }
 }

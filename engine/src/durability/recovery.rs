@@ -193,6 +193,32 @@ impl From<CommitRecord> for BuiltRecord {
     }
 }
 
+/// A checkpoint image with its versions built, for the same reason as
+/// [`BuiltRecord`]: the thread that decoded the values builds the versions
+/// from them (and frees them), the installer only links.
+struct BuiltImage {
+    /// The image, its chains taken out (into `chains`).
+    image: CheckpointImage,
+    /// Each chain's key, its versions oldest first (push order), and the
+    /// largest version GC had unlinked from it.
+    chains: Vec<(Key, Vec<BuiltVersion>, Version)>,
+}
+
+impl From<CheckpointImage> for BuiltImage {
+    fn from(mut image: CheckpointImage) -> BuiltImage {
+        let chains = std::mem::take(&mut image.chains)
+            .into_iter()
+            .map(|chain| {
+                let versions = (chain.versions.into_iter().rev())
+                    .map(|(commit, run, value)| BuiltVersion::new(commit, run, value))
+                    .collect();
+                (chain.key, versions, chain.pruned_max)
+            })
+            .collect();
+        BuiltImage { image, chains }
+    }
+}
+
 /// Records handed to the installer thread at a time.
 const RECORD_BATCH: usize = 64;
 /// Batches decoded ahead of the installer (bounds the memory they hold).
@@ -234,7 +260,7 @@ fn read_and_install(
     mode: RecoveryMode,
     mut read: ReadState,
 ) -> Result<(Tail, Rebuilt)> {
-    let mut image = read.image.take();
+    let mut image = read.image.take().map(BuiltImage::from);
     let observer = read.progress.clone();
     let piped = std::thread::scope(|s| {
         let (tx, rx) = sync_channel::<Vec<BuiltRecord>>(BATCHES_IN_FLIGHT);
@@ -289,7 +315,7 @@ struct Rebuilt {
 /// a family or the first walk of every key (`store.rs`, "Deferred ordered
 /// inserts"), so reopening does not wait for it.
 fn install(
-    image: Option<CheckpointImage>,
+    image: Option<BuiltImage>,
     records: impl Iterator<Item = BuiltRecord>,
     observer: Option<&ProgressObserver>,
 ) -> Rebuilt {
@@ -343,26 +369,27 @@ impl<'s> Installer<'s> {
         }
     }
 
-    fn load_image(&mut self, image: CheckpointImage, observer: Option<&ProgressObserver>) {
+    fn load_image(&mut self, built: BuiltImage, observer: Option<&ProgressObserver>) {
+        let BuiltImage { image, chains } = built;
         self.times = TimeIndex::from_entries(image.times);
         self.snapshots.raise_floor(image.floor);
         let guard = crossbeam_epoch::pin();
-        let (version, keys_total) = (image.version, image.chains.len() as u64);
+        let (version, keys_total) = (image.version, chains.len() as u64);
         let mut progress =
             ProgressCounter::new(observer, |keys_done| Progress::OpenCheckpointKeys {
                 version,
                 keys_done,
                 keys_total,
             });
-        for chain_image in image.chains {
+        for (key, versions, pruned_max) in chains {
             progress.tick();
-            let (chain, created) = self.store.chain_or_create(chain_image.key);
+            let (chain, created) = self.store.chain_or_create(key);
             debug_assert!(created, "a checkpoint holds each key once");
-            for (commit, run, value) in chain_image.versions.into_iter().rev() {
-                chain.push(commit, run, value, &guard);
+            for version in versions {
+                chain.push_built(version, &guard);
                 self.linked += 1;
             }
-            chain.mark_pruned(chain_image.pruned_max, &guard);
+            chain.mark_pruned(pruned_max, &guard);
         }
         progress.finish();
         for run in image.runs {
