@@ -131,19 +131,32 @@ impl std::fmt::Debug for VersionNode {
 pub struct NodeInit {
     commit: Version,
     run: RunId,
-    value: Option<Value>,
+    value: InitValue,
+}
+
+/// The value a node is built from.
+enum InitValue {
+    /// An owned value (None: a delete), moved in or copied inline.
+    Owned(Option<Value>),
+    /// Inline text or bytes (`Payload::String` or `Payload::Bytes`, at most
+    /// `INLINE_VALUE_BYTES_MAX`) to copy from memory that outlives the
+    /// `Owned::init` call (see [`BuiltVersion::copied`], the only maker).
+    Copied(Payload, *const u8, usize),
 }
 
 impl NodeInit {
     /// The payload kind and length `value` takes.
     fn payload(&self) -> (Payload, usize) {
         match &self.value {
-            None => (Payload::Tombstone, 0),
-            Some(Value::String(s)) if s.len() <= INLINE_VALUE_BYTES_MAX => {
+            InitValue::Owned(None) => (Payload::Tombstone, 0),
+            InitValue::Owned(Some(Value::String(s))) if s.len() <= INLINE_VALUE_BYTES_MAX => {
                 (Payload::String, s.len())
             }
-            Some(Value::Bytes(b)) if b.len() <= INLINE_VALUE_BYTES_MAX => (Payload::Bytes, b.len()),
-            Some(_) => (Payload::Value, std::mem::size_of::<Value>()),
+            InitValue::Owned(Some(Value::Bytes(b))) if b.len() <= INLINE_VALUE_BYTES_MAX => {
+                (Payload::Bytes, b.len())
+            }
+            InitValue::Owned(Some(_)) => (Payload::Value, std::mem::size_of::<Value>()),
+            InitValue::Copied(kind, _, len) => (*kind, *len),
         }
     }
 }
@@ -171,6 +184,28 @@ impl BuiltVersion {
         BuiltVersion(Owned::<VersionNode>::init(VersionNode::init(
             commit, run, value,
         )))
+    }
+
+    /// The version `commit` of `run`, holding a copy of `value`: inline
+    /// text and bytes are copied straight into the version (recovery
+    /// hands slices of the WAL payload), without an allocation of their
+    /// own; anything else is made owned first.
+    pub(crate) fn copied(commit: Version, run: RunId, value: ValueRef<'_>) -> BuiltVersion {
+        let (kind, bytes) = match value {
+            ValueRef::String(s) if s.len() <= INLINE_VALUE_BYTES_MAX => {
+                (Payload::String, s.as_bytes())
+            }
+            ValueRef::Bytes(b) if b.len() <= INLINE_VALUE_BYTES_MAX => (Payload::Bytes, b),
+            other => return BuiltVersion::new(commit, run, Some(other.to_value())),
+        };
+        let init = NodeInit {
+            commit,
+            run,
+            value: InitValue::Copied(kind, bytes.as_ptr(), bytes.len()),
+        };
+        // `init` copies from `bytes`, which this borrow keeps alive until
+        // `Owned::init` returns; text came from a `&str`.
+        BuiltVersion(Owned::<VersionNode>::init(init))
     }
 }
 
@@ -207,14 +242,17 @@ impl crossbeam_epoch::Pointable for VersionNode {
             raw.cast::<NodeHead>().write(head);
             let payload = raw.add(std::mem::size_of::<NodeHead>());
             match init.value {
-                Some(Value::String(s)) if kind == Payload::String => {
+                InitValue::Owned(Some(Value::String(s))) if kind == Payload::String => {
                     payload.copy_from_nonoverlapping(s.as_ptr(), len)
                 }
-                Some(Value::Bytes(b)) if kind == Payload::Bytes => {
+                InitValue::Owned(Some(Value::Bytes(b))) if kind == Payload::Bytes => {
                     payload.copy_from_nonoverlapping(b.as_ptr(), len)
                 }
-                Some(value) => payload.cast::<Value>().write(value),
-                None => {}
+                InitValue::Owned(Some(value)) => payload.cast::<Value>().write(value),
+                InitValue::Owned(None) => {}
+                // `BuiltVersion::copied`'s contract: `len` readable bytes
+                // at `from`, valid text if the kind is `String`.
+                InitValue::Copied(_, from, _) => payload.copy_from_nonoverlapping(from, len),
             }
         }
         raw as usize
@@ -270,7 +308,11 @@ impl VersionNode {
 
     /// What a node is built from.
     pub(crate) fn init(commit: Version, run: RunId, value: Option<Value>) -> NodeInit {
-        NodeInit { commit, run, value }
+        NodeInit {
+            commit,
+            run,
+            value: InitValue::Owned(value),
+        }
     }
 
     /// The value, borrowed; `None` for a tombstone.
@@ -821,6 +863,35 @@ mod tests {
         }
         drop(guard);
         drop(chain);
+    }
+
+    /// Versions built from borrowed text and bytes (recovery's path, from
+    /// WAL payload slices) read back as the owned values, inline up to
+    /// the boundary and behind an `Arc` past it; the slices they were
+    /// copied from may go at once. Under Miri this also checks the copy.
+    #[test]
+    fn versions_built_from_borrowed_slices_read_back_equal() {
+        let (collector, chain) = (Collector::new(), chain());
+        let max = INLINE_VALUE_BYTES_MAX;
+        let texts = [String::new(), "é".repeat(max / 2), "x".repeat(max + 1)];
+        let bytes = [vec![], vec![3u8; max], vec![4u8; max + 1]];
+        let mut want = Vec::new();
+        let guard = collector.register().pin();
+        let mut commit = 0;
+        for (text, bytes) in texts.iter().zip(&bytes) {
+            for view in [ValueRef::String(text), ValueRef::Bytes(bytes)] {
+                commit += 1;
+                chain.push_built(BuiltVersion::copied(commit, RUN, view), &guard);
+                want.push(view.to_value());
+            }
+        }
+        drop((texts, bytes));
+        for (v, want) in (1..).zip(&want) {
+            let ReadAt::Found(node) = chain.read_at(v, &guard) else {
+                panic!("version {v} is linked");
+            };
+            assert_eq!(node.value_owned().as_ref(), Some(want), "version {v}");
+        }
     }
 
     /// A version serialises its value exactly as the owned value does (the

@@ -55,6 +55,50 @@ impl std::error::Error for DecodeError {}
 
 type DResult<T> = std::result::Result<T, DecodeError>;
 
+/// A top-level value as [`decode_commit_record_with`] hands it over: text
+/// and bytes as slices of the payload (to be copied once, into whatever
+/// keeps them), anything else decoded.
+pub enum TopValue<'a> {
+    /// Text, in the payload.
+    Text(&'a str),
+    /// Bytes, in the payload.
+    Bytes(&'a [u8]),
+    /// Any other value.
+    Value(Value),
+}
+
+impl TopValue<'_> {
+    /// The value, owned (text and bytes copied into their `Arc`).
+    pub fn into_value(self) -> Value {
+        match self {
+            TopValue::Text(s) => Value::String(Arc::from(s)),
+            TopValue::Bytes(b) => Value::Bytes(Arc::from(b)),
+            TopValue::Value(v) => v,
+        }
+    }
+}
+
+/// [`decode_commit_record_reusing`] with the writes made by `write` from
+/// the record's version and run, each key, and its value as a
+/// [`TopValue`]: recovery builds each version straight from the payload,
+/// without the value's own allocation. Returns version, run, wall-clock
+/// milliseconds and the writes; accepts exactly the payloads
+/// [`decode_commit_record`] accepts.
+pub fn decode_commit_record_with<W>(
+    payload: &[u8],
+    family: &mut Option<Family>,
+    key_of: impl Fn(&W) -> &Key,
+    write: impl FnMut(Version, RunId, Key, Option<TopValue<'_>>) -> W,
+) -> DResult<(Version, RunId, u64, Vec<W>)> {
+    let mut c = Cursor::new(payload);
+    c.last_family = family.take();
+    let record = c.commit_record_with(key_of, write);
+    *family = c.last_family.take();
+    let record = record?;
+    c.finish()?;
+    Ok(record)
+}
+
 /// Decode a WAL record payload; trailing bytes are an error.
 pub fn decode_commit_record(payload: &[u8]) -> DResult<CommitRecord> {
     decode_commit_record_reusing(payload, &mut None)
@@ -288,23 +332,43 @@ impl<'a> Cursor<'a> {
     }
 
     pub(crate) fn commit_record(&mut self) -> DResult<CommitRecord> {
-        let version = self.u64()?;
-        let run = self.run()?;
-        let wall_ms = self.u64()?;
-        let start = self.pos;
-        let writes = self.seq(WRITE_SIZE_MIN, |c| Ok((c.key()?, c.option_value()?)))?;
-        // The encoder writes a transaction's write set in key order, each
-        // key once; recovery relies on it (one new version per key).
-        if !writes.windows(2).all(|w| w[0].0 < w[1].0) {
-            self.pos = start;
-            return self.err("writes are not in strictly increasing key order");
-        }
+        let (version, run, wall_ms, writes) = self.commit_record_with(
+            |(key, _)| key,
+            |_, _, key, value| (key, value.map(TopValue::into_value)),
+        )?;
         Ok(CommitRecord {
             version,
             run,
             wall_ms,
             writes,
         })
+    }
+
+    /// A commit record whose writes `write` makes from the record's
+    /// version and run, each key, and its value as [`TopValue`] (text and
+    /// bytes still in the payload). `key_of` names each write's key again,
+    /// for the order check.
+    fn commit_record_with<W>(
+        &mut self,
+        key_of: impl Fn(&W) -> &Key,
+        mut write: impl FnMut(Version, RunId, Key, Option<TopValue<'a>>) -> W,
+    ) -> DResult<(Version, RunId, u64, Vec<W>)> {
+        let version = self.u64()?;
+        let run = self.run()?;
+        let wall_ms = self.u64()?;
+        let start = self.pos;
+        let writes = self.seq(WRITE_SIZE_MIN, |c| {
+            let key = c.key()?;
+            let value = c.option_top_value()?;
+            Ok(write(version, run, key, value))
+        })?;
+        // The encoder writes a transaction's write set in key order, each
+        // key once; recovery relies on it (one new version per key).
+        if !writes.windows(2).all(|w| key_of(&w[0]) < key_of(&w[1])) {
+            self.pos = start;
+            return self.err("writes are not in strictly increasing key order");
+        }
+        Ok((version, run, wall_ms, writes))
     }
 
     fn chain_image(&mut self) -> DResult<ChainImage> {
@@ -361,6 +425,23 @@ impl<'a> Cursor<'a> {
         let key = family.key_from(user);
         self.last_family = Some(family);
         Ok(key)
+    }
+
+    /// An optional top-level value, text and bytes left in the payload.
+    /// Accepts exactly what [`Cursor::option_value`] accepts.
+    fn option_top_value(&mut self) -> DResult<Option<TopValue<'a>>> {
+        if !self.flag("option tag is neither 0 nor 1")? {
+            return Ok(None);
+        }
+        let start = self.pos;
+        Ok(Some(match self.u32()? {
+            4 => TopValue::Text(self.str()?),
+            5 => TopValue::Bytes(self.bytes()?),
+            _ => {
+                self.pos = start;
+                TopValue::Value(self.value(1)?)
+            }
+        }))
     }
 
     fn option_value(&mut self) -> DResult<Option<Value>> {

@@ -10,24 +10,25 @@
 use std::collections::BTreeMap;
 use std::sync::mpsc::{SyncSender, sync_channel};
 
-use crate::chain::BuiltVersion;
-use crate::chain::ChainRef;
+use crate::chain::{BuiltVersion, ChainRef};
 use crate::config::EngineConfig;
 use crate::durability::checkpoint::{
     CHECKPOINT_FORMAT_VERSION, CheckpointError, CheckpointImage, checkpoint_name,
     decode_checkpoint, parse_checkpoint_name,
 };
+use crate::durability::codec::{self, TopValue};
 use crate::durability::io::Storage;
 use crate::durability::wal::{self, Decoded, HeaderError, Stop};
 use crate::durability::{Prealloc, RecoveryMode, WalWriter, create_segment};
 use crate::engine::CommitState;
 use crate::error::{Error, Result};
 use crate::progress::{Progress, ProgressCounter, ProgressObserver};
-use crate::record::{CommitChains, CommitRecord, RunCommit};
+use crate::record::{CommitChains, RunCommit};
 use crate::snapshot::SnapshotTracker;
 use crate::store::Store;
 use crate::time_index::TimeIndex;
-use crate::types::{Key, RunId, Version};
+use crate::types::{Family, Key, RunId, Version};
+use crate::value::ValueRef;
 
 /// What recovery rebuilt.
 pub(crate) struct Recovered {
@@ -168,29 +169,16 @@ impl ReadState {
     }
 }
 
-/// A WAL record with its versions built: on the decoding thread, which
-/// allocates each version (its value copied in) and frees the decoded
-/// value's own allocation, so the installer thread only links versions
-/// into chains and never frees what the other thread allocated.
+/// A WAL record with its versions built: on the decoding thread, straight
+/// from the payload (inline text and bytes copied once, into their
+/// version, with no allocation of their own), so the installer thread only
+/// links versions into chains and never frees what the other thread
+/// allocated.
 struct BuiltRecord {
     version: Version,
     run: RunId,
     wall_ms: u64,
     writes: Vec<(Key, BuiltVersion)>,
-}
-
-impl From<CommitRecord> for BuiltRecord {
-    fn from(record: CommitRecord) -> BuiltRecord {
-        let (version, run) = (record.version, record.run);
-        BuiltRecord {
-            version,
-            run,
-            wall_ms: record.wall_ms,
-            writes: (record.writes.into_iter())
-                .map(|(key, value)| (key, BuiltVersion::new(version, run, value)))
-                .collect(),
-        }
-    }
 }
 
 /// A checkpoint image with its versions built, for the same reason as
@@ -226,9 +214,9 @@ const BATCHES_IN_FLIGHT: usize = 16;
 
 impl ReadState {
     /// Keep `record`, the next one in version order.
-    fn push(&mut self, record: CommitRecord) {
+    fn push(&mut self, record: BuiltRecord) {
         self.last = record.version;
-        self.records.push(BuiltRecord::from(record));
+        self.records.push(record);
         if self.sink.is_some() && self.records.len() >= RECORD_BATCH {
             self.hand_over();
         }
@@ -622,11 +610,14 @@ fn replay_wal(
 }
 
 /// Decode one segment, keeping the records newer than what was read so far.
+/// Each record's versions are built straight from the payload (inline text
+/// and bytes copied once, into their version).
 fn decode_segment(bytes: &[u8], first: Version, read: &mut ReadState) -> Decoded {
-    wal::decode_records(
+    wal::decode_records_with(
         bytes,
         wal::SEGMENT_HEADER_SIZE,
         first.saturating_sub(1),
+        decode_built_record,
         |_, record| {
             // Versions are checked: a record is applied only if it is the
             // very next one, so nothing is ever applied twice.
@@ -635,6 +626,40 @@ fn decode_segment(bytes: &[u8], first: Version, read: &mut ReadState) -> Decoded
             }
         },
     )
+}
+
+/// A WAL payload decoded into a [`BuiltRecord`]: accepts and refuses what
+/// `wal::decode_records` does (the same decoder, the same version check).
+fn decode_built_record(
+    payload: &[u8],
+    last: Version,
+    family: &mut Option<Family>,
+) -> std::result::Result<(Version, BuiltRecord), String> {
+    let (version, run, wall_ms, writes) = codec::decode_commit_record_with(
+        payload,
+        family,
+        |(key, _): &(Key, BuiltVersion)| key,
+        |version, run, key, value| (key, built_version(version, run, value)),
+    )
+    .map_err(wal::payload_error)?;
+    let version = wal::check_next_version(version, last)?;
+    let record = BuiltRecord {
+        version,
+        run,
+        wall_ms,
+        writes,
+    };
+    Ok((version, record))
+}
+
+/// The version `commit` of `run` holding a decoded value (None: a delete).
+fn built_version(commit: Version, run: RunId, value: Option<TopValue<'_>>) -> BuiltVersion {
+    match value {
+        None => BuiltVersion::new(commit, run, None),
+        Some(TopValue::Text(text)) => BuiltVersion::copied(commit, run, ValueRef::String(text)),
+        Some(TopValue::Bytes(bytes)) => BuiltVersion::copied(commit, run, ValueRef::Bytes(bytes)),
+        Some(TopValue::Value(value)) => BuiltVersion::new(commit, run, Some(value)),
+    }
 }
 
 /// True if `bytes` holds a valid record after where a header would end.

@@ -201,11 +201,30 @@ pub struct Decoded {
 pub fn decode_records(
     bytes: &[u8],
     start: usize,
+    last: Version,
+    visit: impl FnMut(usize, CommitRecord),
+) -> Decoded {
+    decode_records_with(bytes, start, last, decode_payload, visit)
+}
+
+/// [`decode_records`] with each checksummed payload decoded by `decode`
+/// (given the payload, the version it must hold and the family cache)
+/// into a record of the caller's type and its version: recovery builds
+/// its versions straight from the payloads. `decode` must accept and
+/// refuse exactly what `decode_payload` does, so both stop alike.
+pub(crate) fn decode_records_with<R>(
+    bytes: &[u8],
+    start: usize,
     mut last: Version,
-    mut visit: impl FnMut(usize, CommitRecord),
+    mut decode: impl FnMut(
+        &[u8],
+        Version,
+        &mut Option<Family>,
+    ) -> std::result::Result<(Version, R), String>,
+    mut visit: impl FnMut(usize, R),
 ) -> Decoded {
     let mut pos = start;
-    // Keys of one namespace share one `Arc<str>` across records.
+    // Keys of one family share one allocation across records.
     let mut family = None;
     loop {
         if pos >= bytes.len() {
@@ -215,9 +234,9 @@ pub fn decode_records(
             return stop_at(pos, last, stop);
         }
         let damaged = match frame_at(bytes, pos) {
-            Ok(payload) => match decode_payload(payload, last, &mut family) {
-                Ok(record) => {
-                    last = record.version;
+            Ok(payload) => match decode(payload, last, &mut family) {
+                Ok((version, record)) => {
+                    last = version;
                     visit(pos, record);
                     pos += RECORD_HEADER_SIZE + payload.len();
                     continue;
@@ -322,17 +341,30 @@ fn decode_payload(
     payload: &[u8],
     last: Version,
     family: &mut Option<Family>,
-) -> std::result::Result<CommitRecord, String> {
-    let record = codec::decode_commit_record_reusing(payload, family)
-        .map_err(|e| format!("record payload does not decode: {e}"))?;
+) -> std::result::Result<(Version, CommitRecord), String> {
+    let record = codec::decode_commit_record_reusing(payload, family).map_err(payload_error)?;
+    let version = check_next_version(record.version, last)?;
+    Ok((version, record))
+}
+
+/// A payload's decode error, as [`decode_records`] reports it.
+pub(crate) fn payload_error(e: codec::DecodeError) -> String {
+    format!("record payload does not decode: {e}")
+}
+
+/// `version` if it is the one after `last`, else the error
+/// [`decode_records`] reports.
+pub(crate) fn check_next_version(
+    version: Version,
+    last: Version,
+) -> std::result::Result<Version, String> {
     let expected = last.saturating_add(1);
-    if record.version != expected {
+    if version != expected {
         return Err(format!(
-            "record holds version {} where version {expected} was expected",
-            record.version
+            "record holds version {version} where version {expected} was expected"
         ));
     }
-    Ok(record)
+    Ok(version)
 }
 
 /// Offset of the first valid frame after the damaged record at `pos`, if
