@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use crate::record::CommitRecord;
 use crate::types::{Family, Key, KeyBytes, Namespace, RunId, Scope, TypeTag, Version};
-use crate::value::Value;
+use crate::value::{Value, ValueRef};
 
 /// Deepest nesting of a value accepted when decoding. `Limits::value_depth_max`
 /// may not exceed it, so everything the engine accepts it can read back.
@@ -59,10 +59,9 @@ type DResult<T> = std::result::Result<T, DecodeError>;
 /// and bytes as slices of the payload (to be copied once, into whatever
 /// keeps them), anything else decoded.
 pub enum TopValue<'a> {
-    /// Text, in the payload.
-    Text(&'a str),
-    /// Bytes, in the payload.
-    Bytes(&'a [u8]),
+    /// Text or bytes, in the payload (`ValueRef::String` or
+    /// `ValueRef::Bytes`).
+    Slice(ValueRef<'a>),
     /// Any other value.
     Value(Value),
 }
@@ -71,8 +70,7 @@ impl TopValue<'_> {
     /// The value, owned (text and bytes copied into their `Arc`).
     pub fn into_value(self) -> Value {
         match self {
-            TopValue::Text(s) => Value::String(Arc::from(s)),
-            TopValue::Bytes(b) => Value::Bytes(Arc::from(b)),
+            TopValue::Slice(slice) => slice.to_value(),
             TopValue::Value(v) => v,
         }
     }
@@ -435,8 +433,8 @@ impl<'a> Cursor<'a> {
         }
         let start = self.pos;
         Ok(Some(match self.u32()? {
-            4 => TopValue::Text(self.str()?),
-            5 => TopValue::Bytes(self.bytes()?),
+            4 => TopValue::Slice(ValueRef::String(self.str()?)),
+            5 => TopValue::Slice(ValueRef::Bytes(self.bytes()?)),
             _ => {
                 self.pos = start;
                 TopValue::Value(self.value(1)?)

@@ -28,7 +28,6 @@ use crate::snapshot::SnapshotTracker;
 use crate::store::Store;
 use crate::time_index::TimeIndex;
 use crate::types::{Family, Key, RunId, Version};
-use crate::value::ValueRef;
 
 /// What recovery rebuilt.
 pub(crate) struct Recovered {
@@ -656,8 +655,7 @@ fn decode_built_record(
 fn built_version(commit: Version, run: RunId, value: Option<TopValue<'_>>) -> BuiltVersion {
     match value {
         None => BuiltVersion::new(commit, run, None),
-        Some(TopValue::Text(text)) => BuiltVersion::copied(commit, run, ValueRef::String(text)),
-        Some(TopValue::Bytes(bytes)) => BuiltVersion::copied(commit, run, ValueRef::Bytes(bytes)),
+        Some(TopValue::Slice(slice)) => BuiltVersion::copied(commit, run, slice),
         Some(TopValue::Value(value)) => BuiltVersion::new(commit, run, Some(value)),
     }
 }
