@@ -114,11 +114,9 @@ impl Families {
 impl Store {
     /// Read `key` as of version `at`.
     pub(crate) fn read_at(&self, key: &Key, at: Version) -> Result<Versioned> {
-        let found = self.index.peek_with(&self.probe(key), |entry, ()| {
-            let guard = crossbeam_epoch::pin();
-            resolve(entry.chain.read_at(at, &guard), key, at)
-        });
-        found.unwrap_or(Ok((None, 0)))
+        let (value, version, _) =
+            self.read_keeping_chain_with(key, at, false, |v| v.map(ValueRef::to_value))?;
+        Ok((value, version))
     }
 
     /// Read `key` as of version `at` and hand the value to `f` borrowed (no
