@@ -81,6 +81,7 @@ mod key_bytes;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod pending;
+mod point_index;
 mod progress;
 mod record;
 mod reentry;

@@ -21,9 +21,11 @@ use crossbeam_epoch::{Collector, Guard};
 use loom::sync::Arc;
 use loom::thread;
 
+use crate::chain::ChainRef;
 use crate::chain::{ReadAt, VersionChain, VersionNode};
 use crate::durability::group::GroupCommit;
 use crate::engine::publish;
+use crate::point_index::{Planted, PointIndex};
 use crate::snapshot::SnapshotTracker;
 use crate::sync::{AtomicU64, Ordering};
 use crate::types::{Key, Namespace, RunId, Scope, TypeTag, Version};
@@ -358,6 +360,83 @@ fn two_concurrent_pushers_lose_nothing() {
 fn planted_push_without_cas_is_caught() {
     let failure = loom_failure(|| two_pushers(VersionChain::push_without_cas));
     assert_failed_with(&failure, "a pushed version was lost");
+}
+
+// --- 5. the point index: a reader beside an insert that grows it -------
+
+/// Keys of the index models, with the digests they are filed under: `a`
+/// and `b` share a digest (so `b` is found by probing past `a`), and the
+/// fourth key grows the 4-slot table loom builds.
+fn index_keys() -> [(Key, u64); 4] {
+    let ns = Namespace::new("loom").unwrap_or_else(|e| panic!("{e}"));
+    let key = |user: &str| Key::new(ns.clone(), Scope::Shared, TypeTag::Kv, user);
+    [(key("a"), 1), (key("b"), 1), (key("c"), 2), (key("d"), 3)]
+}
+
+/// Three keys are inserted; a writer inserts the fourth, which grows the
+/// table (copy, publish, retire the old one), while a pinned reader looks
+/// all four up. The first three must be found, each by its own key, and
+/// the fourth, if found, must be its own; after the writer, all four.
+fn index_reader_vs_growth(planted: Planted) {
+    let collector = Collector::new();
+    let mut index = PointIndex::with_capacity(0);
+    index.planted = planted;
+    let index = Arc::new(index);
+    let keys = index_keys();
+    let make = |key| ChainRef::new(VersionChain::new(key));
+    {
+        let guard = collector.register().pin();
+        for (key, digest) in &keys[..3] {
+            index.find_or_insert(*digest, key.clone(), make, &guard);
+        }
+    }
+    let writer = {
+        let (index, collector, (key, digest)) =
+            (Arc::clone(&index), collector.clone(), keys[3].clone());
+        thread::spawn(move || {
+            let guard = collector.register().pin();
+            let (_, made) = index.find_or_insert(digest, key, make, &guard);
+            assert!(made);
+        })
+    };
+    {
+        let handle = collector.register();
+        let guard = handle.pin();
+        for (key, digest) in &keys[..3] {
+            let found = index
+                .find(*digest, key, &guard)
+                .expect("an earlier key was lost");
+            assert_eq!(found.key(), key);
+        }
+        let (key, digest) = &keys[3];
+        if let Some(found) = index.find(*digest, key, &guard) {
+            assert_eq!(found.key(), key);
+        }
+    }
+    writer.join().unwrap();
+    reclaim(&collector);
+    let guard = collector.register().pin();
+    for (key, digest) in &keys {
+        assert!(index.find(*digest, key, &guard).is_some(), "{key} lost");
+    }
+    assert_eq!(index.len(), 4);
+}
+
+#[test]
+fn index_reader_vs_growing_insert() {
+    loom::model(|| index_reader_vs_growth(Planted::None));
+}
+
+#[test]
+fn planted_digest_before_chain_is_caught() {
+    let failure = loom_failure(|| index_reader_vs_growth(Planted::DigestFirst));
+    assert_failed_with(&failure, "a slot's digest was seen before its chain");
+}
+
+#[test]
+fn planted_table_freed_at_once_is_caught() {
+    let failure = loom_failure(|| index_reader_vs_growth(Planted::FreeAtOnce));
+    assert_failed_with(&failure, "Causality violation");
 }
 
 // ------------------------------------------------------------ group commit

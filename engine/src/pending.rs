@@ -30,7 +30,7 @@ pub(crate) type Ordered = SkipMap<ByKey, ()>;
 
 /// A chain in the ordered index, compared by its key; borrowed as a
 /// [`Key`], so ranges are given as keys, and the key is kept once, in the
-/// chain. (The point index has its own entry, `store::Digested`.)
+/// chain. (The point index has its own slots, `point_index.rs`.)
 #[derive(Clone)]
 pub(crate) struct ByKey(pub(crate) ChainRef);
 

@@ -2,22 +2,16 @@
 //! (skip list, for scans), both holding the same [`VersionChain`]s, each
 //! found by the key it keeps: the key is stored once per key.
 //!
-//! ## Point index entries carry the key's digest
-//! An entry of the point index is the chain and a 64-bit digest of its key
-//! ([`Digested`]), and the index hashes an entry by that digest alone. The
-//! index rehashes every entry each time it grows; without the digest each
-//! rehash would read the entry's chain to hash its key, a cache miss per
-//! key per growth (measured: 28% of an event append's time at 1M events).
-//! A lookup computes the digest of the key it is given once (the same
-//! work as hashing the key) and compares digests before it reads a chain.
-//! The price is 8 bytes per key, and a bigger index to miss in: random
-//! puts to 1M existing keys ran 5-8% slower for the same instructions.
-//!
-//! Point reads never walk an ordered structure: they go through
-//! `scc::HashIndex`, whose reads are lock-free. The ordered index changes
-//! only when a key is created, so scans pay for order and point reads do not.
-//! Keys are created only by committers holding the commit lock, so a key is
-//! never created twice.
+//! ## The point index
+//! Point reads go through `PointIndex` (`point_index.rs`): an
+//! open-addressing table of `{digest, chain}` slots, read lock-free. A
+//! slot keeps the 64-bit digest of its chain's key, so a probe reads a
+//! chain (and compares its key) only when the digests match, and growth
+//! copies slots without reading a chain. The ordered index changes only
+//! when a key is created, so scans pay for order and point reads do not.
+//! Keys are created only by committers holding the commit lock (and the
+//! index has its own writer lock besides), so a key is never created
+//! twice.
 //!
 //! ## Deferred ordered inserts
 //! A committer that creates a key puts it in the point index at once, but
@@ -42,11 +36,11 @@ use std::hash::BuildHasher;
 use std::ops::Bound;
 
 use crossbeam_skiplist::SkipMap;
-use scc::HashIndex;
 
 use crate::chain::{ChainRef, ReadAt, VersionChain};
 use crate::error::{Error, Result};
 use crate::pending::{Ordered, PendingKeys};
+use crate::point_index::{PointIndex, digest_for_index};
 use crate::types::{Family, Key, Version};
 use crate::value::{Value, ValueRef};
 
@@ -58,9 +52,8 @@ type Hasher = foldhash::fast::RandomState;
 pub type Versioned = (Option<Value>, Version);
 
 /// Both indexes over the version chains.
-#[derive(Default)]
 pub(crate) struct Store {
-    index: HashIndex<Digested, (), DigestHasher>,
+    index: PointIndex,
     /// Computes the digests of the point index's keys.
     digests: Hasher,
     ordered: Ordered,
@@ -111,6 +104,12 @@ impl Families {
     }
 }
 
+impl Default for Store {
+    fn default() -> Store {
+        Store::with_capacity(0)
+    }
+}
+
 impl Store {
     /// Read `key` as of version `at`.
     pub(crate) fn read_at(&self, key: &Key, at: Version) -> Result<Versioned> {
@@ -143,42 +142,33 @@ impl Store {
         keep: bool,
         f: impl FnOnce(Option<ValueRef<'_>>) -> R,
     ) -> Result<(R, Version, Option<ChainRef>)> {
-        // `f` runs inside the index's reader for a found version (the node
-        // is borrowed from there), else after it with `None`.
-        let mut f = Some(f);
-        let found = self.index.peek_with(&self.probe(key), |entry, ()| {
-            let guard = crossbeam_epoch::pin();
-            let chain = keep.then(|| ChainRef::clone(&entry.chain));
-            match entry.chain.read_at(at, &guard) {
-                ReadAt::Found(node) => {
-                    Ok((f.take().map(|f| (f(node.value()), node.commit)), chain))
-                }
-                ReadAt::Absent => Ok((None, chain)),
-                ReadAt::Pruned => Err(pruned(key, at)),
-            }
-        });
-        let (read, chain) = found.unwrap_or(Ok((None, None)))?;
-        match (read, f) {
-            (Some((r, version)), _) => Ok((r, version, chain)),
-            (None, Some(f)) => Ok((f(None), 0, chain)),
-            // `f` is taken only when the read found a version and returned
-            // its result above.
-            (None, None) => Err(Error::InvalidArgument("read: value consumed".into())),
+        let guard = crossbeam_epoch::pin();
+        let Some(chain) = self.index.find(self.digest(key), key, &guard) else {
+            return Ok((f(None), 0, None));
+        };
+        let kept = keep.then(|| chain.clone_arc());
+        match chain.get().read_at(at, &guard) {
+            ReadAt::Found(node) => Ok((f(node.value()), node.commit, kept)),
+            ReadAt::Absent => Ok((f(None), 0, kept)),
+            ReadAt::Pruned => Err(pruned(key, at)),
         }
     }
 
     /// Commit version of the newest installed version of `key` (0 if none),
     /// visible or not. Used by commit validation under the commit lock.
     pub(crate) fn head_commit(&self, key: &Key) -> Version {
+        let guard = crossbeam_epoch::pin();
         self.index
-            .peek_with(&self.probe(key), |entry, ()| entry.chain.newest_commit())
-            .unwrap_or(0)
+            .find(self.digest(key), key, &guard)
+            .map_or(0, |chain| chain.get().newest_commit())
     }
 
     /// The chain of `key`, if the key was ever written.
     pub(crate) fn chain(&self, key: &Key) -> Option<ChainRef> {
+        let guard = crossbeam_epoch::pin();
         self.index
-            .peek_with(&self.probe(key), |entry, ()| ChainRef::clone(&entry.chain))
+            .find(self.digest(key), key, &guard)
+            .map(|chain| chain.clone_arc())
     }
 
     /// The store's shared allocation of `family`.
@@ -192,11 +182,11 @@ impl Store {
         self.pending.merge_family(prefix.family(), &self.ordered);
     }
 
-    /// Recovery only: an empty store whose point index has room for
-    /// `keys` keys without growing.
+    /// An empty store whose point index has room for `keys` keys without
+    /// growing (recovery knows a checkpoint's count).
     pub(crate) fn with_capacity(keys: usize) -> Store {
         Store {
-            index: HashIndex::with_capacity_and_hasher(keys, DigestHasher),
+            index: PointIndex::with_capacity(keys),
             digests: Hasher::default(),
             ordered: SkipMap::new(),
             pending: PendingKeys::default(),
@@ -213,24 +203,17 @@ impl Store {
     /// committers holding the commit lock, before they publish the commit,
     /// and recovery, on one thread, before any reader sees the store.
     pub(crate) fn chain_or_create(&self, key: Key) -> (ChainRef, bool) {
-        // Built before the probe: the index holds the chain itself (which
-        // keeps the key); an existing key drops it again. Committers call
-        // this only for keys they found absent, so that is recovery's cost
-        // alone (a WAL rewriting keys).
-        let key = self.families.share_key(key);
-        let entry = Digested {
-            digest: self.digests.hash_one(&key),
-            chain: ChainRef::new(VersionChain::new(key)),
+        let guard = crossbeam_epoch::pin();
+        let digest = self.digest(&key);
+        let make = |key| {
+            // On the pending list before the index holds it (the invariant
+            // in the module docs).
+            let chain = ChainRef::new(VersionChain::new(self.families.share_key(key)));
+            self.pending.push(chain.key(), ChainRef::clone(&chain));
+            chain
         };
-        match self.index.entry_sync(entry) {
-            scc::hash_index::Entry::Occupied(found) => (ChainRef::clone(&found.key().chain), false),
-            scc::hash_index::Entry::Vacant(vacant) => {
-                let chain = ChainRef::clone(&vacant.key().chain);
-                self.pending.push(chain.key(), ChainRef::clone(&chain));
-                vacant.insert_entry(());
-                (chain, true)
-            }
-        }
+        let (chain, created) = self.index.find_or_insert(digest, key, make, &guard);
+        (chain.clone_arc(), created)
     }
 
     /// Keys with `prefix` (same ns/scope/tag, user bytes starting with
@@ -300,11 +283,8 @@ impl Store {
     /// Lock-free, and it builds no ordered index: for walks that need no
     /// order (GC), so keys no scan asked for stay on their pending lists
     /// (a pointer each) instead of each taking a skip-list node.
-    pub(crate) fn for_each_chain_unordered(&self, mut f: impl FnMut(&VersionChain)) {
-        let guard = scc::Guard::new();
-        for (entry, ()) in self.index.iter(&guard) {
-            f(&entry.chain);
-        }
+    pub(crate) fn for_each_chain_unordered(&self, f: impl FnMut(&VersionChain)) {
+        self.index.for_each(f);
     }
 
     /// Number of keys ever written.
@@ -312,87 +292,9 @@ impl Store {
         self.index.len()
     }
 
-    /// What a point-index lookup of `key` is given: the key and its digest.
-    fn probe<'k>(&self, key: &'k Key) -> Probe<'k> {
-        Probe {
-            digest: self.digests.hash_one(key),
-            key,
-        }
-    }
-}
-
-/// An entry of the point index: a chain and the digest of its key (see
-/// the module docs). Hashed by the digest alone; equal when the keys are.
-pub(crate) struct Digested {
-    digest: u64,
-    chain: ChainRef,
-}
-
-impl std::hash::Hash for Digested {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write_u64(self.digest);
-    }
-}
-
-impl PartialEq for Digested {
-    fn eq(&self, other: &Digested) -> bool {
-        self.digest == other.digest && self.chain.key() == other.chain.key()
-    }
-}
-
-impl Eq for Digested {}
-
-/// A point-index lookup: hashed as the entry it looks for, compared by
-/// digest first, so only an entry whose digest matches has its chain (and
-/// key) read.
-struct Probe<'k> {
-    digest: u64,
-    key: &'k Key,
-}
-
-impl std::hash::Hash for Probe<'_> {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write_u64(self.digest);
-    }
-}
-
-impl scc::Equivalent<Digested> for Probe<'_> {
-    fn equivalent(&self, entry: &Digested) -> bool {
-        self.digest == entry.digest && self.key == entry.chain.key()
-    }
-}
-
-/// The point index's hasher: an entry's hash is its digest, already a
-/// well-mixed 64-bit hash of the key, so it is passed through.
-#[derive(Clone, Copy, Default)]
-pub(crate) struct DigestHasher;
-
-impl std::hash::BuildHasher for DigestHasher {
-    type Hasher = PassThrough;
-
-    fn build_hasher(&self) -> PassThrough {
-        PassThrough(0)
-    }
-}
-
-/// Keeps the last `u64` written. Only digests are hashed with it (see
-/// `Digested` and `Probe`); other writes are folded in, so it stays a
-/// hash whatever it is given.
-pub(crate) struct PassThrough(u64);
-
-impl std::hash::Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u64(&mut self, digest: u64) {
-        self.0 = digest;
+    /// The digest of `key` the point index files it under.
+    fn digest(&self, key: &Key) -> u64 {
+        digest_for_index(self.digests.hash_one(key))
     }
 }
 
@@ -415,10 +317,8 @@ fn pruned(key: &Key, at: Version) -> Error {
 #[cfg(test)]
 mod test {
 
-    use scc::Equivalent;
-
-    use super::{Digested, Probe, Store};
-    use crate::chain::{ChainRef, VersionChain};
+    use super::Store;
+    use crate::chain::ChainRef;
     use crate::types::{Key, Namespace, Scope, TypeTag};
 
     fn key(ns: &Namespace, i: u32) -> Key {
@@ -512,24 +412,6 @@ mod test {
             walked += 1;
         });
         assert_eq!((walked, store.key_count()), (1, 1));
-    }
-
-    /// Equal digests are not enough: an entry matches a lookup, or another
-    /// entry, only when the keys are equal too.
-    #[test]
-    fn entries_with_equal_digests_match_only_their_own_key() {
-        let ns = Namespace::new("t").unwrap();
-        let (a, b) = (key(&ns, 1), key(&ns, 2));
-        let entry = |k: &Key| Digested {
-            digest: 7,
-            chain: ChainRef::new(VersionChain::new(k.clone())),
-        };
-        let probe = |k| Probe { digest: 7, key: k };
-        assert!(probe(&a).equivalent(&entry(&a)));
-        assert!(!probe(&a).equivalent(&entry(&b)));
-        assert!(!Probe { digest: 8, key: &a }.equivalent(&entry(&a)));
-        assert!(entry(&a) == entry(&a));
-        assert!(entry(&a) != entry(&b));
     }
 
     /// The unordered walk (GC's) visits every chain once when nothing grows
