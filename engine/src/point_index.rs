@@ -134,6 +134,18 @@ impl PointIndex {
         }
     }
 
+    /// Ask the CPU to start loading the slot a probe for `digest` begins
+    /// at, so that a probe issued a little later finds it in cache. For
+    /// bulk inserts (recovery), whose probes otherwise each wait for a
+    /// cache miss (43% of an install in a reopen of 9.2M keys). A hint
+    /// only: no effect on what any probe returns.
+    pub(crate) fn prefetch(&self, digest: u64, guard: &Guard) {
+        // SAFETY: as in `find`.
+        let table = unsafe { self.table.load(Ordering::Acquire, guard).deref() };
+        let slot: *const Slot = &table.slots[digest as usize & (table.slots.len() - 1)];
+        prefetch_read(slot.cast());
+    }
+
     /// The chain of `key` (whose digest is `digest`), and whether this call
     /// made it, with `make(key)`, and inserted it. Safe to call from any thread:
     /// a found key costs a lock-free probe; inserting takes the writer lock.
@@ -319,6 +331,20 @@ impl Slot {
         // lifetime (invariant 4), which bounds `'i` at the callers.
         unsafe { ArcBorrow::from_ptr(chain) }
     }
+}
+
+/// A prefetch of the cache line at `at` where the target has an
+/// instruction for it (x86_64); nothing elsewhere.
+#[inline(always)]
+fn prefetch_read(at: *const i8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint: it never faults and changes no state
+    // a program can observe, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(at);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = at;
 }
 
 /// A key digest as the index stores it: nonzero (0 marks an empty slot).

@@ -216,6 +216,13 @@ impl Store {
         (chain.clone_arc(), created)
     }
 
+    /// A hint for bulk inserts: start loading the point-index slot of
+    /// `key`, so that a `chain_or_create(key)` a little later does not wait
+    /// for it (see `PointIndex::prefetch`).
+    pub(crate) fn prefetch(&self, key: &Key, guard: &crossbeam_epoch::Guard) {
+        self.index.prefetch(self.digest(key), guard);
+    }
+
     /// Keys with `prefix` (same ns/scope/tag, user bytes starting with
     /// `prefix.user`), strictly after `after` if given, in key order, as of
     /// `at`; deleted keys skipped; at most `limit`.

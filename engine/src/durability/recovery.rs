@@ -206,6 +206,11 @@ impl From<CheckpointImage> for BuiltImage {
     }
 }
 
+/// How many keys ahead of the one it installs the installer prefetches
+/// point-index slots: enough to overlap that many cache misses, few
+/// enough that the lines are still cached when their turn comes.
+const PREFETCH_AHEAD: usize = 16;
+
 /// Records handed to the installer thread at a time.
 const RECORD_BATCH: usize = 64;
 /// Batches decoded ahead of the installer (bounds the memory they hold).
@@ -368,7 +373,14 @@ impl<'s> Installer<'s> {
                 keys_done,
                 keys_total,
             });
-        for (key, versions, pruned_max) in chains {
+        let mut chains = chains.into_iter();
+        loop {
+            if let Some((ahead, _, _)) = chains.as_slice().get(PREFETCH_AHEAD) {
+                self.store.prefetch(ahead, &guard);
+            }
+            let Some((key, versions, pruned_max)) = chains.next() else {
+                break;
+            };
             progress.tick();
             let (chain, created) = self.store.chain_or_create(key);
             debug_assert!(created, "a checkpoint holds each key once");
@@ -416,7 +428,14 @@ impl<'s> Installer<'s> {
         let wall_ms = self.times.record(record.version, record.wall_ms);
         let in_run = !record.run.is_nil();
         let mut written = CommitChains::new();
-        for (key, version) in record.writes {
+        let mut writes = record.writes.into_iter();
+        loop {
+            if let Some((ahead, _)) = writes.as_slice().get(PREFETCH_AHEAD) {
+                self.store.prefetch(ahead, &guard);
+            }
+            let Some((key, version)) = writes.next() else {
+                break;
+            };
             let (chain, _) = self.store.chain_or_create(key);
             chain.push_built(version, &guard);
             self.linked += 1;
