@@ -92,12 +92,17 @@ fn run_bank(isolation: Isolation, retention: Retention, seed: u64) {
     let engine = engine(retention);
     open_accounts(&engine);
     let stop = Arc::new(AtomicBool::new(false));
+    // The movers start once the auditor runs, and the auditor audits at
+    // least once, however late the scheduler starts it (on a loaded
+    // machine the 1,200 transfers can end before it gets a core).
+    let start = Arc::new(std::sync::Barrier::new(4));
     let auditor = {
-        let (engine, stop) = (engine.clone(), Arc::clone(&stop));
+        let (engine, stop, start) = (engine.clone(), Arc::clone(&stop), Arc::clone(&start));
         std::thread::spawn(move || {
             let mut rng = fastrand::Rng::with_seed(seed);
             let mut audits = 0;
-            while !stop.load(Ordering::Relaxed) {
+            start.wait();
+            loop {
                 assert_eq!(
                     audit(&engine, &mut rng),
                     BALANCE * ACCOUNTS as i64,
@@ -107,14 +112,17 @@ fn run_bank(isolation: Isolation, retention: Retention, seed: u64) {
                 if audits % 16 == 0 {
                     engine.gc().unwrap();
                 }
+                if stop.load(Ordering::Relaxed) {
+                    return audits;
+                }
             }
-            audits
         })
     };
     let movers: Vec<_> = (0..3)
         .map(|i| {
-            let engine = engine.clone();
+            let (engine, start) = (engine.clone(), Arc::clone(&start));
             std::thread::spawn(move || {
+                start.wait();
                 let mut rng = fastrand::Rng::with_seed(seed * 10 + i);
                 for _ in 0..400 {
                     transfer(&engine, &mut rng, isolation);
