@@ -207,6 +207,16 @@ impl BuiltVersion {
         // `Owned::init` returns; text came from a `&str`.
         BuiltVersion(Owned::<VersionNode>::init(init))
     }
+
+    /// The version's commit.
+    pub(crate) fn commit(&self) -> Version {
+        self.0.commit
+    }
+
+    /// The run that wrote the version.
+    pub(crate) fn run(&self) -> RunId {
+        self.0.run
+    }
 }
 
 /// Nodes live in allocations of their own, sized to their payload, so

@@ -22,7 +22,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::durability::codec::{self, ChainImage, RunImage, StoredRunCommit};
+use crate::durability::codec::{
+    self, ChainImage, RunImage, StoredRunCommit, StoredVersion, TopValue,
+};
 use crate::durability::io::StorageFile;
 use crate::durability::wal::{le_u32, le_u64};
 use crate::time_index::TimeIndex;
@@ -57,9 +59,10 @@ pub fn parse_checkpoint_name(name: &str) -> Option<Version> {
     digits.parse().ok()
 }
 
-/// Everything a checkpoint holds.
+/// Everything a checkpoint holds, its versions as [`StoredVersion`]s or
+/// as whatever [`decode_checkpoint_with`] builds them into.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CheckpointImage {
+pub struct CheckpointImage<V = StoredVersion> {
     /// The checkpoint's version: every commit `<= version` is in it.
     pub version: Version,
     /// WAL records with versions `<= wal_through` are covered (== version).
@@ -69,10 +72,28 @@ pub struct CheckpointImage {
     /// The time index: `(first version of a millisecond, ms)`.
     pub times: Vec<(Version, u64)>,
     /// Every retained chain, in key order.
-    pub chains: Vec<ChainImage>,
+    pub chains: Vec<ChainImage<V>>,
     /// The per-run commit index through `version`, in run order (runs
     /// with at least one commit; never `RunId::NIL`).
     pub runs: Vec<RunImage>,
+}
+
+/// What checking a checkpoint needs of a version: its commit and run.
+pub trait VersionImage {
+    /// The commit version.
+    fn commit(&self) -> Version;
+    /// The run that wrote it.
+    fn run(&self) -> RunId;
+}
+
+impl VersionImage for StoredVersion {
+    fn commit(&self) -> Version {
+        self.0
+    }
+
+    fn run(&self) -> RunId {
+        self.1
+    }
 }
 
 impl Serialize for ChainImage {
@@ -244,6 +265,17 @@ pub enum CheckpointError {
 
 /// Decode and verify a checkpoint file.
 pub fn decode_checkpoint(bytes: &[u8]) -> Result<CheckpointImage, CheckpointError> {
+    decode_checkpoint_with(bytes, codec::stored_version)
+}
+
+/// [`decode_checkpoint`] with each version made by `build` from its
+/// commit, run and value (text and bytes as slices of `bytes`): recovery
+/// builds its versions straight from the file. Accepts exactly the files
+/// [`decode_checkpoint`] accepts.
+pub fn decode_checkpoint_with<V: VersionImage>(
+    bytes: &[u8],
+    build: impl FnMut(Version, RunId, Option<TopValue<'_>>) -> V,
+) -> Result<CheckpointImage<V>, CheckpointError> {
     let damaged = |s: &str| CheckpointError::Damaged(s.to_string());
     let h = bytes
         .get(..CHECKPOINT_HEADER_SIZE)
@@ -282,7 +314,7 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<CheckpointImage, CheckpointErro
     if crc32fast::hash(body) != body_crc {
         return Err(damaged("body checksum mismatch"));
     }
-    let (floor, times, chains, runs) = codec::decode_checkpoint_body(body, format)
+    let (floor, times, chains, runs) = codec::decode_checkpoint_body_with(body, format, build)
         .map_err(|e| CheckpointError::Damaged(format!("body does not decode: {e}")))?;
     let runs = runs.unwrap_or_else(|| runs_from_chains(&chains, &times));
     let image = CheckpointImage {
@@ -299,7 +331,7 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<CheckpointImage, CheckpointErro
 
 /// Relations a checkpoint written by this engine always satisfies; checked
 /// after reading (and before writing, in debug builds).
-pub fn check_image(image: &CheckpointImage) -> Result<(), String> {
+pub fn check_image<V: VersionImage>(image: &CheckpointImage<V>) -> Result<(), String> {
     if image.wal_through != image.version || image.floor > image.version {
         return Err("header versions are inconsistent".into());
     }
@@ -317,12 +349,10 @@ pub fn check_image(image: &CheckpointImage) -> Result<(), String> {
         return Err("chains are not in strictly increasing key order".into());
     }
     for chain in &image.chains {
-        let ordered = chain.versions.windows(2).all(|w| w[0].0 > w[1].0);
-        let in_range = chain.versions.first().is_some_and(|v| v.0 <= image.version)
-            && chain
-                .versions
-                .last()
-                .is_some_and(|v| v.0 >= 1 && v.0 > chain.pruned_max);
+        let ordered = (chain.versions.windows(2)).all(|w| w[0].commit() > w[1].commit());
+        let in_range = (chain.versions.first()).is_some_and(|v| v.commit() <= image.version)
+            && (chain.versions.last())
+                .is_some_and(|v| v.commit() >= 1 && v.commit() > chain.pruned_max);
         if !ordered || !in_range {
             return Err(format!("history of {} is out of order or range", chain.key));
         }
@@ -330,7 +360,7 @@ pub fn check_image(image: &CheckpointImage) -> Result<(), String> {
     check_runs(image)
 }
 
-fn check_runs(image: &CheckpointImage) -> Result<(), String> {
+fn check_runs<V>(image: &CheckpointImage<V>) -> Result<(), String> {
     if !image.runs.windows(2).all(|w| w[0].run < w[1].run) {
         return Err("runs are not in strictly increasing order".into());
     }
@@ -351,14 +381,17 @@ fn check_runs(image: &CheckpointImage) -> Result<(), String> {
 /// The run index of a format 1 checkpoint, which does not store it: from
 /// the `run` of each retained version (commits whose versions GC had
 /// unlinked are missing, which format 2 fixed).
-fn runs_from_chains(chains: &[ChainImage], times: &[(Version, u64)]) -> Vec<RunImage> {
+fn runs_from_chains<V: VersionImage>(
+    chains: &[ChainImage<V>],
+    times: &[(Version, u64)],
+) -> Vec<RunImage> {
     let times = TimeIndex::from_entries(times.to_vec());
     // (version, run) -> keys, gathered in key order.
     let mut by_commit: BTreeMap<(Version, RunId), Vec<Key>> = BTreeMap::new();
     for chain in chains {
-        for &(commit, run, _) in chain.versions.iter().filter(|v| !v.1.is_nil()) {
+        for v in chain.versions.iter().filter(|v| !v.run().is_nil()) {
             by_commit
-                .entry((commit, run))
+                .entry((v.commit(), v.run()))
                 .or_default()
                 .push(chain.key.clone());
         }

@@ -127,15 +127,17 @@ pub fn record_version(payload: &[u8]) -> Option<Version> {
 /// One version of one key as a checkpoint stores it.
 pub type StoredVersion = (Version, RunId, Option<Value>);
 
-/// One key's retained history as a checkpoint stores it (newest first).
+/// One key's retained history as a checkpoint stores it (newest first):
+/// its versions as [`StoredVersion`]s, or as whatever the caller of
+/// [`decode_checkpoint_body_with`] builds them into.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ChainImage {
+pub struct ChainImage<V = StoredVersion> {
     /// The key.
     pub key: Key,
     /// Largest version GC had unlinked from the chain (0 = none).
     pub pruned_max: Version,
     /// Retained versions, newest first.
-    pub versions: Vec<StoredVersion>,
+    pub versions: Vec<V>,
 }
 
 /// One commit of a run as a checkpoint stores it: version, wall-clock
@@ -153,10 +155,10 @@ pub struct RunImage {
 
 /// A decoded checkpoint body: floor, times, chains, and the run index
 /// (`None` in a format 1 body, which does not hold it).
-pub type CheckpointBody = (
+pub type CheckpointBody<V = StoredVersion> = (
     Version,
     Vec<(Version, u64)>,
-    Vec<ChainImage>,
+    Vec<ChainImage<V>>,
     Option<Vec<RunImage>>,
 );
 
@@ -164,12 +166,25 @@ pub type CheckpointBody = (
 /// times, counted chains; 2 = times, flagged chains, floor, run index);
 /// trailing bytes are an error.
 pub fn decode_checkpoint_body(body: &[u8], format: u32) -> DResult<CheckpointBody> {
+    decode_checkpoint_body_with(body, format, stored_version)
+}
+
+/// [`decode_checkpoint_body`] with each version made by `version` from its
+/// commit, run and value (text and bytes as slices of the body, as
+/// [`decode_commit_record_with`] hands them): recovery builds its versions
+/// straight from the body. Accepts exactly the bodies
+/// [`decode_checkpoint_body`] accepts.
+pub fn decode_checkpoint_body_with<V>(
+    body: &[u8],
+    format: u32,
+    mut version: impl FnMut(Version, RunId, Option<TopValue<'_>>) -> V,
+) -> DResult<CheckpointBody<V>> {
     let mut c = Cursor::new(body);
     let times = |c: &mut Cursor<'_>| c.seq(2, |c| Ok((c.u64()?, c.u64()?)));
     if format < 2 {
         let floor = c.u64()?;
         let times = times(&mut c)?;
-        let chains = c.seq(6, Cursor::chain_image)?;
+        let chains = c.seq(6, |c| c.chain_image(&mut version))?;
         c.finish()?;
         return Ok((floor, times, chains, None));
     }
@@ -177,12 +192,17 @@ pub fn decode_checkpoint_body(body: &[u8], format: u32) -> DResult<CheckpointBod
     // Each chain flagged `true`, then `false` (a streamed sequence).
     let mut chains = Vec::new();
     while c.flag("chain flag is neither 0 nor 1")? {
-        chains.push(c.chain_image()?);
+        chains.push(c.chain_image(&mut version)?);
     }
     let floor = c.u64()?;
     let runs = c.seq(2, Cursor::run_image)?;
     c.finish()?;
     Ok((floor, times, chains, Some(runs)))
+}
+
+/// A version as a [`ChainImage`] stores it by default: its value owned.
+pub fn stored_version(commit: Version, run: RunId, value: Option<TopValue<'_>>) -> StoredVersion {
+    (commit, run, value.map(TopValue::into_value))
 }
 
 /// Smallest encodings, for bounding pre-allocation by the input left:
@@ -369,10 +389,15 @@ impl<'a> Cursor<'a> {
         Ok((version, run, wall_ms, writes))
     }
 
-    fn chain_image(&mut self) -> DResult<ChainImage> {
+    fn chain_image<V>(
+        &mut self,
+        version: &mut impl FnMut(Version, RunId, Option<TopValue<'a>>) -> V,
+    ) -> DResult<ChainImage<V>> {
         let key = self.key()?;
         let pruned_max = self.u64()?;
-        let versions = self.seq(3, |c| Ok((c.u64()?, c.run()?, c.option_value()?)))?;
+        let versions = self.seq(3, |c| {
+            Ok(version(c.u64()?, c.run()?, c.option_top_value()?))
+        })?;
         Ok(ChainImage {
             key,
             pruned_max,
@@ -425,8 +450,9 @@ impl<'a> Cursor<'a> {
         Ok(key)
     }
 
-    /// An optional top-level value, text and bytes left in the payload.
-    /// Accepts exactly what [`Cursor::option_value`] accepts.
+    /// An optional top-level value (a flag, then the value), text and bytes
+    /// left in the payload; anything else decoded by `value`, which
+    /// accepts text and bytes exactly as the two arms here do.
     fn option_top_value(&mut self) -> DResult<Option<TopValue<'a>>> {
         if !self.flag("option tag is neither 0 nor 1")? {
             return Ok(None);
@@ -440,14 +466,6 @@ impl<'a> Cursor<'a> {
                 TopValue::Value(self.value(1)?)
             }
         }))
-    }
-
-    fn option_value(&mut self) -> DResult<Option<Value>> {
-        if self.flag("option tag is neither 0 nor 1")? {
-            self.value(1).map(Some)
-        } else {
-            Ok(None)
-        }
     }
 
     /// A value at nesting `depth` (a top-level value is at depth 1).

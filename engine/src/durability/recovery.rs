@@ -13,8 +13,8 @@ use std::sync::mpsc::{SyncSender, sync_channel};
 use crate::chain::{BuiltVersion, ChainRef};
 use crate::config::EngineConfig;
 use crate::durability::checkpoint::{
-    CHECKPOINT_FORMAT_VERSION, CheckpointError, CheckpointImage, checkpoint_name,
-    decode_checkpoint, parse_checkpoint_name,
+    CHECKPOINT_FORMAT_VERSION, CheckpointError, CheckpointImage, VersionImage, checkpoint_name,
+    decode_checkpoint_with, parse_checkpoint_name,
 };
 use crate::durability::codec::{self, TopValue};
 use crate::durability::io::Storage;
@@ -144,7 +144,7 @@ fn newer_format(storage: &dyn Storage, name: &str, found: u32, supported: u32) -
 /// What the read phase decoded, before it is installed.
 #[derive(Default)]
 struct ReadState {
-    image: Option<CheckpointImage>,
+    image: Option<CheckpointImage<BuiltVersion>>,
     /// WAL records after the checkpoint, in version order, not yet handed
     /// to the installer.
     records: Vec<BuiltRecord>,
@@ -181,28 +181,52 @@ struct BuiltRecord {
 }
 
 /// A checkpoint image with its versions built, for the same reason as
-/// [`BuiltRecord`]: the thread that decoded the values builds the versions
-/// from them (and frees them), the installer only links.
+/// [`BuiltRecord`]: the thread that decodes the checkpoint builds each
+/// version straight from the file (inline text and bytes copied once, as
+/// for WAL records), the installer only links. The versions of all chains
+/// are in one vector, so the installer frees no per-chain vector (a free
+/// of memory the other thread allocated takes that thread's arena lock:
+/// it was the installer's largest cost after its probes).
 struct BuiltImage {
-    /// The image, its chains taken out (into `chains`).
-    image: CheckpointImage,
-    /// Each chain's key, its versions oldest first (push order), and the
-    /// largest version GC had unlinked from it.
-    chains: Vec<(Key, Vec<BuiltVersion>, Version)>,
+    /// The image, its chains taken out (into `chains` and `versions`).
+    image: CheckpointImage<BuiltVersion>,
+    /// Each chain's key, its number of versions in `versions`, and the
+    /// largest version GC had unlinked from it, in the image's order.
+    chains: Vec<(Key, usize, Version)>,
+    /// The versions of every chain, chain after chain, each chain's oldest
+    /// first (push order).
+    versions: Vec<BuiltVersion>,
 }
 
-impl From<CheckpointImage> for BuiltImage {
-    fn from(mut image: CheckpointImage) -> BuiltImage {
-        let chains = std::mem::take(&mut image.chains)
+impl From<CheckpointImage<BuiltVersion>> for BuiltImage {
+    fn from(mut image: CheckpointImage<BuiltVersion>) -> BuiltImage {
+        let taken = std::mem::take(&mut image.chains);
+        // At least one version per chain (`check_image`).
+        let mut versions = Vec::with_capacity(taken.len());
+        let chains = taken
             .into_iter()
             .map(|chain| {
-                let versions = (chain.versions.into_iter().rev())
-                    .map(|(commit, run, value)| BuiltVersion::new(commit, run, value))
-                    .collect();
-                (chain.key, versions, chain.pruned_max)
+                let count = chain.versions.len();
+                // A checkpoint lists them newest first.
+                versions.extend(chain.versions.into_iter().rev());
+                (chain.key, count, chain.pruned_max)
             })
             .collect();
-        BuiltImage { image, chains }
+        BuiltImage {
+            image,
+            chains,
+            versions,
+        }
+    }
+}
+
+impl VersionImage for BuiltVersion {
+    fn commit(&self) -> Version {
+        BuiltVersion::commit(self)
+    }
+
+    fn run(&self) -> RunId {
+        BuiltVersion::run(self)
     }
 }
 
@@ -362,7 +386,11 @@ impl<'s> Installer<'s> {
     }
 
     fn load_image(&mut self, built: BuiltImage, observer: Option<&ProgressObserver>) {
-        let BuiltImage { image, chains } = built;
+        let BuiltImage {
+            image,
+            chains,
+            versions,
+        } = built;
         self.times = TimeIndex::from_entries(image.times);
         self.snapshots.raise_floor(image.floor);
         let guard = crossbeam_epoch::pin();
@@ -373,18 +401,18 @@ impl<'s> Installer<'s> {
                 keys_done,
                 keys_total,
             });
-        let mut chains = chains.into_iter();
+        let (mut chains, mut versions) = (chains.into_iter(), versions.into_iter());
         loop {
             if let Some((ahead, _, _)) = chains.as_slice().get(PREFETCH_AHEAD) {
                 self.store.prefetch(ahead, &guard);
             }
-            let Some((key, versions, pruned_max)) = chains.next() else {
+            let Some((key, count, pruned_max)) = chains.next() else {
                 break;
             };
             progress.tick();
             let (chain, created) = self.store.chain_or_create(key);
             debug_assert!(created, "a checkpoint holds each key once");
-            for version in versions {
+            for version in versions.by_ref().take(count) {
                 chain.push_built(version, &guard);
                 self.linked += 1;
             }
@@ -501,7 +529,7 @@ fn load_checkpoint(
             version: v,
             bytes: read.buf.len() as u64,
         });
-        match decode_checkpoint(&read.buf) {
+        match decode_checkpoint_with(&read.buf, built_version) {
             Ok(image) if image.version == v => {
                 read.last = v;
                 read.image = Some(image);
