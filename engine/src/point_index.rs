@@ -243,6 +243,11 @@ impl PointIndex {
         // are pinned, and it is freed after they unpin. Its chain pointers
         // are now the new table's (dropping a table drops no chain).
         unsafe { guard.defer_destroy(old) };
+        // Hand the old table to the collector now, not when this thread's
+        // bag of deferred frees fills (64 of them): a growing index would
+        // otherwise keep every table it outgrew, as much again as the
+        // live one (W10 measured +33 B per key at 250K keys).
+        guard.flush();
         to
     }
 
