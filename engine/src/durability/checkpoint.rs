@@ -1,18 +1,21 @@
 //! Checkpoint files: the retained history at one version (see docs/format.md).
 //!
 //! ```text
-//! header (48 B):  magic "RWDBCKPT" | format u32 (2) | reserved u32 (0) | version u64
+//! header (48 B):  magic "RWDBCKPT" | format u32 (3) | reserved u32 (0) | version u64
 //!                 | wal_through u64 | 12 zero bytes | header_crc32 u32
 //! body:           postcard: times [(version u64, ms u64)],
 //!                 { true, ChainImage } per chain, false, floor u64, runs [RunImage]
-//! trailer (16 B): body_len u64 | body_crc32 u32 | trailer_crc32 u32
+//! trailer (24 B): body_len u64 | chains u64 | body_crc32 u32 | trailer_crc32 u32
 //! ```
 //!
-//! The body's length and checksum come last so a checkpoint can be
-//! streamed to its file. Format 1 (still read) kept them in the header
-//! (bytes 32..44), had no trailer, wrote the chains as one counted
-//! sequence and had no run index: it is rebuilt from the `run` of each
-//! retained version.
+//! The body's length, its number of chains and its checksum come last so a
+//! checkpoint can be streamed to its file. The chain count (format 3) lets
+//! recovery size its index and report progress before it has decoded the
+//! chains, so it installs them while decoding. Format 2 (still read) had
+//! no chain count (a 16-byte trailer). Format 1 (still read) kept the
+//! body's length and checksum in the header (bytes 32..44), had no
+//! trailer, wrote the chains as one counted sequence and had no run index:
+//! it is rebuilt from the `run` of each retained version.
 //!
 //! A checkpoint is written from an MVCC snapshot without holding the commit
 //! lock (writers do not stall), to `NAME.tmp`, fsynced, renamed to `NAME`,
@@ -35,7 +38,7 @@ pub const CHECKPOINT_MAGIC: [u8; 8] = *b"RWDBCKPT";
 /// Format version of the checkpoint files this build writes. 2 added the
 /// run index (per run, its commits and their keys), so the index survives
 /// GC unlinking the versions it names; format 1 files are still read.
-pub const CHECKPOINT_FORMAT_VERSION: u32 = 2;
+pub const CHECKPOINT_FORMAT_VERSION: u32 = 3;
 /// Size of the checkpoint header.
 pub const CHECKPOINT_HEADER_SIZE: usize = 48;
 /// Checkpoints kept on disk: the newest, and the one before as a fallback
@@ -108,12 +111,30 @@ impl Serialize for RunImage {
     }
 }
 
-/// Size of the trailer of a format 2 checkpoint.
-pub const CHECKPOINT_TRAILER_SIZE: usize = 16;
+/// Size of the trailer of a format 3 checkpoint.
+pub const CHECKPOINT_TRAILER_SIZE: usize = 24;
+/// Size of the trailer of a format 2 checkpoint (no chain count).
+pub const CHECKPOINT_TRAILER_SIZE_V2: usize = 16;
+/// Fewer body bytes than any chain takes (format 2 on: its flag, a key of
+/// at least 4, its pruned mark, a versions count and at least one version
+/// of at least 3), to bound a trailer's chain count.
+const CHAIN_SIZE_MIN: u64 = 8;
+/// Chains handed over at a time by [`CheckedCheckpoint::decode_streaming`].
+pub const CHAIN_BATCH: usize = 4096;
 /// Encoded body bytes buffered before they are handed to the file.
 const WRITE_BUFFER_BYTES: usize = 1 << 20;
 
-const _: () = assert!(CHECKPOINT_TRAILER_SIZE == 8 + 4 + 4);
+const _: () = assert!(CHECKPOINT_TRAILER_SIZE == 8 + 8 + 4 + 4);
+const _: () = assert!(CHECKPOINT_TRAILER_SIZE_V2 == 8 + 4 + 4);
+
+/// The size of the trailer of a checkpoint of `format` (0: none).
+pub fn trailer_size(format: u32) -> usize {
+    match format {
+        0 | 1 => 0,
+        2 => CHECKPOINT_TRAILER_SIZE_V2,
+        _ => CHECKPOINT_TRAILER_SIZE,
+    }
+}
 
 /// Where a checkpoint is written: a file, or memory (tests, fuzzing).
 pub(crate) trait Sink {
@@ -141,6 +162,7 @@ pub(crate) struct CheckpointWriter<S: Sink> {
     buf: Vec<u8>,
     crc: crc32fast::Hasher,
     body_len: u64,
+    chains: u64,
 }
 
 /// Why writing a checkpoint failed.
@@ -189,6 +211,7 @@ impl<S: Sink> CheckpointWriter<S> {
             buf: Vec::with_capacity(WRITE_BUFFER_BYTES + (WRITE_BUFFER_BYTES >> 2)),
             crc: crc32fast::Hasher::new(),
             body_len: 0,
+            chains: 0,
         };
         w.encode(times)?;
         Ok(w)
@@ -218,6 +241,7 @@ impl<S: Sink> CheckpointWriter<S> {
         pruned_max: Version,
         versions: &[V],
     ) -> Result<(), WriteError> {
+        self.chains += 1;
         self.encode(&(true, key, pruned_max, versions))
     }
 
@@ -228,6 +252,7 @@ impl<S: Sink> CheckpointWriter<S> {
         self.flush()?;
         let mut t = Vec::with_capacity(CHECKPOINT_TRAILER_SIZE);
         t.extend_from_slice(&self.body_len.to_le_bytes());
+        t.extend_from_slice(&self.chains.to_le_bytes());
         t.extend_from_slice(&self.crc.clone().finalize().to_le_bytes());
         let trailer_crc = crc32fast::hash(&t);
         t.extend_from_slice(&trailer_crc.to_le_bytes());
@@ -269,13 +294,37 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<CheckpointImage, CheckpointErro
 }
 
 /// [`decode_checkpoint`] with each version made by `build` from its
-/// commit, run and value (text and bytes as slices of `bytes`): recovery
-/// builds its versions straight from the file. Accepts exactly the files
-/// [`decode_checkpoint`] accepts.
+/// commit, run and value (text and bytes as slices of `bytes`). Accepts
+/// exactly the files [`decode_checkpoint`] accepts.
 pub fn decode_checkpoint_with<V: VersionImage>(
     bytes: &[u8],
     build: impl FnMut(Version, RunId, Option<TopValue<'_>>) -> V,
 ) -> Result<CheckpointImage<V>, CheckpointError> {
+    let mut chains = Vec::new();
+    let mut image =
+        check_checkpoint(bytes)?.decode_streaming(build, |batch| chains.extend(batch))?;
+    image.chains = chains;
+    Ok(image)
+}
+
+/// A checkpoint file whose header, trailer and body checksum are valid
+/// (from [`check_checkpoint`]): its body is yet to be decoded.
+#[derive(Debug)]
+pub struct CheckedCheckpoint<'b> {
+    /// Its format version.
+    pub format: u32,
+    /// Its version (from the header).
+    pub version: Version,
+    /// Its `wal_through` (from the header).
+    pub wal_through: Version,
+    /// Its number of chains (format 3 on; `None` before).
+    pub chains: Option<u64>,
+    body: &'b [u8],
+}
+
+/// Check a checkpoint file's header, trailer and body checksum, without
+/// decoding the body.
+pub fn check_checkpoint(bytes: &[u8]) -> Result<CheckedCheckpoint<'_>, CheckpointError> {
     let damaged = |s: &str| CheckpointError::Damaged(s.to_string());
     let h = bytes
         .get(..CHECKPOINT_HEADER_SIZE)
@@ -292,21 +341,28 @@ pub fn decode_checkpoint_with<V: VersionImage>(
     }
     let version = le_u64(&h[16..24]);
     let wal_through = le_u64(&h[24..32]);
-    let (body, body_len, body_crc) = if format >= 2 {
-        let t_at = bytes
-            .len()
-            .checked_sub(CHECKPOINT_TRAILER_SIZE)
-            .filter(|&at| at >= CHECKPOINT_HEADER_SIZE)
-            .ok_or_else(|| damaged("shorter than a checkpoint header and trailer"))?;
-        let t = &bytes[t_at..];
-        if crc32fast::hash(&t[..12]) != le_u32(&t[12..16]) {
-            return Err(damaged("trailer checksum mismatch"));
+    let (body, body_len, chains, body_crc) = match trailer_size(format) {
+        0 => {
+            let body = &bytes[CHECKPOINT_HEADER_SIZE..];
+            (body, le_u64(&h[32..40]), None, le_u32(&h[40..44]))
         }
-        let body = &bytes[CHECKPOINT_HEADER_SIZE..t_at];
-        (body, le_u64(&t[0..8]), le_u32(&t[8..12]))
-    } else {
-        let body = &bytes[CHECKPOINT_HEADER_SIZE..];
-        (body, le_u64(&h[32..40]), le_u32(&h[40..44]))
+        size => {
+            let t_at = (bytes.len().checked_sub(size))
+                .filter(|&at| at >= CHECKPOINT_HEADER_SIZE)
+                .ok_or_else(|| damaged("shorter than a checkpoint header and trailer"))?;
+            let t = &bytes[t_at..];
+            if crc32fast::hash(&t[..size - 4]) != le_u32(&t[size - 4..]) {
+                return Err(damaged("trailer checksum mismatch"));
+            }
+            let chains = (size == CHECKPOINT_TRAILER_SIZE).then(|| le_u64(&t[8..16]));
+            let body = &bytes[CHECKPOINT_HEADER_SIZE..t_at];
+            (
+                body,
+                le_u64(&t[0..8]),
+                chains,
+                le_u32(&t[size - 8..size - 4]),
+            )
+        }
     };
     if body.len() as u64 != body_len {
         return Err(damaged("body length does not match the header"));
@@ -314,19 +370,113 @@ pub fn decode_checkpoint_with<V: VersionImage>(
     if crc32fast::hash(body) != body_crc {
         return Err(damaged("body checksum mismatch"));
     }
-    let (floor, times, chains, runs) = codec::decode_checkpoint_body_with(body, format, build)
-        .map_err(|e| CheckpointError::Damaged(format!("body does not decode: {e}")))?;
-    let runs = runs.unwrap_or_else(|| runs_from_chains(&chains, &times));
-    let image = CheckpointImage {
+    // Recovery sizes its index by the count: bound it by what the body
+    // can hold, whatever a crafted trailer says.
+    if chains.is_some_and(|n| n > body.len() as u64 / CHAIN_SIZE_MIN) {
+        return Err(damaged("chain count larger than the body can hold"));
+    }
+    Ok(CheckedCheckpoint {
+        format,
         version,
         wal_through,
-        floor,
-        times,
         chains,
-        runs,
-    };
-    check_image(&image).map_err(CheckpointError::Damaged)?;
-    Ok(image)
+        body,
+    })
+}
+
+impl CheckedCheckpoint<'_> {
+    /// Decode the body, building each version with `build` and handing
+    /// the chains to `sink` in batches of [`CHAIN_BATCH`], in key order,
+    /// each batch checked as [`check_image`] checks chains (a format 1
+    /// body, whose run index is rebuilt from all its chains, in one batch
+    /// at the end). Returns the rest of the image (`chains` empty), all of
+    /// it checked. On an error, some batches may have been handed over
+    /// already: the caller discards them.
+    pub fn decode_streaming<V: VersionImage>(
+        self,
+        build: impl FnMut(Version, RunId, Option<TopValue<'_>>) -> V,
+        mut sink: impl FnMut(Vec<ChainImage<V>>),
+    ) -> Result<CheckpointImage<V>, CheckpointError> {
+        let mut checked = ChainCheck::new(self.version);
+        let mut refused = None;
+        let mut batch = Vec::with_capacity(CHAIN_BATCH);
+        let streamed = self.format >= 2;
+        let decoded = codec::decode_checkpoint_body_with(self.body, self.format, build, |chain| {
+            if let Err(reason) = checked.next(&chain) {
+                refused = Some(reason);
+                return false;
+            }
+            batch.push(chain);
+            if streamed && batch.len() == CHAIN_BATCH {
+                sink(std::mem::replace(
+                    &mut batch,
+                    Vec::with_capacity(CHAIN_BATCH),
+                ));
+            }
+            true
+        });
+        let (floor, times, runs) = decoded.map_err(|e| {
+            CheckpointError::Damaged(
+                refused
+                    .take()
+                    .unwrap_or_else(|| format!("body does not decode: {e}")),
+            )
+        })?;
+        if self.chains.is_some_and(|n| n != checked.count) {
+            return Err(CheckpointError::Damaged(
+                "chain count does not match the trailer".into(),
+            ));
+        }
+        let runs = runs.unwrap_or_else(|| runs_from_chains(&batch, &times));
+        if !batch.is_empty() {
+            sink(batch);
+        }
+        let image = CheckpointImage {
+            version: self.version,
+            wal_through: self.wal_through,
+            floor,
+            times,
+            chains: Vec::new(),
+            runs,
+        };
+        check_image(&image).map_err(CheckpointError::Damaged)?;
+        Ok(image)
+    }
+}
+
+/// The checks [`check_image`] makes of each chain, one chain at a time.
+struct ChainCheck {
+    version: Version,
+    last: Option<Key>,
+    count: u64,
+}
+
+impl ChainCheck {
+    fn new(version: Version) -> ChainCheck {
+        ChainCheck {
+            version,
+            last: None,
+            count: 0,
+        }
+    }
+
+    /// `chain`, the next one: after the previous in key order, its history
+    /// newest first, inside `1..=version` and above its pruned mark.
+    fn next<V: VersionImage>(&mut self, chain: &ChainImage<V>) -> Result<(), String> {
+        if self.last.as_ref().is_some_and(|last| *last >= chain.key) {
+            return Err("chains are not in strictly increasing key order".into());
+        }
+        let ordered = (chain.versions.windows(2)).all(|w| w[0].commit() > w[1].commit());
+        let in_range = (chain.versions.first()).is_some_and(|v| v.commit() <= self.version)
+            && (chain.versions.last())
+                .is_some_and(|v| v.commit() >= 1 && v.commit() > chain.pruned_max);
+        if !ordered || !in_range {
+            return Err(format!("history of {} is out of order or range", chain.key));
+        }
+        self.last = Some(chain.key.clone());
+        self.count += 1;
+        Ok(())
+    }
 }
 
 /// Relations a checkpoint written by this engine always satisfies; checked
@@ -345,17 +495,9 @@ pub fn check_image<V: VersionImage>(image: &CheckpointImage<V>) -> Result<(), St
     if image.times.last().is_some_and(|t| t.0 > image.version) {
         return Err("time index reaches past the checkpoint version".into());
     }
-    if !image.chains.windows(2).all(|w| w[0].key < w[1].key) {
-        return Err("chains are not in strictly increasing key order".into());
-    }
+    let mut checked = ChainCheck::new(image.version);
     for chain in &image.chains {
-        let ordered = (chain.versions.windows(2)).all(|w| w[0].commit() > w[1].commit());
-        let in_range = (chain.versions.first()).is_some_and(|v| v.commit() <= image.version)
-            && (chain.versions.last())
-                .is_some_and(|v| v.commit() >= 1 && v.commit() > chain.pruned_max);
-        if !ordered || !in_range {
-            return Err(format!("history of {} is out of order or range", chain.key));
-        }
+        checked.next(chain)?;
     }
     check_runs(image)
 }

@@ -162,42 +162,65 @@ pub type CheckpointBody<V = StoredVersion> = (
     Option<Vec<RunImage>>,
 );
 
+/// What [`decode_checkpoint_body_with`] returns besides the chains it
+/// hands over: floor, times and the run index (`None` in format 1).
+pub type CheckpointBodyRest = (Version, Vec<(Version, u64)>, Option<Vec<RunImage>>);
+
 /// Decode a checkpoint body of `format` (see `checkpoint.rs`: 1 = floor,
 /// times, counted chains; 2 = times, flagged chains, floor, run index);
 /// trailing bytes are an error.
 pub fn decode_checkpoint_body(body: &[u8], format: u32) -> DResult<CheckpointBody> {
-    decode_checkpoint_body_with(body, format, stored_version)
+    let mut chains = Vec::new();
+    let (floor, times, runs) = decode_checkpoint_body_with(body, format, stored_version, |c| {
+        chains.push(c);
+        true
+    })?;
+    Ok((floor, times, chains, runs))
 }
 
-/// [`decode_checkpoint_body`] with each version made by `version` from its
+/// [`decode_checkpoint_body`] with each version made by `build` from its
 /// commit, run and value (text and bytes as slices of the body, as
-/// [`decode_commit_record_with`] hands them): recovery builds its versions
-/// straight from the body. Accepts exactly the bodies
+/// [`decode_commit_record_with`] hands them), and each chain handed to
+/// `chain` as soon as it is decoded, in the body's order (recovery
+/// installs them while later ones are decoded). `chain` returning false
+/// stops the decoding with an error. Returns the floor, the time index and
+/// the run index (`None` in format 1). Accepts exactly the bodies
 /// [`decode_checkpoint_body`] accepts.
 pub fn decode_checkpoint_body_with<V>(
     body: &[u8],
     format: u32,
-    mut version: impl FnMut(Version, RunId, Option<TopValue<'_>>) -> V,
-) -> DResult<CheckpointBody<V>> {
+    mut build: impl FnMut(Version, RunId, Option<TopValue<'_>>) -> V,
+    mut chain: impl FnMut(ChainImage<V>) -> bool,
+) -> DResult<CheckpointBodyRest> {
     let mut c = Cursor::new(body);
     let times = |c: &mut Cursor<'_>| c.seq(2, |c| Ok((c.u64()?, c.u64()?)));
+    let mut take = |c: &mut Cursor<'_>, image| {
+        if chain(image) {
+            Ok(())
+        } else {
+            c.err("a chain was refused")
+        }
+    };
     if format < 2 {
         let floor = c.u64()?;
         let times = times(&mut c)?;
-        let chains = c.seq(6, |c| c.chain_image(&mut version))?;
+        c.seq(6, |c| {
+            let image = c.chain_image(&mut build)?;
+            take(c, image)
+        })?;
         c.finish()?;
-        return Ok((floor, times, chains, None));
+        return Ok((floor, times, None));
     }
     let times = times(&mut c)?;
     // Each chain flagged `true`, then `false` (a streamed sequence).
-    let mut chains = Vec::new();
     while c.flag("chain flag is neither 0 nor 1")? {
-        chains.push(c.chain_image(&mut version)?);
+        let image = c.chain_image(&mut build)?;
+        take(&mut c, image)?;
     }
     let floor = c.u64()?;
     let runs = c.seq(2, Cursor::run_image)?;
     c.finish()?;
-    Ok((floor, times, chains, Some(runs)))
+    Ok((floor, times, Some(runs)))
 }
 
 /// A version as a [`ChainImage`] stores it by default: its value owned.

@@ -13,10 +13,10 @@ use std::sync::mpsc::{SyncSender, sync_channel};
 use crate::chain::{BuiltVersion, ChainRef};
 use crate::config::EngineConfig;
 use crate::durability::checkpoint::{
-    CHECKPOINT_FORMAT_VERSION, CheckpointError, CheckpointImage, VersionImage, checkpoint_name,
-    decode_checkpoint_with, parse_checkpoint_name,
+    CHECKPOINT_FORMAT_VERSION, CheckedCheckpoint, CheckpointError, CheckpointImage, VersionImage,
+    check_checkpoint, checkpoint_name, parse_checkpoint_name,
 };
-use crate::durability::codec::{self, TopValue};
+use crate::durability::codec::{self, ChainImage, TopValue};
 use crate::durability::io::Storage;
 use crate::durability::wal::{self, Decoded, HeaderError, Stop};
 use crate::durability::{Prealloc, RecoveryMode, WalWriter, create_segment};
@@ -88,14 +88,14 @@ pub(crate) fn recover(storage: &dyn Storage, config: &EngineConfig) -> Result<Re
         ..ReadState::default()
     };
     let mut damaged = Vec::new();
-    let base = load_checkpoint(
+    let (tail, rebuilt) = read_and_install(
         storage,
         &checkpoint_versions,
         &segments,
+        config.recovery,
         &mut read,
         &mut damaged,
     )?;
-    let (tail, rebuilt) = read_and_install(storage, &segments, base, config.recovery, read)?;
 
     // Repair phase: nothing above changed a file.
     let prealloc = Prealloc::new(
@@ -144,14 +144,16 @@ fn newer_format(storage: &dyn Storage, name: &str, found: u32, supported: u32) -
 /// What the read phase decoded, before it is installed.
 #[derive(Default)]
 struct ReadState {
-    image: Option<CheckpointImage<BuiltVersion>>,
     /// WAL records after the checkpoint, in version order, not yet handed
     /// to the installer.
     records: Vec<BuiltRecord>,
-    /// The installer thread, when there is one: records go to it in
-    /// batches while later ones are still being decoded. Without it, every
-    /// record stays in `records` until the read phase ends.
-    sink: Option<SyncSender<Vec<BuiltRecord>>>,
+    /// The installer thread, when there is one: the checkpoint's chains
+    /// and the records go to it in batches while later ones are still
+    /// being decoded. Without it, everything waits in `held` until the
+    /// read phase ends.
+    sink: Option<SyncSender<Install>>,
+    /// What the installer is to be handed, without an installer thread.
+    held: Vec<Install>,
     /// Version of the last record (or of the checkpoint).
     last: Version,
     /// The file being read (one buffer for all of them).
@@ -180,30 +182,46 @@ struct BuiltRecord {
     writes: Vec<(Key, BuiltVersion)>,
 }
 
-/// A checkpoint image with its versions built, for the same reason as
-/// [`BuiltRecord`]: the thread that decodes the checkpoint builds each
-/// version straight from the file (inline text and bytes copied once, as
-/// for WAL records), the installer only links. The versions of all chains
-/// are in one vector, so the installer frees no per-chain vector (a free
-/// of memory the other thread allocated takes that thread's arena lock:
-/// it was the installer's largest cost after its probes).
-struct BuiltImage {
-    /// The image, its chains taken out (into `chains` and `versions`).
-    image: CheckpointImage<BuiltVersion>,
+/// What the installer thread is handed, in this order: at most one
+/// checkpoint (`CheckpointBegin`, its `Chains` batches, `CheckpointEnd`),
+/// then the WAL records after it. A checkpoint that fails to decode ends
+/// the stream early (no `CheckpointEnd`); what was installed is then
+/// dropped.
+enum Install {
+    /// A checkpoint follows: its version and number of chains (which size
+    /// the store's index and name the progress reports).
+    CheckpointBegin { version: Version, chains: u64 },
+    /// The checkpoint's next chains, in key order.
+    Chains(BuiltChains),
+    /// The rest of the checkpoint (time index, floor, run index), after
+    /// all its chains.
+    CheckpointEnd(CheckpointImage<BuiltVersion>),
+    /// WAL records, in version order.
+    Records(Vec<BuiltRecord>),
+}
+
+/// A batch of a checkpoint's chains with their versions built, for the
+/// same reason as [`BuiltRecord`]: the thread that decodes the checkpoint
+/// builds each version straight from the file (inline text and bytes
+/// copied once, as for WAL records), the installer only links. The
+/// versions of the batch's chains are in one vector, so the installer
+/// frees no per-chain vector (a free of memory the other thread allocated
+/// takes that thread's arena lock: it was the installer's largest cost
+/// after its probes).
+struct BuiltChains {
     /// Each chain's key, its number of versions in `versions`, and the
-    /// largest version GC had unlinked from it, in the image's order.
+    /// largest version GC had unlinked from it, in key order.
     chains: Vec<(Key, usize, Version)>,
     /// The versions of every chain, chain after chain, each chain's oldest
     /// first (push order).
     versions: Vec<BuiltVersion>,
 }
 
-impl From<CheckpointImage<BuiltVersion>> for BuiltImage {
-    fn from(mut image: CheckpointImage<BuiltVersion>) -> BuiltImage {
-        let taken = std::mem::take(&mut image.chains);
+impl From<Vec<ChainImage<BuiltVersion>>> for BuiltChains {
+    fn from(images: Vec<ChainImage<BuiltVersion>>) -> BuiltChains {
         // At least one version per chain (`check_image`).
-        let mut versions = Vec::with_capacity(taken.len());
-        let chains = taken
+        let mut versions = Vec::with_capacity(images.len());
+        let chains = images
             .into_iter()
             .map(|chain| {
                 let count = chain.versions.len();
@@ -212,11 +230,7 @@ impl From<CheckpointImage<BuiltVersion>> for BuiltImage {
                 (chain.key, count, chain.pruned_max)
             })
             .collect();
-        BuiltImage {
-            image,
-            chains,
-            versions,
-        }
+        BuiltChains { chains, versions }
     }
 }
 
@@ -247,72 +261,70 @@ impl ReadState {
     fn push(&mut self, record: BuiltRecord) {
         self.last = record.version;
         self.records.push(record);
-        if self.sink.is_some() && self.records.len() >= RECORD_BATCH {
+        if self.records.len() >= RECORD_BATCH {
             self.hand_over();
         }
     }
 
-    /// Send the pending records to the installer thread, if there is one.
+    /// Hand the pending records to the installer.
     fn hand_over(&mut self) {
-        if let Some(sink) = &self.sink {
+        if !self.records.is_empty() {
             let batch = std::mem::replace(&mut self.records, Vec::with_capacity(RECORD_BATCH));
+            self.send(Install::Records(batch));
+        }
+    }
+
+    /// Hand `what` to the installer thread, or hold it if there is none.
+    fn send(&mut self, what: Install) {
+        match &self.sink {
             // A send fails only if the installer is gone (it panicked):
-            // the records are dropped and the join reports the panic.
-            if sink.send(batch).is_err() {
-                self.sink = None;
+            // what it was sent is dropped and the join reports the panic.
+            Some(sink) => {
+                if sink.send(what).is_err() {
+                    self.sink = None;
+                }
             }
+            None => self.held.push(what),
         }
     }
 }
 
-/// The read phase over the WAL, with installing pipelined on a second
-/// thread: this thread checks and decodes frames while the installer puts
-/// the records decoded so far into the store, in version order. Errors are
-/// the read phase's, exactly as without the pipeline (the partly built
-/// state is then dropped: nothing on disk changed). Without a second
-/// thread, everything is decoded first and installed afterwards.
-fn read_and_install(
-    storage: &dyn Storage,
-    segments: &[Segment],
-    base: Version,
-    mode: RecoveryMode,
-    mut read: ReadState,
-) -> Result<(Tail, Rebuilt)> {
-    let mut image = read.image.take().map(BuiltImage::from);
-    let observer = read.progress.clone();
+/// Run `read` (a read phase: a checkpoint and the WAL after it, or the
+/// WAL alone) with installing pipelined on a second thread: this thread
+/// checks and decodes while the installer puts what was decoded so far
+/// into a store, in order. Errors are the read phase's, exactly as without
+/// the pipeline (the partly built state is then dropped: nothing on disk
+/// changed). Without a second thread, everything is decoded first and
+/// installed afterwards.
+fn pipelined<T>(state: &mut ReadState, read: impl FnOnce(&mut ReadState) -> T) -> (T, Rebuilt) {
+    let observer = state.progress.clone();
     let piped = std::thread::scope(|s| {
-        let (tx, rx) = sync_channel::<Vec<BuiltRecord>>(BATCHES_IN_FLIGHT);
-        let image = &mut image;
+        let (tx, rx) = sync_channel::<Install>(BATCHES_IN_FLIGHT);
         let installer = std::thread::Builder::new()
             .name("rewinddb-recovery-install".into())
-            .spawn_scoped(s, || {
-                install(image.take(), rx.into_iter().flatten(), observer.as_ref())
-            });
+            .spawn_scoped(s, || install(rx.into_iter(), observer.as_ref()));
         let Ok(installer) = installer else {
-            return None;
+            return Err(read);
         };
-        read.sink = Some(tx);
-        let tail = replay_wal(storage, segments, base, mode, &mut read);
-        read.hand_over();
+        state.sink = Some(tx);
+        let out = read(state);
+        state.hand_over();
         // Closing the channel lets the installer finish.
-        read.sink = None;
-        let rebuilt = match installer.join() {
-            Ok(rebuilt) => rebuilt,
+        state.sink = None;
+        match installer.join() {
+            Ok(rebuilt) => Ok((out, rebuilt)),
             Err(panic) => std::panic::resume_unwind(panic),
-        };
-        Some((tail, rebuilt))
-    });
-    let (tail, rebuilt) = match piped {
-        Some(done) => done,
-        None => {
-            let tail = replay_wal(storage, segments, base, mode, &mut read);
-            let records = std::mem::take(&mut read.records);
-            (tail, install(image, records.into_iter(), observer.as_ref()))
         }
-    };
-    let tail = tail?;
-    debug_assert_eq!(rebuilt.last, read.last);
-    Ok((tail, rebuilt))
+    });
+    match piped {
+        Ok(done) => done,
+        Err(read) => {
+            let out = read(state);
+            state.hand_over();
+            let held = std::mem::take(&mut state.held);
+            (out, install(held.into_iter(), observer.as_ref()))
+        }
+    }
 }
 
 /// The state rebuilt from a [`ReadState`].
@@ -325,26 +337,53 @@ struct Rebuilt {
     last: Version,
 }
 
-/// Install a checkpoint image and then `records` (as they arrive). The
+/// Install what `stream` hands over (see [`Install`]), as it arrives. The
 /// store's point index is sized for the checkpoint's keys (it grows for
 /// the keys the WAL creates, which are not known in advance while the WAL
 /// is still being decoded). Every key goes on its family's pending list,
 /// not into the ordered index: that is built lazily, by the first scan of
 /// a family or the first walk of every key (`store.rs`, "Deferred ordered
 /// inserts"), so reopening does not wait for it.
-fn install(
-    image: Option<BuiltImage>,
-    records: impl Iterator<Item = BuiltRecord>,
-    observer: Option<&ProgressObserver>,
-) -> Rebuilt {
-    let chains = image.as_ref().map_or(0, |i| i.chains.len());
-    let store = Store::with_capacity(chains);
+fn install(stream: impl Iterator<Item = Install>, observer: Option<&ProgressObserver>) -> Rebuilt {
+    let mut stream = stream.peekable();
+    let begin = match stream.peek() {
+        Some(&Install::CheckpointBegin { version, chains }) => Some((version, chains)),
+        _ => None,
+    };
+    let keys = begin.map_or(0, |(_, chains)| {
+        usize::try_from(chains).unwrap_or(usize::MAX)
+    });
+    let store = Store::with_capacity(keys);
     let mut installer = Installer::new(&store);
-    if let Some(image) = image {
-        installer.load_image(image, observer);
+    if let Some((version, keys_total)) = begin {
+        stream.next();
+        let mut progress =
+            ProgressCounter::new(observer, |keys_done| Progress::OpenCheckpointKeys {
+                version,
+                keys_done,
+                keys_total,
+            });
+        loop {
+            match stream.next() {
+                Some(Install::Chains(batch)) => installer.load_chains(batch, &mut progress),
+                Some(Install::CheckpointEnd(image)) => {
+                    progress.finish();
+                    installer.load_rest(image);
+                    break;
+                }
+                // The checkpoint did not decode: the read phase stopped
+                // and drops what was installed.
+                _ => break,
+            }
+        }
     }
-    for record in records {
-        installer.apply(record);
+    for what in stream {
+        debug_assert!(matches!(what, Install::Records(_)), "records come last");
+        if let Install::Records(records) = what {
+            for record in records {
+                installer.apply(record);
+            }
+        }
     }
     let (times, runs, snapshots, linked, last) = installer.finish();
     Rebuilt {
@@ -387,23 +426,15 @@ impl<'s> Installer<'s> {
         }
     }
 
-    fn load_image(&mut self, built: BuiltImage, observer: Option<&ProgressObserver>) {
-        let BuiltImage {
-            image,
-            chains,
-            versions,
-        } = built;
-        self.times = TimeIndex::from_entries(image.times);
-        self.snapshots.raise_floor(image.floor);
+    /// Install a batch of a checkpoint's chains, ticking `progress` once
+    /// per chain.
+    fn load_chains<F: Fn(u64) -> Progress>(
+        &mut self,
+        batch: BuiltChains,
+        progress: &mut ProgressCounter<'_, F>,
+    ) {
         let guard = crossbeam_epoch::pin();
-        let (version, keys_total) = (image.version, chains.len() as u64);
-        let mut progress =
-            ProgressCounter::new(observer, |keys_done| Progress::OpenCheckpointKeys {
-                version,
-                keys_done,
-                keys_total,
-            });
-        let (mut chains, mut versions) = (chains.into_iter(), versions.into_iter());
+        let (mut chains, mut versions) = (batch.chains.into_iter(), batch.versions.into_iter());
         loop {
             if let Some((ahead, _, _)) = chains.as_slice().get(PREFETCH_AHEAD) {
                 self.store.prefetch(ahead, &guard);
@@ -420,7 +451,13 @@ impl<'s> Installer<'s> {
             }
             chain.mark_pruned(pruned_max, &guard);
         }
-        progress.finish();
+    }
+
+    /// Install the rest of a checkpoint, after its chains: the time index,
+    /// the floor and the run index.
+    fn load_rest(&mut self, image: CheckpointImage<BuiltVersion>) {
+        self.times = TimeIndex::from_entries(image.times);
+        self.snapshots.raise_floor(image.floor);
         for run in image.runs {
             let commits = run.commits.into_iter().map(|(version, wall_ms, keys)| {
                 let chains = keys
@@ -513,55 +550,108 @@ impl Rebuilt {
     }
 }
 
-/// Load the newest valid checkpoint; returns its version (0 if none).
-fn load_checkpoint(
+/// The read phase, installing as it decodes (see [`pipelined`]): the
+/// newest valid checkpoint, its chains installed while later ones are
+/// decoded, then the WAL records after it. A checkpoint that turns out
+/// damaged, even halfway through its body, is named in `damaged` and the
+/// next older one is tried, with a fresh store; with none valid, the WAL
+/// alone, which must then start at version 1.
+fn read_and_install(
     storage: &dyn Storage,
-    versions: &[Version],
+    checkpoints: &[Version],
     segments: &[Segment],
+    mode: RecoveryMode,
     read: &mut ReadState,
     damaged: &mut Vec<String>,
-) -> Result<Version> {
+) -> Result<(Tail, Rebuilt)> {
     let mut newest_damage = None;
-    for &v in versions.iter().rev() {
+    for &v in checkpoints.iter().rev() {
         let name = checkpoint_name(v);
+        // Its own buffer: the WAL's segments are read into `read.buf`
+        // while this one is still being decoded.
+        let mut file = Vec::new();
         storage
-            .read_into(&name, &mut read.buf)
+            .read_into(&name, &mut file)
             .map_err(|e| io_err(storage, "reading", &name, e))?;
         read.report(|| Progress::OpenCheckpoint {
             version: v,
-            bytes: read.buf.len() as u64,
+            bytes: file.len() as u64,
         });
-        match decode_checkpoint_with(&read.buf, built_version) {
-            Ok(image) if image.version == v => {
-                read.last = v;
-                read.image = Some(image);
-                return Ok(v);
+        let reason = match check_checkpoint(&file) {
+            Ok(checked) if checked.version == v => {
+                let (read_phase, rebuilt) = pipelined(read, |read| {
+                    stream_checkpoint(checked, read)?;
+                    read.last = v;
+                    Ok(replay_wal(storage, segments, v, mode, read))
+                });
+                match read_phase {
+                    Ok(tail) => {
+                        debug_assert_eq!(rebuilt.last, read.last);
+                        return Ok((tail?, rebuilt));
+                    }
+                    // What was installed of it is dropped with `rebuilt`.
+                    Err(reason) => reason,
+                }
             }
-            Ok(image) => {
-                let reason = format!("file name says version {v}, header {}", image.version);
-                damaged.push(name.clone());
-                newest_damage.get_or_insert((name, reason));
-            }
+            Ok(checked) => format!("file name says version {v}, header {}", checked.version),
             Err(CheckpointError::NewerFormat(found)) => {
                 let supported = CHECKPOINT_FORMAT_VERSION;
                 return Err(newer_format(storage, &name, found, supported));
             }
-            Err(CheckpointError::Damaged(reason)) => {
-                damaged.push(name.clone());
-                newest_damage.get_or_insert((name, reason));
-            }
-        }
+            Err(CheckpointError::Damaged(reason)) => reason,
+        };
+        damaged.push(name.clone());
+        newest_damage.get_or_insert((name, reason));
     }
-    // No valid checkpoint: the WAL must then start at version 1.
-    match newest_damage {
-        Some((name, reason)) if segments.first().is_none_or(|s| s.first != 1) => Err(corruption(
+    if let Some((name, reason)) = newest_damage
+        && segments.first().is_none_or(|s| s.first != 1)
+    {
+        return Err(corruption(
             storage,
             &name,
             0,
             format!("damaged checkpoint ({reason}) and no older one to fall back to"),
-        )),
-        _ => Ok(0),
+        ));
     }
+    let (tail, rebuilt) = pipelined(read, |read| replay_wal(storage, segments, 0, mode, read));
+    debug_assert_eq!(rebuilt.last, read.last);
+    Ok((tail?, rebuilt))
+}
+
+/// Decode a checked checkpoint's body, handing its chains to the installer
+/// as they are decoded: in batches when the file says how many there are
+/// (format 3 on), so the installer can size the index and report progress
+/// from the start; else all at once, after the whole body. `Err` names
+/// the damage.
+fn stream_checkpoint(
+    checked: CheckedCheckpoint<'_>,
+    read: &mut ReadState,
+) -> std::result::Result<(), String> {
+    let version = checked.version;
+    let damage = |e| match e {
+        CheckpointError::Damaged(reason) => reason,
+        CheckpointError::NewerFormat(found) => format!("format {found}"),
+    };
+    let image = match checked.chains {
+        Some(chains) => {
+            read.send(Install::CheckpointBegin { version, chains });
+            let sink = |batch: Vec<_>| read.send(Install::Chains(batch.into()));
+            checked
+                .decode_streaming(built_version, sink)
+                .map_err(damage)?
+        }
+        None => {
+            let mut all = Vec::new();
+            let image = (checked.decode_streaming(built_version, |batch| all.extend(batch)))
+                .map_err(damage)?;
+            let chains = all.len() as u64;
+            read.send(Install::CheckpointBegin { version, chains });
+            read.send(Install::Chains(all.into()));
+            image
+        }
+    };
+    read.send(Install::CheckpointEnd(image));
+    Ok(())
 }
 
 /// Apply every WAL record after `base`; find where the WAL ends.

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use super::checkpoint::{
-    CHECKPOINT_FORMAT_VERSION, CheckpointError, CheckpointImage, decode_checkpoint,
-    encode_checkpoint,
+    CHAIN_BATCH, CHECKPOINT_FORMAT_VERSION, CheckpointError, CheckpointImage, check_checkpoint,
+    decode_checkpoint, encode_checkpoint,
 };
 use super::codec::{ChainImage, RunImage, VALUE_DECODE_DEPTH_MAX, decode_commit_record};
 use super::wal::{self, HeaderError, Stop};
@@ -246,7 +246,7 @@ fn format_1_checkpoint(img: &CheckpointImage) -> Vec<u8> {
 
 #[test]
 fn a_format_1_checkpoint_is_read_with_its_run_index_rebuilt_from_the_chains() {
-    assert_eq!(CHECKPOINT_FORMAT_VERSION, 2);
+    assert_eq!(CHECKPOINT_FORMAT_VERSION, 3);
     let img = image();
     let decoded = decode_checkpoint(&format_1_checkpoint(&img)).unwrap();
     assert_eq!(decoded.chains, img.chains);
@@ -257,8 +257,92 @@ fn a_format_1_checkpoint_is_read_with_its_run_index_rebuilt_from_the_chains() {
         commits: vec![(3, 100, vec![key("a")])],
     }];
     assert_eq!(decoded.runs, expected);
-    // Re-encoded, it is a format 2 file holding the same.
+    // Re-encoded, it is a format 3 file holding the same.
     let again = encode_checkpoint(&decoded).unwrap();
-    assert_eq!(&again[8..12], &2u32.to_le_bytes());
+    assert_eq!(&again[8..12], &3u32.to_le_bytes());
     assert_eq!(decode_checkpoint(&again).unwrap(), decoded);
+}
+
+/// A format 2 checkpoint: today's with format 2 in its header and a
+/// trailer without the chain count.
+fn format_2_checkpoint(img: &CheckpointImage) -> Vec<u8> {
+    let bytes = encode_checkpoint(img).unwrap();
+    let (head, trailer) = bytes.split_at(bytes.len() - 24);
+    let mut out = head.to_vec();
+    out[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let crc = crc32fast::hash(&out[..44]);
+    out[44..48].copy_from_slice(&crc.to_le_bytes());
+    let mut t = trailer[..8].to_vec(); // body length
+    t.extend_from_slice(&trailer[16..20]); // body CRC
+    let crc = crc32fast::hash(&t);
+    t.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&t);
+    out
+}
+
+#[test]
+fn a_format_2_checkpoint_without_a_chain_count_is_read() {
+    let img = image();
+    let bytes = format_2_checkpoint(&img);
+    let checked = check_checkpoint(&bytes).unwrap();
+    assert_eq!((checked.format, checked.chains), (2, None));
+    assert_eq!(decode_checkpoint(&bytes).unwrap(), img);
+    let bytes = encode_checkpoint(&img).unwrap();
+    let checked = check_checkpoint(&bytes).unwrap();
+    assert_eq!((checked.format, checked.chains), (3, Some(2)));
+}
+
+/// Replace the chain count in a format 3 checkpoint's trailer (and the
+/// trailer's CRC, so only the count is wrong).
+fn with_chain_count(mut bytes: Vec<u8>, chains: u64) -> Vec<u8> {
+    let t = bytes.len() - 24;
+    bytes[t + 8..t + 16].copy_from_slice(&chains.to_le_bytes());
+    let crc = crc32fast::hash(&bytes[t..t + 20]);
+    bytes[t + 20..].copy_from_slice(&crc.to_le_bytes());
+    bytes
+}
+
+#[test]
+fn a_chain_count_that_disagrees_with_the_body_is_damage() {
+    let bytes = encode_checkpoint(&image()).unwrap();
+    for (count, reason) in [
+        (1, "chain count does not match the trailer"),
+        (3, "chain count does not match the trailer"),
+        (u64::MAX, "chain count larger than the body can hold"),
+    ] {
+        assert_eq!(
+            decode_checkpoint(&with_chain_count(bytes.clone(), count)),
+            Err(CheckpointError::Damaged(reason.into())),
+            "count {count}"
+        );
+    }
+}
+
+/// Chains come out in batches of `CHAIN_BATCH`, in key order, each chain
+/// once, and together they are the image's.
+#[test]
+fn a_streamed_decode_hands_over_every_chain_in_batches() {
+    let ns = crate::types::Namespace::new("t").unwrap();
+    let mut img = image();
+    img.runs.clear();
+    img.chains = (0..CHAIN_BATCH as u32 * 2 + 5)
+        .map(|i| ChainImage {
+            key: Key::new(ns.clone(), Scope::Shared, TypeTag::Kv, i.to_be_bytes()),
+            pruned_max: 0,
+            versions: vec![(1, RunId::NIL, Some(Value::from(i64::from(i))))],
+        })
+        .collect();
+    img.times = vec![(1, 100)];
+    let bytes = encode_checkpoint(&img).unwrap();
+    let mut batches = Vec::new();
+    let rest = check_checkpoint(&bytes)
+        .unwrap()
+        .decode_streaming(crate::durability::codec::stored_version, |b| {
+            batches.push(b)
+        })
+        .unwrap();
+    let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+    assert_eq!(sizes, vec![CHAIN_BATCH, CHAIN_BATCH, 5]);
+    assert!(rest.chains.is_empty());
+    assert_eq!(batches.concat(), img.chains);
 }
