@@ -251,6 +251,11 @@ impl VersionImage for BuiltVersion {
 /// writes, measured no gain.)
 const PREFETCH_AHEAD: usize = 16;
 
+/// The most keys the installer sizes its index for up front, whatever a
+/// checkpoint's trailer says (more than that, and the index grows as for
+/// the WAL's keys).
+const INDEX_PRESIZE_KEYS_MAX: u64 = 1 << 23;
+
 /// Records handed to the installer thread at a time.
 const RECORD_BATCH: usize = 64;
 /// Batches decoded ahead of the installer (bounds the memory they hold).
@@ -350,10 +355,10 @@ fn install(stream: impl Iterator<Item = Install>, observer: Option<&ProgressObse
         Some(&Install::CheckpointBegin { version, chains }) => Some((version, chains)),
         _ => None,
     };
-    let keys = begin.map_or(0, |(_, chains)| {
-        usize::try_from(chains).unwrap_or(usize::MAX)
-    });
-    let store = Store::with_capacity(keys);
+    // The count is the file's word, checked only once all chains are
+    // decoded: a crafted one costs at most the cap's table (256 MiB).
+    let keys = begin.map_or(0, |(_, chains)| chains.min(INDEX_PRESIZE_KEYS_MAX));
+    let store = Store::with_capacity(keys as usize);
     let mut installer = Installer::new(&store);
     if let Some((version, keys_total)) = begin {
         stream.next();
