@@ -312,13 +312,19 @@ fn pipelined<T>(state: &mut ReadState, read: impl FnOnce(&mut ReadState) -> T) -
             return Err(read);
         };
         state.sink = Some(tx);
-        let out = read(state);
-        state.hand_over();
+        // A panic here must still close the channel, or the scope would
+        // wait forever for an installer waiting for more.
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let out = read(state);
+            state.hand_over();
+            out
+        }));
         // Closing the channel lets the installer finish.
         state.sink = None;
-        match installer.join() {
-            Ok(rebuilt) => Ok((out, rebuilt)),
-            Err(panic) => std::panic::resume_unwind(panic),
+        let installed = installer.join();
+        match (out, installed) {
+            (Ok(out), Ok(rebuilt)) => Ok((out, rebuilt)),
+            (Err(panic), _) | (_, Err(panic)) => std::panic::resume_unwind(panic),
         }
     });
     match piped {
