@@ -1,6 +1,7 @@
 //! Loom models of the lock-free core: every interleaving (up to
 //! `LOOM_MAX_PREEMPTIONS` preemptions) of the real `VersionChain`, the real
-//! commit `publish` step, the real snapshot registration and the real
+//! commit `publish` step, the real snapshot registration, the real
+//! `PointIndex` (a reader beside a growing insert) and the real
 //! group-commit wait/wake protocol (`durability::group`), with
 //! crossbeam-epoch's own loom build doing the pinning and reclamation.
 //!
