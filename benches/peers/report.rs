@@ -128,7 +128,10 @@ const WORKLOADS: [(&str, &str); 10] = [
     ),
     ("W7", "transactions reading 4 keys and writing 2, 2 threads"),
     ("W8", "durable commits"),
-    ("W9", "recovery: reopen until the first read answers (after a sync of what was written)"),
+    (
+        "W9",
+        "recovery: reopen until the first read answers (after a sync of what was written)",
+    ),
     (
         "W10",
         "heap bytes per key (counting allocator; at most 250K keys) and RSS",
