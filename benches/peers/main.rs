@@ -117,6 +117,10 @@ impl Opts {
 }
 
 fn main() -> Res<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(durable::REOPEN_CHILD) {
+        return durable::reopen_child(&args[1..]);
+    }
     let opts = Opts::parse()?;
     std::fs::create_dir_all(&opts.dir)?;
     if let Some(parent) = opts.out.parent() {

@@ -130,7 +130,7 @@ const WORKLOADS: [(&str, &str); 10] = [
     ("W8", "durable commits"),
     (
         "W9",
-        "recovery: reopen until the first read answers (after a sync of what was written)",
+        "recovery: reopen until the first read answers, each reopen in a fresh process (after a sync of what was written)",
     ),
     (
         "W10",
