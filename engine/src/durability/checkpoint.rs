@@ -25,10 +25,11 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::durability::body_window::{BodyWindow, StreamError};
 use crate::durability::codec::{
-    self, ChainImage, RunImage, StoredRunCommit, StoredVersion, TopValue,
+    self, ChainImage, DecodeError, RunImage, StoredRunCommit, StoredVersion, TopValue,
 };
-use crate::durability::io::StorageFile;
+use crate::durability::io::{StorageFile, StorageReader};
 use crate::durability::wal::{le_u32, le_u64};
 use crate::time_index::TimeIndex;
 use crate::types::{Key, RunId, Version};
@@ -322,66 +323,100 @@ pub struct CheckedCheckpoint<'b> {
     body: &'b [u8],
 }
 
-/// Check a checkpoint file's header, trailer and body checksum, without
-/// decoding the body.
-pub fn check_checkpoint(bytes: &[u8]) -> Result<CheckedCheckpoint<'_>, CheckpointError> {
-    let damaged = |s: &str| CheckpointError::Damaged(s.to_string());
-    let h = bytes
-        .get(..CHECKPOINT_HEADER_SIZE)
-        .ok_or_else(|| damaged("shorter than a checkpoint header"))?;
+/// A checkpoint file's header and trailer, checked (from [`check_frame`]):
+/// where its body is, how long, and its checksum, the body not yet read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointFrame {
+    /// Its format version.
+    pub format: u32,
+    /// Its version (from the header).
+    pub version: Version,
+    /// Its `wal_through` (from the header).
+    pub wal_through: Version,
+    /// Its number of chains (format 3 on; `None` before), at most what
+    /// the body's length can hold.
+    pub chains: Option<u64>,
+    /// Bytes of body, which starts right after the header.
+    pub body_len: u64,
+    /// The body's checksum.
+    pub body_crc: u32,
+}
+
+/// Check a checkpoint file's header and trailer, for a file of `size`
+/// bytes read with `read(offset, buf)`: magic, checksums, format, and a
+/// body length that fills the file between them. The body is not read.
+/// The outer error is `read`'s.
+pub fn check_frame(
+    size: u64,
+    mut read: impl FnMut(u64, &mut [u8]) -> std::io::Result<()>,
+) -> std::io::Result<Result<CheckpointFrame, CheckpointError>> {
+    let damaged = |s: &str| Ok(Err(CheckpointError::Damaged(s.to_string())));
+    let mut h = [0u8; CHECKPOINT_HEADER_SIZE];
+    if size < h.len() as u64 {
+        return damaged("shorter than a checkpoint header");
+    }
+    read(0, &mut h)?;
     if h[0..8] != CHECKPOINT_MAGIC {
-        return Err(damaged("bad magic"));
+        return damaged("bad magic");
     }
     if crc32fast::hash(&h[..44]) != le_u32(&h[44..48]) {
-        return Err(damaged("header checksum mismatch"));
+        return damaged("header checksum mismatch");
     }
     let format = le_u32(&h[8..12]);
     if format > CHECKPOINT_FORMAT_VERSION {
-        return Err(CheckpointError::NewerFormat(format));
+        return Ok(Err(CheckpointError::NewerFormat(format)));
     }
-    let version = le_u64(&h[16..24]);
-    let wal_through = le_u64(&h[24..32]);
-    let (body, body_len, chains, body_crc) = match trailer_size(format) {
-        0 => {
-            let body = &bytes[CHECKPOINT_HEADER_SIZE..];
-            (body, le_u64(&h[32..40]), None, le_u32(&h[40..44]))
-        }
-        size => {
-            let t_at = (bytes.len().checked_sub(size))
-                .filter(|&at| at >= CHECKPOINT_HEADER_SIZE)
-                .ok_or_else(|| damaged("shorter than a checkpoint header and trailer"))?;
-            let t = &bytes[t_at..];
-            if crc32fast::hash(&t[..size - 4]) != le_u32(&t[size - 4..]) {
-                return Err(damaged("trailer checksum mismatch"));
+    let (body_len, chains, body_crc) = match trailer_size(format) {
+        0 => (le_u64(&h[32..40]), None, le_u32(&h[40..44])),
+        size_t => {
+            let Some(t_at) = (size.checked_sub(size_t as u64)).filter(|&at| at >= h.len() as u64)
+            else {
+                return damaged("shorter than a checkpoint header and trailer");
+            };
+            let mut t = [0u8; CHECKPOINT_TRAILER_SIZE];
+            let t = &mut t[..size_t];
+            read(t_at, t)?;
+            if crc32fast::hash(&t[..size_t - 4]) != le_u32(&t[size_t - 4..]) {
+                return damaged("trailer checksum mismatch");
             }
-            let chains = (size == CHECKPOINT_TRAILER_SIZE).then(|| le_u64(&t[8..16]));
-            let body = &bytes[CHECKPOINT_HEADER_SIZE..t_at];
-            (
-                body,
-                le_u64(&t[0..8]),
-                chains,
-                le_u32(&t[size - 8..size - 4]),
-            )
+            let chains = (size_t == CHECKPOINT_TRAILER_SIZE).then(|| le_u64(&t[8..16]));
+            (le_u64(&t[0..8]), chains, le_u32(&t[size_t - 8..size_t - 4]))
         }
     };
-    if body.len() as u64 != body_len {
-        return Err(damaged("body length does not match the header"));
-    }
-    if crc32fast::hash(body) != body_crc {
-        return Err(damaged("body checksum mismatch"));
+    let room = size - (CHECKPOINT_HEADER_SIZE + trailer_size(format)) as u64;
+    if body_len != room {
+        return damaged("body length does not match the header");
     }
     // Recovery sizes its index by the count: bound it by what the body
     // can hold, whatever a crafted trailer says.
-    if chains.is_some_and(|n| n > body.len() as u64 / CHAIN_SIZE_MIN) {
-        return Err(damaged("chain count larger than the body can hold"));
+    if chains.is_some_and(|n| n > body_len / CHAIN_SIZE_MIN) {
+        return damaged("chain count larger than the body can hold");
     }
-    Ok(CheckedCheckpoint {
+    Ok(Ok(CheckpointFrame {
         format,
-        version,
-        wal_through,
+        version: le_u64(&h[16..24]),
+        wal_through: le_u64(&h[24..32]),
         chains,
-        body,
-    })
+        body_len,
+        body_crc,
+    }))
+}
+
+/// Check a checkpoint file's header, trailer and body checksum, without
+/// decoding the body.
+pub fn check_checkpoint(bytes: &[u8]) -> Result<CheckedCheckpoint<'_>, CheckpointError> {
+    let read = |at: u64, buf: &mut [u8]| {
+        // In bounds: `check_frame` reads only inside the size it is given.
+        buf.copy_from_slice(&bytes[at as usize..at as usize + buf.len()]);
+        Ok(())
+    };
+    // `read` never fails: `check_frame` reads only inside the size given.
+    let frame = check_frame(bytes.len() as u64, read).map_err(unreadable)??;
+    let body = &bytes[CHECKPOINT_HEADER_SIZE..CHECKPOINT_HEADER_SIZE + frame.body_len as usize];
+    if crc32fast::hash(body) != frame.body_crc {
+        return Err(CheckpointError::Damaged("body checksum mismatch".into()));
+    }
+    Ok(frame.checked(body))
 }
 
 impl CheckedCheckpoint<'_> {
@@ -395,45 +430,167 @@ impl CheckedCheckpoint<'_> {
     pub fn decode_streaming<V: VersionImage>(
         self,
         build: impl FnMut(Version, RunId, Option<TopValue<'_>>) -> V,
-        mut sink: impl FnMut(Vec<ChainImage<V>>),
+        sink: impl FnMut(Vec<ChainImage<V>>),
     ) -> Result<CheckpointImage<V>, CheckpointError> {
-        let mut checked = ChainCheck::new(self.version);
-        let mut refused = None;
-        let mut batch = Vec::with_capacity(CHAIN_BATCH);
-        let streamed = self.format >= 2;
-        let decoded = codec::decode_checkpoint_body_with(self.body, self.format, build, |chain| {
-            if let Err(reason) = checked.next(&chain) {
-                refused = Some(reason);
-                return false;
+        let mut chains = ChainSink::new(self.version, self.format >= 2, sink);
+        let decoded =
+            codec::decode_checkpoint_body_with(self.body, self.format, build, |c| chains.take(c));
+        let rest = decoded.map_err(|e| chains.damage(&e))?;
+        chains.finish(self.chains, self.version, self.wal_through, rest)
+    }
+}
+
+impl CheckpointFrame {
+    /// [`CheckedCheckpoint::decode_streaming`] of this frame's body, read
+    /// from `file` as it is decoded, `chunk` bytes at a time into one
+    /// buffer (see `body_window.rs`), instead of from memory. The body's
+    /// checksum is checked at the end, so chains of a body that then fails
+    /// it were handed over already: the caller discards them, as on any
+    /// error. A format 1 body (its chains are one unit, which a window
+    /// cannot retry) is read whole first. The outer error is `file`'s.
+    pub fn decode_streamed<V: VersionImage>(
+        &self,
+        file: &dyn StorageReader,
+        chunk: usize,
+        build: impl FnMut(Version, RunId, Option<TopValue<'_>>) -> V,
+        sink: impl FnMut(Vec<ChainImage<V>>),
+    ) -> std::io::Result<Result<CheckpointImage<V>, CheckpointError>> {
+        let start = CHECKPOINT_HEADER_SIZE as u64;
+        if self.format < 2 {
+            let Ok(len) = usize::try_from(self.body_len) else {
+                return Ok(Err(CheckpointError::Damaged("body too long".into())));
+            };
+            let mut body = vec![0; len];
+            file.read_exact_at(start, &mut body)?;
+            if crc32fast::hash(&body) != self.body_crc {
+                return Ok(Err(CheckpointError::Damaged(
+                    "body checksum mismatch".into(),
+                )));
             }
-            batch.push(chain);
-            if streamed && batch.len() == CHAIN_BATCH {
-                sink(std::mem::replace(
-                    &mut batch,
-                    Vec::with_capacity(CHAIN_BATCH),
-                ));
-            }
-            true
-        });
-        let (floor, times, runs) = decoded.map_err(|e| {
-            CheckpointError::Damaged(
-                refused
-                    .take()
-                    .unwrap_or_else(|| format!("body does not decode: {e}")),
-            )
-        })?;
-        if self.chains.is_some_and(|n| n != checked.count) {
+            return Ok(self.checked(&body).decode_streaming(build, sink));
+        }
+        let mut window = BodyWindow::new(file, start, self.body_len, chunk);
+        let mut chains = ChainSink::new(self.version, true, sink);
+        let decoded = codec::decode_body(&mut window, self.format, build, |c| chains.take(c));
+        let rest = match decoded {
+            Ok(rest) => Ok(rest),
+            Err(StreamError::Decode(e)) => Err(chains.damage(&e)),
+            Err(StreamError::Io(e)) => return Err(e),
+        };
+        // Damaged bytes that happen to decode, or that do not: the
+        // checksum names them first, as when the file is read whole.
+        Ok(match window.crc_matches(self.body_crc)? {
+            false => Err(CheckpointError::Damaged("body checksum mismatch".into())),
+            true => rest
+                .and_then(|rest| chains.finish(self.chains, self.version, self.wal_through, rest)),
+        })
+    }
+
+    /// This frame with its body, checked.
+    fn checked<'b>(&self, body: &'b [u8]) -> CheckedCheckpoint<'b> {
+        CheckedCheckpoint {
+            format: self.format,
+            version: self.version,
+            wal_through: self.wal_through,
+            chains: self.chains,
+            body,
+        }
+    }
+}
+
+/// [`decode_checkpoint`] through [`CheckpointFrame::decode_streamed`],
+/// reading `bytes` `chunk` bytes at a time: the same answer for every
+/// input (tests and fuzzing compare the two).
+pub fn decode_checkpoint_streamed(
+    bytes: &[u8],
+    chunk: usize,
+) -> Result<CheckpointImage, CheckpointError> {
+    let file: &dyn StorageReader = &bytes;
+    // Reads never fail: only inside the size the frame was checked against.
+    let frame = check_frame(file.size(), |at, buf| file.read_exact_at(at, buf));
+    let frame = frame.map_err(unreadable)??;
+    let mut chains = Vec::new();
+    let decoded = frame.decode_streamed(file, chunk, codec::stored_version, |batch| {
+        chains.extend(batch)
+    });
+    let mut image = decoded.map_err(unreadable)??;
+    image.chains = chains;
+    Ok(image)
+}
+
+/// A read of a checkpoint held in memory that failed (it cannot: every
+/// read is inside the bytes), as damage rather than a panic.
+fn unreadable(e: std::io::Error) -> CheckpointError {
+    CheckpointError::Damaged(format!("unreadable: {e}"))
+}
+
+/// Where a checkpoint's decoder puts each chain: checked as
+/// [`check_image`] checks chains, then handed to `sink` in batches of
+/// [`CHAIN_BATCH`] (`streamed`), or in one at the end.
+struct ChainSink<V, S> {
+    checked: ChainCheck,
+    batch: Vec<ChainImage<V>>,
+    streamed: bool,
+    sink: S,
+    /// Why a chain was refused, if one was.
+    refused: Option<String>,
+}
+
+impl<V: VersionImage, S: FnMut(Vec<ChainImage<V>>)> ChainSink<V, S> {
+    fn new(version: Version, streamed: bool, sink: S) -> ChainSink<V, S> {
+        ChainSink {
+            checked: ChainCheck::new(version),
+            batch: Vec::with_capacity(CHAIN_BATCH),
+            streamed,
+            sink,
+            refused: None,
+        }
+    }
+
+    /// Take the next decoded chain; false if it is refused.
+    fn take(&mut self, chain: ChainImage<V>) -> bool {
+        if let Err(reason) = self.checked.next(&chain) {
+            self.refused = Some(reason);
+            return false;
+        }
+        self.batch.push(chain);
+        if self.streamed && self.batch.len() == CHAIN_BATCH {
+            let full = std::mem::replace(&mut self.batch, Vec::with_capacity(CHAIN_BATCH));
+            (self.sink)(full);
+        }
+        true
+    }
+
+    /// The damage a decoding error `e` names: a refused chain's reason, or
+    /// where the body stopped decoding.
+    fn damage(&mut self, e: &DecodeError) -> CheckpointError {
+        CheckpointError::Damaged(
+            (self.refused.take()).unwrap_or_else(|| format!("body does not decode: {e}")),
+        )
+    }
+
+    /// After the whole body decoded into `rest`: check the chain count
+    /// against the trailer's, hand over the last batch, and return the
+    /// rest of the image, checked.
+    fn finish(
+        mut self,
+        expected: Option<u64>,
+        version: Version,
+        wal_through: Version,
+        (floor, times, runs): codec::CheckpointBodyRest,
+    ) -> Result<CheckpointImage<V>, CheckpointError> {
+        if expected.is_some_and(|n| n != self.checked.count) {
             return Err(CheckpointError::Damaged(
                 "chain count does not match the trailer".into(),
             ));
         }
-        let runs = runs.unwrap_or_else(|| runs_from_chains(&batch, &times));
-        if !batch.is_empty() {
-            sink(batch);
+        let runs = runs.unwrap_or_else(|| runs_from_chains(&self.batch, &times));
+        if !self.batch.is_empty() {
+            (self.sink)(self.batch);
         }
         let image = CheckpointImage {
-            version: self.version,
-            wal_through: self.wal_through,
+            version,
+            wal_through,
             floor,
             times,
             chains: Vec::new(),

@@ -189,37 +189,90 @@ pub fn decode_checkpoint_body(body: &[u8], format: u32) -> DResult<CheckpointBod
 pub fn decode_checkpoint_body_with<V>(
     body: &[u8],
     format: u32,
+    build: impl FnMut(Version, RunId, Option<TopValue<'_>>) -> V,
+    chain: impl FnMut(ChainImage<V>) -> bool,
+) -> DResult<CheckpointBodyRest> {
+    decode_body(&mut Cursor::new(body), format, build, chain)
+}
+
+/// A checkpoint body read one unit at a time (the time index, each
+/// chain's flag, each chain, the tail): from one slice (a [`Cursor`]), or
+/// streamed from its file through a window that a unit may outgrow
+/// (`BodyWindow`). Both decode through [`decode_body`], so they accept
+/// the same bodies.
+pub(crate) trait BodyUnits {
+    /// What a unit that does not decode (or cannot be read) is.
+    type Error: From<DecodeError>;
+
+    /// Decode the next unit with `unit`, from where the last one ended.
+    fn unit<T>(
+        &mut self,
+        unit: impl FnMut(&mut Cursor<'_>) -> DResult<T>,
+    ) -> Result<T, Self::Error>;
+
+    /// Error unless the whole body was read.
+    fn finish(&mut self) -> Result<(), Self::Error>;
+
+    /// Offset in the body of the next unit.
+    fn offset(&self) -> usize;
+}
+
+impl BodyUnits for Cursor<'_> {
+    type Error = DecodeError;
+
+    fn unit<T>(&mut self, mut unit: impl FnMut(&mut Cursor<'_>) -> DResult<T>) -> DResult<T> {
+        unit(self)
+    }
+
+    fn finish(&mut self) -> DResult<()> {
+        Cursor::finish(self)
+    }
+
+    fn offset(&self) -> usize {
+        self.pos
+    }
+}
+
+/// The one decoder of checkpoint bodies, over either kind of
+/// [`BodyUnits`] (see [`decode_checkpoint_body_with`]).
+pub(crate) fn decode_body<U: BodyUnits, V>(
+    body: &mut U,
+    format: u32,
     mut build: impl FnMut(Version, RunId, Option<TopValue<'_>>) -> V,
     mut chain: impl FnMut(ChainImage<V>) -> bool,
-) -> DResult<CheckpointBodyRest> {
-    let mut c = Cursor::new(body);
+) -> Result<CheckpointBodyRest, U::Error> {
     let times = |c: &mut Cursor<'_>| c.seq(2, |c| Ok((c.u64()?, c.u64()?)));
-    let mut take = |c: &mut Cursor<'_>, image| {
-        if chain(image) {
-            Ok(())
-        } else {
-            c.err("a chain was refused")
-        }
-    };
+    const REFUSED: &str = "a chain was refused";
     if format < 2 {
-        let floor = c.u64()?;
-        let times = times(&mut c)?;
-        c.seq(6, |c| {
-            let image = c.chain_image(&mut build)?;
-            take(c, image)
+        // One unit holds every chain: a unit is retried when a streamed
+        // window turns out too small, and a retry would hand chains over
+        // twice, so format 1 is only ever decoded from one slice.
+        let floor = body.unit(|c| c.u64())?;
+        let times = body.unit(times)?;
+        body.unit(|c| {
+            c.seq(6, |c| {
+                let image = c.chain_image(&mut build)?;
+                if chain(image) { Ok(()) } else { c.err(REFUSED) }
+            })
         })?;
-        c.finish()?;
+        body.finish()?;
         return Ok((floor, times, None));
     }
-    let times = times(&mut c)?;
+    let times = body.unit(times)?;
     // Each chain flagged `true`, then `false` (a streamed sequence).
-    while c.flag("chain flag is neither 0 nor 1")? {
-        let image = c.chain_image(&mut build)?;
-        take(&mut c, image)?;
+    while body.unit(|c| c.flag("chain flag is neither 0 nor 1"))? {
+        let image = body.unit(|c| c.chain_image(&mut build))?;
+        if !chain(image) {
+            let offset = body.offset();
+            return Err(DecodeError {
+                offset,
+                reason: REFUSED,
+            }
+            .into());
+        }
     }
-    let floor = c.u64()?;
-    let runs = c.seq(2, Cursor::run_image)?;
-    c.finish()?;
+    let (floor, runs) = body.unit(|c| Ok((c.u64()?, c.seq(2, |c| c.run_image())?)))?;
+    body.finish()?;
     Ok((floor, times, Some(runs)))
 }
 
@@ -250,6 +303,21 @@ impl<'a> Cursor<'a> {
             pos: 0,
             last_family: None,
         }
+    }
+
+    /// A cursor over `bytes` that knows the family of the key read last
+    /// (a streamed body's next unit, see `BodyWindow`).
+    pub(crate) fn resume(bytes: &'a [u8], last_family: Option<Family>) -> Cursor<'a> {
+        Cursor {
+            bytes,
+            pos: 0,
+            last_family,
+        }
+    }
+
+    /// Bytes read so far, and the family of the key read last.
+    pub(crate) fn into_parts(self) -> (usize, Option<Family>) {
+        (self.pos, self.last_family)
     }
 
     fn err<T>(&self, reason: &'static str) -> DResult<T> {

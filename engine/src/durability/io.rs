@@ -38,6 +38,13 @@ pub trait Storage: Send + Sync + fmt::Debug {
         *buf = self.read(name)?;
         Ok(())
     }
+    /// Open `name` for reading at offsets (recovery streams a checkpoint's
+    /// body through one, instead of reading the whole file into memory
+    /// first). Default: the whole file, read at once and served from
+    /// memory.
+    fn open_read(&self, name: &str) -> io::Result<Box<dyn StorageReader>> {
+        Ok(Box::new(self.read(name)?))
+    }
     /// Create `name` empty (truncating an existing file), open for writing.
     fn create(&self, name: &str) -> io::Result<Box<dyn StorageFile>>;
     /// Open the existing `name` for writing: appends go at its end,
@@ -55,6 +62,59 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn describe(&self, name: &str) -> String;
     /// Release the directory lock (the engine is closed). Default: none held.
     fn unlock(&self) {}
+}
+
+/// One file open for reading at offsets.
+pub trait StorageReader {
+    /// The file's size when it was opened, in bytes.
+    fn size(&self) -> u64;
+    /// Fill `buf` with the bytes from `offset` on; an error
+    /// (`UnexpectedEof`) if the file ends first.
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+}
+
+/// A file read whole into memory (the default [`Storage::open_read`]).
+impl StorageReader for Vec<u8> {
+    fn size(&self) -> u64 {
+        self.as_slice().size()
+    }
+
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.as_slice().read_exact_at(offset, buf)
+    }
+}
+
+/// Bytes in memory, read as a file (tests, fuzzing).
+impl StorageReader for &[u8] {
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let from = usize::try_from(offset).unwrap_or(usize::MAX);
+        let bytes = from
+            .checked_add(buf.len())
+            .and_then(|to| self.get(from..to))
+            .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+        buf.copy_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// A real file open for reading.
+struct FsReader {
+    file: File,
+    size: u64,
+}
+
+impl StorageReader for FsReader {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.file.read_exact_at(buf, offset)
+    }
 }
 
 /// One open file, written by one handle at a time.
@@ -219,6 +279,11 @@ impl Storage for FsStorage {
         buf.clear();
         File::open(self.path(name))?.read_to_end(buf)?;
         Ok(())
+    }
+    fn open_read(&self, name: &str) -> io::Result<Box<dyn StorageReader>> {
+        let file = File::open(self.path(name))?;
+        let size = file.metadata()?.len();
+        Ok(Box::new(FsReader { file, size }))
     }
     fn create(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
         let f = OpenOptions::new()
@@ -662,6 +727,9 @@ impl Storage for SyncHooked {
     }
     fn read_into(&self, name: &str, buf: &mut Vec<u8>) -> io::Result<()> {
         self.inner.read_into(name, buf)
+    }
+    fn open_read(&self, name: &str) -> io::Result<Box<dyn StorageReader>> {
+        self.inner.open_read(name)
     }
     fn create(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
         Ok(self.wrap(self.inner.create(name)?))

@@ -11,6 +11,7 @@
 //! docs/format.md has the byte layouts, the commit protocol step by step and
 //! what a crash between any two steps leaves.
 
+mod body_window;
 pub mod checkpoint;
 pub mod codec;
 pub(crate) mod group;

@@ -13,8 +13,8 @@ use std::sync::mpsc::{SyncSender, sync_channel};
 use crate::chain::{BuiltVersion, ChainRef};
 use crate::config::EngineConfig;
 use crate::durability::checkpoint::{
-    CHECKPOINT_FORMAT_VERSION, CheckedCheckpoint, CheckpointError, CheckpointImage, VersionImage,
-    check_checkpoint, checkpoint_name, parse_checkpoint_name,
+    CHECKPOINT_FORMAT_VERSION, CheckpointError, CheckpointImage, VersionImage, check_frame,
+    checkpoint_name, parse_checkpoint_name,
 };
 use crate::durability::codec::{self, ChainImage, TopValue};
 use crate::durability::io::Storage;
@@ -578,33 +578,28 @@ fn read_and_install(
     let mut newest_damage = None;
     for &v in checkpoints.iter().rev() {
         let name = checkpoint_name(v);
-        // Its own buffer: the WAL's segments are read into `read.buf`
-        // while this one is still being decoded.
-        let mut file = Vec::new();
-        storage
-            .read_into(&name, &mut file)
-            .map_err(|e| io_err(storage, "reading", &name, e))?;
-        read.report(|| Progress::OpenCheckpoint {
-            version: v,
-            bytes: file.len() as u64,
-        });
-        let reason = match check_checkpoint(&file) {
-            Ok(checked) if checked.version == v => {
-                let (read_phase, rebuilt) = pipelined(read, |read| {
-                    stream_checkpoint(checked, read)?;
-                    read.last = v;
-                    Ok(replay_wal(storage, segments, v, mode, read))
+        let io = |e| io_err(storage, "reading", &name, e);
+        let file = storage.open_read(&name).map_err(io)?;
+        let frame = check_frame(file.size(), |at, buf| file.read_exact_at(at, buf));
+        let reason = match frame.map_err(io)? {
+            Ok(frame) if frame.version == v => {
+                read.report(|| Progress::OpenCheckpoint {
+                    version: v,
+                    bytes: file.size(),
                 });
-                match read_phase {
-                    Ok(tail) => {
-                        debug_assert_eq!(rebuilt.last, read.last);
-                        return Ok((tail?, rebuilt));
-                    }
-                    // What was installed of it is dropped with `rebuilt`.
+                let stream = |read: &mut ReadState| {
+                    stream_checkpoint(v, frame.chains, read, |sink| {
+                        let decoded =
+                            frame.decode_streamed(&*file, READ_CHUNK, built_version, sink);
+                        decoded.map_err(io)
+                    })
+                };
+                match checkpoint_then_wal(storage, segments, mode, read, v, stream) {
+                    Ok(done) => return done,
                     Err(reason) => reason,
                 }
             }
-            Ok(checked) => format!("file name says version {v}, header {}", checked.version),
+            Ok(frame) => format!("file name says version {v}, header {}", frame.version),
             Err(CheckpointError::NewerFormat(found)) => {
                 let supported = CHECKPOINT_FORMAT_VERSION;
                 return Err(newer_format(storage, &name, found, supported));
@@ -629,40 +624,74 @@ fn read_and_install(
     Ok((tail?, rebuilt))
 }
 
-/// Decode a checked checkpoint's body, handing its chains to the installer
-/// as they are decoded: in batches when the file says how many there are
-/// (format 3 on), so the installer can size the index and report progress
-/// from the start; else all at once, after the whole body. `Err` names
-/// the damage.
-fn stream_checkpoint(
-    checked: CheckedCheckpoint<'_>,
+/// The read phase after a checkpoint at `v` was found intact so far:
+/// `stream` hands its chains to the installer, then the WAL after it is
+/// replayed, pipelined (see [`pipelined`]). `Err(reason)`: the checkpoint
+/// turned out damaged, and what was installed of it is dropped.
+fn checkpoint_then_wal(
+    storage: &dyn Storage,
+    segments: &[Segment],
+    mode: RecoveryMode,
     read: &mut ReadState,
-) -> std::result::Result<(), String> {
-    let version = checked.version;
+    v: Version,
+    stream: impl FnOnce(&mut ReadState) -> std::result::Result<Result<()>, String>,
+) -> std::result::Result<Result<(Tail, Rebuilt)>, String> {
+    let (read_phase, rebuilt) = pipelined(read, |read| -> std::result::Result<_, String> {
+        if let Err(e) = stream(read)? {
+            return Ok(Err(e));
+        }
+        read.last = v;
+        Ok(replay_wal(storage, segments, v, mode, read))
+    });
+    let tail = read_phase?;
+    debug_assert!(tail.is_err() || rebuilt.last == read.last);
+    Ok(tail.map(|tail| (tail, rebuilt)))
+}
+
+/// A checkpoint's body decoded (chains handed over), or why not.
+type DecodedCheckpoint = std::result::Result<CheckpointImage<BuiltVersion>, CheckpointError>;
+
+/// Bytes of a checkpoint's body read at a time while it is decoded: small
+/// enough that what is read is still in the cache when it is decoded.
+const READ_CHUNK: usize = 1 << 20;
+
+/// Hand the chains of the checkpoint at `version` to the installer as
+/// `decode` decodes them: in batches when the file says how many there
+/// are (format 3 on), so the installer can size the index and report
+/// progress from the start; else all at once, after the whole body. The
+/// outer `Err` names the damage; an I/O error is the inner one.
+fn stream_checkpoint(
+    version: Version,
+    chains: Option<u64>,
+    read: &mut ReadState,
+    decode: impl FnOnce(&mut dyn FnMut(Vec<ChainImage<BuiltVersion>>)) -> Result<DecodedCheckpoint>,
+) -> std::result::Result<Result<()>, String> {
     let damage = |e| match e {
         CheckpointError::Damaged(reason) => reason,
         CheckpointError::NewerFormat(found) => format!("format {found}"),
     };
-    let image = match checked.chains {
+    let decoded = match chains {
         Some(chains) => {
             read.send(Install::CheckpointBegin { version, chains });
-            let sink = |batch: Vec<_>| read.send(Install::Chains(batch.into()));
-            checked
-                .decode_streaming(built_version, sink)
-                .map_err(damage)?
+            decode(&mut |batch| read.send(Install::Chains(batch.into())))
         }
         None => {
             let mut all = Vec::new();
-            let image = (checked.decode_streaming(built_version, |batch| all.extend(batch)))
-                .map_err(damage)?;
-            let chains = all.len() as u64;
-            read.send(Install::CheckpointBegin { version, chains });
-            read.send(Install::Chains(all.into()));
-            image
+            let decoded = decode(&mut |batch| all.extend(batch));
+            if let Ok(Ok(_)) = &decoded {
+                let chains = all.len() as u64;
+                read.send(Install::CheckpointBegin { version, chains });
+                read.send(Install::Chains(all.into()));
+            }
+            decoded
         }
     };
+    let image = match decoded {
+        Ok(image) => image.map_err(damage)?,
+        Err(e) => return Ok(Err(e)),
+    };
     read.send(Install::CheckpointEnd(image));
-    Ok(())
+    Ok(Ok(()))
 }
 
 /// Apply every WAL record after `base`; find where the WAL ends.

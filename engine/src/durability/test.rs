@@ -5,9 +5,12 @@ use std::sync::Arc;
 
 use super::checkpoint::{
     CHAIN_BATCH, CHECKPOINT_FORMAT_VERSION, CheckpointError, CheckpointImage, check_checkpoint,
-    decode_checkpoint, encode_checkpoint,
+    check_frame, decode_checkpoint, decode_checkpoint_streamed, encode_checkpoint,
 };
-use super::codec::{ChainImage, RunImage, VALUE_DECODE_DEPTH_MAX, decode_commit_record};
+use super::codec::{
+    ChainImage, RunImage, VALUE_DECODE_DEPTH_MAX, decode_commit_record, stored_version,
+};
+use super::io::StorageReader;
 use super::wal::{self, HeaderError, Stop};
 use crate::record::CommitRecord;
 use crate::types::{Key, Namespace, RunId, Scope, TypeTag};
@@ -345,4 +348,163 @@ fn a_streamed_decode_hands_over_every_chain_in_batches() {
     assert_eq!(sizes, vec![CHAIN_BATCH, CHAIN_BATCH, 5]);
     assert!(rest.chains.is_empty());
     assert_eq!(batches.concat(), img.chains);
+}
+
+/// An image with what a streamed window has to carry across its refills:
+/// several families (a key's family is shared from the previous key's),
+/// values of every kind, one longer than the window's first chunk, many
+/// versions in one chain, and a long time index.
+fn varied_image() -> CheckpointImage {
+    let families = ["agent/a", "agent/b", "agent/b/sub"];
+    let value = |i: u64| match i % 6 {
+        0 => None,
+        1 => Some(Value::Int(i as i64 - 40)),
+        2 => Some(Value::from(format!("text {i}").as_str())),
+        3 => Some(Value::from(vec![i as u8; (i as usize * 37) % 700])),
+        4 => Some(Value::from(vec![Value::Float(0.5), Value::from("x")])),
+        _ => Some(Value::from(std::collections::BTreeMap::from([(
+            "k".to_string(),
+            Value::Bool(i % 4 == 1),
+        )]))),
+    };
+    let mut chains = Vec::new();
+    for (f, ns) in families.iter().enumerate() {
+        let ns = Namespace::new(ns).unwrap();
+        for k in 0..40u64 {
+            let versions = (0..1 + k % 5)
+                .map(|n| {
+                    let commit = 300 - n * 50 - k;
+                    (
+                        commit,
+                        RunId::from_u128(u128::from(k % 3)),
+                        value(k + n + f as u64),
+                    )
+                })
+                .collect();
+            let key = Key::new(ns.clone(), Scope::Shared, TypeTag::Kv, k.to_be_bytes());
+            chains.push(ChainImage {
+                key,
+                pruned_max: 0,
+                versions,
+            });
+        }
+    }
+    let runs = (1..3)
+        .map(|r| RunImage {
+            run: RunId::from_u128(r),
+            commits: vec![(7, 1_000, vec![key("c")])],
+        })
+        .collect();
+    CheckpointImage {
+        version: 300,
+        wal_through: 300,
+        floor: 2,
+        times: (1..250).map(|v| (v, 1_000 + v)).collect(),
+        chains,
+        runs,
+    }
+}
+
+/// Whatever size the window reads at a time, down to one byte (every
+/// unit then outgrows it), a streamed body decodes to what the whole file
+/// does, in every format.
+#[test]
+fn a_body_streamed_in_any_chunk_size_decodes_as_read_whole() {
+    let img = varied_image();
+    let files = [
+        format_1_checkpoint(&img),
+        format_2_checkpoint(&img),
+        encode_checkpoint(&img).unwrap(),
+    ];
+    for bytes in &files {
+        let whole = decode_checkpoint(bytes).unwrap();
+        for chunk in [0, 1, 2, 3, 7, 64, 1000, 4096, 1 << 20] {
+            let streamed = decode_checkpoint_streamed(bytes, chunk);
+            assert_eq!(streamed.as_ref(), Ok(&whole), "chunk {chunk}");
+        }
+    }
+    assert_eq!(decode_checkpoint(&files[2]).unwrap(), img);
+}
+
+/// Every bit flip of a file gets the same answer streamed as read whole:
+/// the same damage named (the body's checksum first, although the window
+/// decodes before it has seen the whole body), never a panic.
+#[test]
+fn every_bit_flip_is_the_same_damage_streamed_as_read_whole() {
+    let bytes = encode_checkpoint(&image()).unwrap();
+    for bit in 0..bytes.len() * 8 {
+        let mut b = bytes.clone();
+        b[bit / 8] ^= 1 << (bit % 8);
+        let whole = decode_checkpoint(&b);
+        assert!(whole.is_err(), "bit {bit}");
+        assert_eq!(decode_checkpoint_streamed(&b, 3), whole, "bit {bit}");
+    }
+    for cut in 0..bytes.len() {
+        let short = &bytes[..cut];
+        assert_eq!(
+            decode_checkpoint_streamed(short, 5),
+            decode_checkpoint(short)
+        );
+    }
+    for count in [1, 3, u64::MAX] {
+        let b = with_chain_count(bytes.clone(), count);
+        assert_eq!(decode_checkpoint_streamed(&b, 2), decode_checkpoint(&b));
+    }
+}
+
+/// A body whose checksums match but that does not decode (only a broken
+/// writer makes one) is damage streamed too, with the decoder's reason.
+#[test]
+fn a_body_that_passes_its_checksum_but_does_not_decode_is_damage() {
+    let bytes = encode_checkpoint(&image()).unwrap();
+    // The first chain's flag set to 7, neither true nor false. It follows
+    // the header and the time index [(1, 100), (5, 200)]: a count byte,
+    // then varints of 1, 1, 1 and 2 bytes (200 takes two).
+    let mut b = bytes.clone();
+    let flag = 48 + 1 + 1 + 1 + 1 + 2;
+    assert_eq!(b[flag], 1, "the encoding this test assumes");
+    b[flag] = 7;
+    let t = b.len() - 24;
+    let crc = crc32fast::hash(&b[48..t]);
+    b[t + 16..t + 20].copy_from_slice(&crc.to_le_bytes());
+    let crc = crc32fast::hash(&b[t..t + 20]);
+    b[t + 20..].copy_from_slice(&crc.to_le_bytes());
+    let whole = decode_checkpoint(&b);
+    assert!(
+        matches!(&whole, Err(CheckpointError::Damaged(r)) if r.contains("chain flag")),
+        "{whole:?}"
+    );
+    for chunk in [1, 4, 1 << 20] {
+        assert_eq!(decode_checkpoint_streamed(&b, chunk), whole);
+    }
+}
+
+/// A file that cannot be read partway through its body is an I/O error,
+/// not damage: recovery must not fall back to an older checkpoint (or
+/// none) because a disk hiccuped.
+#[test]
+fn a_read_failing_inside_the_body_is_an_io_error_not_damage() {
+    struct FailsAt(Vec<u8>, u64);
+    impl StorageReader for FailsAt {
+        fn size(&self) -> u64 {
+            self.0.len() as u64
+        }
+        fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+            if offset + buf.len() as u64 > self.1 {
+                return Err(std::io::Error::other("injected read failure"));
+            }
+            self.0.as_slice().read_exact_at(offset, buf)
+        }
+    }
+    let bytes = encode_checkpoint(&varied_image()).unwrap();
+    let file = FailsAt(bytes.clone(), bytes.len() as u64 / 2);
+    let frame = check_frame(bytes.len() as u64, |at, buf| {
+        bytes.as_slice().read_exact_at(at, buf)
+    })
+    .unwrap()
+    .unwrap();
+    let mut chains = 0;
+    let out = frame.decode_streamed(&file, 64, stored_version, |b| chains += b.len());
+    let e = out.expect_err("an I/O error");
+    assert_eq!(e.to_string(), "injected read failure");
 }
