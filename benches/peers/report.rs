@@ -210,9 +210,13 @@ fn header(md: &mut String, opts: &Opts, elapsed: f64) -> Res<()> {
     )?;
     writeln!(
         md,
-        "- Size: {} keys of 16 bytes, values of 100 bytes; {} repetitions, engines interleaved \
-         (A B C .. A B C ..), {:.1} s per timed measurement; medians shown, spread = min..max.",
-        opts.keys, opts.reps, opts.secs
+        "- Size: {} keys of 16 bytes, values of 100 bytes; {} repetitions (W9: at least {}), \
+         engines interleaved (A B C .. A B C ..), {:.1} s per timed measurement; medians shown, \
+         spread = min..max.",
+        opts.keys,
+        opts.reps,
+        crate::durable::W9_REPS_MIN,
+        opts.secs
     )?;
     writeln!(
         md,
