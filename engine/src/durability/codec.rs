@@ -536,7 +536,12 @@ impl<'a> Cursor<'a> {
             Some(f) if f.ns() == &ns && f.scope() == scope && f.tag() == tag => f,
             _ => Family::new(ns, scope, tag),
         };
-        let key = family.key_from(user);
+        // The store's shared allocation, once recovery's installer has
+        // found it for this family (`Families::share_key`): the key is then
+        // stored as it is, and the decoded family's reference count is not
+        // touched per key on two threads (its cache line went back and
+        // forth between the decoder and the installer for every key).
+        let key = family.known_shared().unwrap_or(&family).key_from(user);
         self.last_family = Some(family);
         Ok(key)
     }
