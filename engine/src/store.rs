@@ -34,6 +34,7 @@
 
 use std::hash::BuildHasher;
 use std::ops::Bound;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_skiplist::SkipMap;
 
@@ -69,13 +70,20 @@ pub(crate) struct Store {
 /// never removed: a store keeps every key it ever held, and a family costs
 /// about 100 bytes once (a run makes a few).
 #[derive(Default)]
-pub(crate) struct Families(std::sync::Mutex<std::collections::HashSet<Family, Hasher>>);
+pub(crate) struct Families {
+    table: std::sync::Mutex<std::collections::HashSet<Family, Hasher>>,
+    /// Address of the table's family [`Families::share_key`] handed out
+    /// last: a key already holding it is stored without reading its family
+    /// (recovery's decoder is incrementing that family's reference count,
+    /// on the same cache line, for every key it decodes).
+    last: AtomicUsize,
+}
 
 impl Families {
     /// The shared allocation equal to `family`, made if there is none.
     pub(crate) fn share(&self, family: &Family) -> Family {
         let mut table = self
-            .0
+            .table
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(shared) = table.get(family) {
@@ -91,12 +99,18 @@ impl Families {
     /// or the one its family remembers, else the table's (which the family
     /// then remembers: the next key made from it needs no lookup).
     fn share_key(&self, key: Key) -> Key {
+        // The table keeps every family it made, so an address equal to one
+        // of them is that family, still alive.
+        if key.family().address() == self.last.load(Ordering::Relaxed) {
+            return key;
+        }
         let family = match key.family().known_shared() {
             Some(known) if known.same_allocation(key.family()) => return key,
             Some(known) => known.clone(),
             None => {
                 let shared = self.share(key.family());
                 key.family().remember_shared(&shared);
+                self.last.store(shared.address(), Ordering::Relaxed);
                 shared
             }
         };

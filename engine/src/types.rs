@@ -452,6 +452,11 @@ impl Family {
     pub(crate) fn same_allocation(&self, other: &Family) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
+
+    /// The address of this allocation (for comparisons only).
+    pub(crate) fn address(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
 }
 
 impl PartialEq for Family {
