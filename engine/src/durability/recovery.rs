@@ -937,3 +937,32 @@ fn repair(
         spare: Vec::new(),
     })
 }
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    /// A panic in the read phase, while the installer waits for more of a
+    /// checkpoint, reaches the caller: the channel is closed, the installer
+    /// ends and is joined, and the panic resumes. Without the close, the
+    /// thread scope would wait forever for the installer.
+    #[test]
+    fn a_panic_while_reading_reaches_the_caller_instead_of_hanging() {
+        let (done, outcome) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let caught = std::panic::catch_unwind(|| {
+                let mut state = ReadState::default();
+                pipelined(&mut state, |read| {
+                    read.send(Install::CheckpointBegin {
+                        version: 1,
+                        chains: 10,
+                    });
+                    panic!("planted: the read phase panics");
+                })
+            });
+            let _ = done.send(caught.is_err());
+        });
+        let panicked = outcome.recv_timeout(std::time::Duration::from_secs(60));
+        assert_eq!(panicked, Ok(true), "the read phase's panic must come back");
+    }
+}
