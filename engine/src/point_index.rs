@@ -54,6 +54,9 @@ pub(crate) struct PointIndex {
     len: AtomicUsize,
     /// Serializes inserts and growth (invariant 1).
     writer: Mutex<()>,
+    /// Tables retired by growth since [`PointIndex::take_retired`] last
+    /// looked: each waits in the epoch collector to be freed.
+    retired: AtomicUsize,
     /// Loom tests only: a bug planted for the models to catch.
     #[cfg(all(test, loom))]
     pub(crate) planted: Planted,
@@ -98,9 +101,17 @@ impl PointIndex {
             table: Atomic::new(Table::with_slots(slots_for(keys))),
             len: AtomicUsize::new(0),
             writer: Mutex::new(()),
+            retired: AtomicUsize::new(0),
             #[cfg(all(test, loom))]
             planted: Planted::None,
         }
+    }
+
+    /// True if growth retired a table since the last call: the caller
+    /// should help the epoch collector free it once it is unpinned
+    /// ([`Store::free_retired`](crate::store::Store::free_retired)).
+    pub(crate) fn take_retired(&self) -> bool {
+        self.retired.swap(0, Ordering::Relaxed) > 0
     }
 
     /// Number of chains held.
@@ -243,6 +254,7 @@ impl PointIndex {
         // are pinned, and it is freed after they unpin. Its chain pointers
         // are now the new table's (dropping a table drops no chain).
         unsafe { guard.defer_destroy(old) };
+        self.retired.fetch_add(1, Ordering::Relaxed);
         // Hand the old table to the collector now, not when this thread's
         // bag of deferred frees fills (64 of them): a growing index would
         // otherwise keep every table it outgrew, as much again as the
@@ -428,6 +440,23 @@ mod test {
         }
         assert!(index.find(7, &key(200), &guard).is_none());
         assert_eq!(index.len(), 200);
+    }
+
+    /// Growth says it retired a table, once, so that the store can help
+    /// the epoch collector free it (`Store::free_retired`); inserts that
+    /// fit say nothing.
+    #[test]
+    fn growth_reports_each_retired_table_once() {
+        let index = PointIndex::with_capacity(0);
+        assert!(!index.take_retired());
+        let slots = slots_for(0);
+        for i in 0..=(slots / 4 * 3) as u32 {
+            insert(&index, digest_for_index(u64::from(i) + 1), key(i));
+        }
+        assert!(index.take_retired(), "the first growth retired a table");
+        assert!(!index.take_retired());
+        insert(&index, digest_for_index(1 << 40), key(1 << 30));
+        assert!(!index.take_retired(), "an insert that fits retires none");
     }
 
     /// Inserting a key the index holds hands back its chain and makes

@@ -45,6 +45,12 @@ use crate::point_index::{PointIndex, digest_for_index};
 use crate::types::{Family, Key, Version};
 use crate::value::{Value, ValueRef};
 
+/// Flushes [`Store::free_retired`] makes: each may advance the global
+/// epoch once (if no other thread is pinned behind it), and a retired
+/// table is freed two advances after it was retired; more than two
+/// because the collector frees at most 8 older bags per flush.
+const FREE_RETIRED_FLUSHES: usize = 4;
+
 /// Hashes keys into digests (randomly seeded per store).
 type Hasher = foldhash::fast::RandomState;
 
@@ -228,6 +234,21 @@ impl Store {
         };
         let (chain, created) = self.index.find_or_insert(digest, key, make, &guard);
         (chain.clone_arc(), created)
+    }
+
+    /// Help the epoch collector free the index tables growth retired, if
+    /// any: call with no epoch pinned on this thread. A retired table is
+    /// freed only once the global epoch has advanced twice past it, and
+    /// the collector advances it only when some thread pins or flushes;
+    /// a store whose writer stops after a bulk load would otherwise keep
+    /// the outgrown table (half the live one's size) until later activity
+    /// (W10 measured 17 B per key at 250K keys with one pin per commit).
+    pub(crate) fn free_retired(&self) {
+        if self.index.take_retired() {
+            for _ in 0..FREE_RETIRED_FLUSHES {
+                crossbeam_epoch::pin().flush();
+            }
+        }
     }
 
     /// A hint for bulk inserts: start loading the point-index slot of

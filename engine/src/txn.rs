@@ -364,6 +364,7 @@ impl Transaction {
             crate::engine::publish(&inner.visible, version);
             drop(state);
             self.finished = Some("committed");
+            inner.store.free_retired();
             return Ok(version);
         };
         let mode = self.durability.unwrap_or(durable.mode);
@@ -375,6 +376,7 @@ impl Transaction {
         inner.publish_ready(&state);
         let buffered = state.wal_buf.len();
         drop(state);
+        inner.store.free_retired();
         // Installed and logged: from here the outcome is decided by the WAL.
         self.finished = Some("committed");
         durable.after_commit(inner, version, mode, buffered)?;

@@ -397,6 +397,7 @@ fn install(stream: impl Iterator<Item = Install>, observer: Option<&ProgressObse
         }
     }
     let (times, runs, snapshots, linked, last) = installer.finish();
+    store.free_retired();
     Rebuilt {
         store,
         times,
