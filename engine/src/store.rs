@@ -36,6 +36,7 @@ use std::hash::BuildHasher;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crossbeam_epoch::Guard;
 use crossbeam_skiplist::SkipMap;
 
 use crate::chain::{ChainRef, ReadAt, VersionChain};
@@ -185,9 +186,14 @@ impl Store {
 
     /// The chain of `key`, if the key was ever written.
     pub(crate) fn chain(&self, key: &Key) -> Option<ChainRef> {
-        let guard = crossbeam_epoch::pin();
+        self.chain_pinned(key, &crossbeam_epoch::pin())
+    }
+
+    /// [`Store::chain`] under a guard the caller pinned (a commit pins once
+    /// for all its keys and its install).
+    pub(crate) fn chain_pinned(&self, key: &Key, guard: &Guard) -> Option<ChainRef> {
         self.index
-            .find(self.digest(key), key, &guard)
+            .find(self.digest(key), key, guard)
             .map(|chain| chain.clone_arc())
     }
 
@@ -223,7 +229,11 @@ impl Store {
     /// committers holding the commit lock, before they publish the commit,
     /// and recovery, on one thread, before any reader sees the store.
     pub(crate) fn chain_or_create(&self, key: Key) -> (ChainRef, bool) {
-        let guard = crossbeam_epoch::pin();
+        self.chain_or_create_pinned(key, &crossbeam_epoch::pin())
+    }
+
+    /// [`Store::chain_or_create`] under a guard the caller pinned.
+    pub(crate) fn chain_or_create_pinned(&self, key: Key, guard: &Guard) -> (ChainRef, bool) {
         let digest = self.digest(&key);
         let make = |key| {
             // On the pending list before the index holds it (the invariant
@@ -232,7 +242,7 @@ impl Store {
             self.pending.push(chain.key(), ChainRef::clone(&chain));
             chain
         };
-        let (chain, created) = self.index.find_or_insert(digest, key, make, &guard);
+        let (chain, created) = self.index.find_or_insert(digest, key, make, guard);
         (chain.clone_arc(), created)
     }
 

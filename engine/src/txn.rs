@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crossbeam_epoch::Guard;
 use parking_lot::MutexGuard;
 
 use crate::chain::ChainRef;
@@ -315,12 +316,14 @@ impl Transaction {
         let body = encode_if_durable(&inner, &self.writes)?;
         let state = inner.lock_commit("Transaction::commit")?;
         check_open(&inner)?;
-        let chains = self.chains_of_writes(Missing::Leave);
+        // One pin for every probe and the install.
+        let guard = crossbeam_epoch::pin();
+        let chains = self.chains_of_writes(Missing::Leave, &guard);
         if !state.skips_validation() {
             self.validate(&chains)?;
         }
         let wall_ms = crate::clock::wall_clock_ms();
-        self.finish_commit(&inner, state, chains, &body, wall_ms)
+        self.finish_commit(&inner, state, chains, &body, wall_ms, guard)
     }
 
     /// The commit of a transaction that ran under the commit lock (see
@@ -341,8 +344,9 @@ impl Transaction {
         let body = encode_if_durable(inner, &self.writes)?;
         // Nothing fails from here until the writes are installed, so a
         // new key's chain is created in the probe that finds it missing.
-        let chains = self.chains_of_writes(Missing::Create);
-        self.finish_commit(inner, state, chains, &body, wall_ms)
+        let guard = crossbeam_epoch::pin();
+        let chains = self.chains_of_writes(Missing::Create, &guard);
+        self.finish_commit(inner, state, chains, &body, wall_ms, guard)
     }
 
     /// Steps 2-6 of the commit protocol, under the commit lock `state`
@@ -356,20 +360,26 @@ impl Transaction {
         chains: Chains,
         body: &[u8],
         wall_ms: u64,
+        guard: Guard,
     ) -> Result<Version> {
         let version = state.last + 1;
         let wall_ms = state.times.record(version, wall_ms);
         let Some(durable) = &inner.durable else {
-            self.install(inner, &mut state, chains, version, wall_ms);
+            self.install(inner, &mut state, chains, version, wall_ms, &guard);
             crate::engine::publish(&inner.visible, version);
             drop(state);
+            // Unpinned first, or the collector cannot advance past it.
+            drop(guard);
             self.finished = Some("committed");
             inner.store.free_retired();
             return Ok(version);
         };
         let mode = self.durability.unwrap_or(durable.mode);
         wal::append_frame(&mut state.wal_buf, version, self.run, wall_ms, body);
-        self.install(inner, &mut state, chains, version, wall_ms);
+        self.install(inner, &mut state, chains, version, wall_ms, &guard);
+        // Unpinned before any wait for the disk: a pinned thread holds back
+        // every thread's epoch-deferred frees.
+        drop(guard);
         if mode == Durability::Strict {
             state.strict_pending.push_back(version);
         }
@@ -389,15 +399,15 @@ impl Transaction {
     /// skipped for the key whose chain a read kept (`first_read_chain`);
     /// chains are never removed from the index, so they stay current while
     /// the lock is held.
-    fn chains_of_writes(&mut self, missing: Missing) -> Chains {
+    fn chains_of_writes(&mut self, missing: Missing, guard: &Guard) -> Chains {
         let store = &self.snap.inner.store;
         let mut kept = self.first_read_chain.take();
         let mut chains = Chains::new();
         for key in self.writes.keys() {
             let chain = match (kept.take_if(|c| c.key() == key), missing) {
                 (Some(chain), _) => Some(chain),
-                (None, Missing::Leave) => store.chain(key),
-                (None, Missing::Create) => Some(store.chain_or_create(key.clone()).0),
+                (None, Missing::Leave) => store.chain_pinned(key, guard),
+                (None, Missing::Create) => Some(store.chain_or_create_pinned(key.clone(), guard).0),
             };
             chains.push(chain);
         }
@@ -414,15 +424,16 @@ impl Transaction {
         chains: Chains,
         version: Version,
         wall_ms: u64,
+        guard: &Guard,
     ) {
         // Taken in place: moving the write set out copies its inline writes.
         let writes = self.writes.as_mut_slice();
-        let guard = crossbeam_epoch::pin();
         let indexed = !self.run.is_nil();
         let mut installed = CommitChains::with_capacity(if indexed { writes.len() } else { 0 });
         for ((key, value), chain) in writes.iter_mut().zip(chains) {
-            let chain = chain.unwrap_or_else(|| inner.store.chain_or_create(key.clone()).0);
-            chain.push(version, self.run, value.take(), &guard);
+            let chain =
+                chain.unwrap_or_else(|| inner.store.chain_or_create_pinned(key.clone(), guard).0);
+            chain.push(version, self.run, value.take(), guard);
             if indexed {
                 installed.push(chain);
             }
