@@ -111,7 +111,9 @@ impl PointIndex {
     /// should help the epoch collector free it once it is unpinned
     /// ([`Store::free_retired`](crate::store::Store::free_retired)).
     pub(crate) fn take_retired(&self) -> bool {
-        self.retired.swap(0, Ordering::Relaxed) > 0
+        // A load first: every commit asks, and a swap is a locked
+        // instruction where a load that finds 0 is not.
+        self.retired.load(Ordering::Relaxed) > 0 && self.retired.swap(0, Ordering::Relaxed) > 0
     }
 
     /// Number of chains held.
