@@ -123,14 +123,14 @@ impl<'f> BodyWindow<'f> {
         Ok(())
     }
 
-    /// Read the rest of the body, if any, and say whether the checksum of
-    /// all of it is `crc`.
-    pub(crate) fn crc_matches(&mut self, crc: u32) -> io::Result<bool> {
+    /// Read the rest of the body, if any, and return the checksum of all
+    /// of it.
+    pub(crate) fn read_rest_crc(&mut self) -> io::Result<u32> {
         while !self.read_all() {
             self.pos = self.end;
             self.refill()?;
         }
-        Ok(self.crc.clone().finalize() == crc)
+        Ok(self.crc.clone().finalize())
     }
 
     fn error_at(&self, offset: usize, reason: &'static str) -> DecodeError {

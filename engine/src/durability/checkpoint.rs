@@ -312,20 +312,22 @@ pub fn decode_checkpoint_with<V: VersionImage>(
 /// (from [`check_checkpoint`]): its body is yet to be decoded.
 #[derive(Debug)]
 pub struct CheckedCheckpoint<'b> {
-    /// Its format version.
-    pub format: u32,
-    /// Its version (from the header).
-    pub version: Version,
-    /// Its `wal_through` (from the header).
-    pub wal_through: Version,
-    /// Its number of chains (format 3 on; `None` before).
-    pub chains: Option<u64>,
+    /// Its header and trailer (read through `Deref`: `checked.version`).
+    frame: CheckpointFrame,
     body: &'b [u8],
+}
+
+impl std::ops::Deref for CheckedCheckpoint<'_> {
+    type Target = CheckpointFrame;
+
+    fn deref(&self) -> &CheckpointFrame {
+        &self.frame
+    }
 }
 
 /// A checkpoint file's header and trailer, checked (from [`check_frame`]):
 /// where its body is, how long, and its checksum, the body not yet read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CheckpointFrame {
     /// Its format version.
     pub format: u32,
@@ -413,10 +415,8 @@ pub fn check_checkpoint(bytes: &[u8]) -> Result<CheckedCheckpoint<'_>, Checkpoin
     // `read` never fails: `check_frame` reads only inside the size given.
     let frame = check_frame(bytes.len() as u64, read).map_err(unreadable)??;
     let body = &bytes[CHECKPOINT_HEADER_SIZE..CHECKPOINT_HEADER_SIZE + frame.body_len as usize];
-    if crc32fast::hash(body) != frame.body_crc {
-        return Err(CheckpointError::Damaged("body checksum mismatch".into()));
-    }
-    Ok(frame.checked(body))
+    frame.check_body_crc(crc32fast::hash(body))?;
+    Ok(CheckedCheckpoint { frame, body })
 }
 
 impl CheckedCheckpoint<'_> {
@@ -432,11 +432,11 @@ impl CheckedCheckpoint<'_> {
         build: impl FnMut(Version, RunId, Option<TopValue<'_>>) -> V,
         sink: impl FnMut(Vec<ChainImage<V>>),
     ) -> Result<CheckpointImage<V>, CheckpointError> {
-        let mut chains = ChainSink::new(self.version, self.format >= 2, sink);
+        let mut chains = ChainSink::new(self.frame, sink);
         let decoded =
             codec::decode_checkpoint_body_with(self.body, self.format, build, |c| chains.take(c));
         let rest = decoded.map_err(|e| chains.damage(&e))?;
-        chains.finish(self.chains, self.version, self.wal_through, rest)
+        chains.finish(rest)
     }
 }
 
@@ -462,15 +462,17 @@ impl CheckpointFrame {
             };
             let mut body = vec![0; len];
             file.read_exact_at(start, &mut body)?;
-            if crc32fast::hash(&body) != self.body_crc {
-                return Ok(Err(CheckpointError::Damaged(
-                    "body checksum mismatch".into(),
-                )));
+            if let Err(e) = self.check_body_crc(crc32fast::hash(&body)) {
+                return Ok(Err(e));
             }
-            return Ok(self.checked(&body).decode_streaming(build, sink));
+            let checked = CheckedCheckpoint {
+                frame: *self,
+                body: &body,
+            };
+            return Ok(checked.decode_streaming(build, sink));
         }
         let mut window = BodyWindow::new(file, start, self.body_len, chunk);
-        let mut chains = ChainSink::new(self.version, true, sink);
+        let mut chains = ChainSink::new(*self, sink);
         let decoded = codec::decode_body(&mut window, self.format, build, |c| chains.take(c));
         let rest = match decoded {
             Ok(rest) => Ok(rest),
@@ -479,21 +481,19 @@ impl CheckpointFrame {
         };
         // Damaged bytes that happen to decode, or that do not: the
         // checksum names them first, as when the file is read whole.
-        Ok(match window.crc_matches(self.body_crc)? {
-            false => Err(CheckpointError::Damaged("body checksum mismatch".into())),
-            true => rest
-                .and_then(|rest| chains.finish(self.chains, self.version, self.wal_through, rest)),
-        })
+        let crc = window.read_rest_crc()?;
+        Ok(self
+            .check_body_crc(crc)
+            .and(rest)
+            .and_then(|rest| chains.finish(rest)))
     }
 
-    /// This frame with its body, checked.
-    fn checked<'b>(&self, body: &'b [u8]) -> CheckedCheckpoint<'b> {
-        CheckedCheckpoint {
-            format: self.format,
-            version: self.version,
-            wal_through: self.wal_through,
-            chains: self.chains,
-            body,
+    /// Damage unless `crc`, the checksum of the whole body as read, is the
+    /// trailer's.
+    fn check_body_crc(&self, crc: u32) -> Result<(), CheckpointError> {
+        match crc == self.body_crc {
+            true => Ok(()),
+            false => Err(CheckpointError::Damaged("body checksum mismatch".into())),
         }
     }
 }
@@ -526,22 +526,23 @@ fn unreadable(e: std::io::Error) -> CheckpointError {
 
 /// Where a checkpoint's decoder puts each chain: checked as
 /// [`check_image`] checks chains, then handed to `sink` in batches of
-/// [`CHAIN_BATCH`] (`streamed`), or in one at the end.
+/// [`CHAIN_BATCH`] (format 2 on), or in one at the end (format 1).
 struct ChainSink<V, S> {
+    /// The checkpoint's header and trailer.
+    frame: CheckpointFrame,
     checked: ChainCheck,
     batch: Vec<ChainImage<V>>,
-    streamed: bool,
     sink: S,
     /// Why a chain was refused, if one was.
     refused: Option<String>,
 }
 
 impl<V: VersionImage, S: FnMut(Vec<ChainImage<V>>)> ChainSink<V, S> {
-    fn new(version: Version, streamed: bool, sink: S) -> ChainSink<V, S> {
+    fn new(frame: CheckpointFrame, sink: S) -> ChainSink<V, S> {
         ChainSink {
-            checked: ChainCheck::new(version),
+            frame,
+            checked: ChainCheck::new(frame.version),
             batch: Vec::with_capacity(CHAIN_BATCH),
-            streamed,
             sink,
             refused: None,
         }
@@ -554,7 +555,9 @@ impl<V: VersionImage, S: FnMut(Vec<ChainImage<V>>)> ChainSink<V, S> {
             return false;
         }
         self.batch.push(chain);
-        if self.streamed && self.batch.len() == CHAIN_BATCH {
+        // Format 1 rebuilds its run index from all its chains at the end.
+        let streamed = self.frame.format >= 2;
+        if streamed && self.batch.len() == CHAIN_BATCH {
             let full = std::mem::replace(&mut self.batch, Vec::with_capacity(CHAIN_BATCH));
             (self.sink)(full);
         }
@@ -574,12 +577,9 @@ impl<V: VersionImage, S: FnMut(Vec<ChainImage<V>>)> ChainSink<V, S> {
     /// rest of the image, checked.
     fn finish(
         mut self,
-        expected: Option<u64>,
-        version: Version,
-        wal_through: Version,
         (floor, times, runs): codec::CheckpointBodyRest,
     ) -> Result<CheckpointImage<V>, CheckpointError> {
-        if expected.is_some_and(|n| n != self.checked.count) {
+        if self.frame.chains.is_some_and(|n| n != self.checked.count) {
             return Err(CheckpointError::Damaged(
                 "chain count does not match the trailer".into(),
             ));
@@ -589,8 +589,8 @@ impl<V: VersionImage, S: FnMut(Vec<ChainImage<V>>)> ChainSink<V, S> {
             (self.sink)(self.batch);
         }
         let image = CheckpointImage {
-            version,
-            wal_through,
+            version: self.frame.version,
+            wal_through: self.frame.wal_through,
             floor,
             times,
             chains: Vec::new(),
