@@ -13,11 +13,11 @@ use std::sync::mpsc::{SyncSender, sync_channel};
 use crate::chain::{BuiltVersion, ChainRef};
 use crate::config::EngineConfig;
 use crate::durability::checkpoint::{
-    CHECKPOINT_FORMAT_VERSION, CheckpointError, CheckpointImage, VersionImage, check_frame,
-    checkpoint_name, parse_checkpoint_name,
+    CHECKPOINT_FORMAT_VERSION, CheckpointError, CheckpointFrame, CheckpointImage, VersionImage,
+    check_frame, checkpoint_name, parse_checkpoint_name,
 };
 use crate::durability::codec::{self, ChainImage, TopValue};
-use crate::durability::io::Storage;
+use crate::durability::io::{Storage, StorageReader};
 use crate::durability::wal::{self, Decoded, HeaderError, Stop};
 use crate::durability::{Prealloc, RecoveryMode, WalWriter, create_segment};
 use crate::engine::CommitState;
@@ -588,16 +588,10 @@ fn read_and_install(
                     version: v,
                     bytes: file.size(),
                 });
-                let stream = |read: &mut ReadState| {
-                    stream_checkpoint(v, frame.chains, read, |sink| {
-                        let decoded =
-                            frame.decode_streamed(&*file, READ_CHUNK, built_version, sink);
-                        decoded.map_err(io)
-                    })
-                };
-                match checkpoint_then_wal(storage, segments, mode, read, v, stream) {
-                    Ok(done) => return done,
-                    Err(reason) => reason,
+                match checkpoint_then_wal(storage, segments, mode, read, &frame, &*file, &name) {
+                    Ok(done) => return Ok(done),
+                    Err(Stopped::Failed(e)) => return Err(e),
+                    Err(Stopped::Damaged(reason)) => reason,
                 }
             }
             Ok(frame) => format!("file name says version {v}, header {}", frame.version),
@@ -625,53 +619,66 @@ fn read_and_install(
     Ok((tail?, rebuilt))
 }
 
-/// The read phase after a checkpoint at `v` was found intact so far:
-/// `stream` hands its chains to the installer, then the WAL after it is
-/// replayed, pipelined (see [`pipelined`]). `Err(reason)`: the checkpoint
-/// turned out damaged, and what was installed of it is dropped.
+/// Why a read phase that began with a checkpoint stopped.
+enum Stopped {
+    /// The checkpoint turned out damaged (the reason): what was installed
+    /// of it is dropped, and the next older one is tried.
+    Damaged(String),
+    /// Recovery fails with this error.
+    Failed(Error),
+}
+
+impl From<Error> for Stopped {
+    fn from(e: Error) -> Stopped {
+        Stopped::Failed(e)
+    }
+}
+
+/// The read phase after a checkpoint whose header and trailer are intact
+/// (`frame`, of `file` named `name`): its chains handed to the installer
+/// as they are decoded, then the WAL after it, pipelined (see
+/// [`pipelined`]).
 fn checkpoint_then_wal(
     storage: &dyn Storage,
     segments: &[Segment],
     mode: RecoveryMode,
     read: &mut ReadState,
-    v: Version,
-    stream: impl FnOnce(&mut ReadState) -> std::result::Result<Result<()>, String>,
-) -> std::result::Result<Result<(Tail, Rebuilt)>, String> {
-    let (read_phase, rebuilt) = pipelined(read, |read| -> std::result::Result<_, String> {
-        if let Err(e) = stream(read)? {
-            return Ok(Err(e));
-        }
+    frame: &CheckpointFrame,
+    file: &dyn StorageReader,
+    name: &str,
+) -> std::result::Result<(Tail, Rebuilt), Stopped> {
+    let v = frame.version;
+    let (read_phase, rebuilt) = pipelined(read, |read| {
+        let unreadable = |e| io_err(storage, "reading", name, e);
+        stream_checkpoint(frame, file, read, unreadable)?;
         read.last = v;
-        Ok(replay_wal(storage, segments, v, mode, read))
+        Ok::<_, Stopped>(replay_wal(storage, segments, v, mode, read)?)
     });
     let tail = read_phase?;
-    debug_assert!(tail.is_err() || rebuilt.last == read.last);
-    Ok(tail.map(|tail| (tail, rebuilt)))
+    debug_assert_eq!(rebuilt.last, read.last);
+    Ok((tail, rebuilt))
 }
-
-/// A checkpoint's body decoded (chains handed over), or why not.
-type DecodedCheckpoint = std::result::Result<CheckpointImage<BuiltVersion>, CheckpointError>;
 
 /// Bytes of a checkpoint's body read at a time while it is decoded: small
 /// enough that what is read is still in the cache when it is decoded.
 const READ_CHUNK: usize = 1 << 20;
 
-/// Hand the chains of the checkpoint at `version` to the installer as
-/// `decode` decodes them: in batches when the file says how many there
-/// are (format 3 on), so the installer can size the index and report
-/// progress from the start; else all at once, after the whole body. The
-/// outer `Err` names the damage; an I/O error is the inner one.
+/// Hand the chains of the checkpoint `frame` of `file` to the installer
+/// as they are decoded: in batches when the file says how many there are
+/// (format 3 on), so the installer can size the index and report progress
+/// from the start; else all at once, after the whole body. A failed read
+/// of `file` is the error `unreadable` makes of it.
 fn stream_checkpoint(
-    version: Version,
-    chains: Option<u64>,
+    frame: &CheckpointFrame,
+    file: &dyn StorageReader,
     read: &mut ReadState,
-    decode: impl FnOnce(&mut dyn FnMut(Vec<ChainImage<BuiltVersion>>)) -> Result<DecodedCheckpoint>,
-) -> std::result::Result<Result<()>, String> {
-    let damage = |e| match e {
-        CheckpointError::Damaged(reason) => reason,
-        CheckpointError::NewerFormat(found) => format!("format {found}"),
+    unreadable: impl FnOnce(std::io::Error) -> Error,
+) -> std::result::Result<(), Stopped> {
+    let version = frame.version;
+    let decode = |sink: &mut dyn FnMut(Vec<ChainImage<BuiltVersion>>)| {
+        frame.decode_streamed(file, READ_CHUNK, built_version, sink)
     };
-    let decoded = match chains {
+    let decoded = match frame.chains {
         Some(chains) => {
             read.send(Install::CheckpointBegin { version, chains });
             decode(&mut |batch| read.send(Install::Chains(batch.into())))
@@ -687,12 +694,13 @@ fn stream_checkpoint(
             decoded
         }
     };
-    let image = match decoded {
-        Ok(image) => image.map_err(damage)?,
-        Err(e) => return Ok(Err(e)),
-    };
+    let image = decoded.map_err(unreadable)?;
+    let image = image.map_err(|e| match e {
+        CheckpointError::Damaged(reason) => Stopped::Damaged(reason),
+        CheckpointError::NewerFormat(found) => Stopped::Damaged(format!("format {found}")),
+    })?;
     read.send(Install::CheckpointEnd(image));
-    Ok(Ok(()))
+    Ok(())
 }
 
 /// Apply every WAL record after `base`; find where the WAL ends.
