@@ -35,7 +35,7 @@
 use std::error::Error;
 use std::hint::black_box;
 
-use rewinddb::engine::{Key, Scope, Transaction};
+use rewinddb::engine::{Key, Scope, Transaction, ValueRef};
 use rewinddb::{Database, Isolation, Namespace, RunId, RunSpec, TypeTag, Value};
 
 const NS: &str = "bench/ns";
@@ -183,8 +183,8 @@ fn point_gets(
 }
 
 /// Load `GET_KEYS` keys, then `n` single-key put transactions to keys
-/// chosen at random, each writing 100 bytes from a slice, as the peer
-/// harness's W4 does (an explicit transaction, one put, commit).
+/// chosen at random, each writing 100 bytes lent with `put_ref`, as the
+/// peer harness's W4 does (an explicit transaction, one put, commit).
 fn random_puts(
     engine: &rewinddb::engine::Engine,
     ns: &Namespace,
@@ -194,7 +194,7 @@ fn random_puts(
     let value = [9u8; 100];
     for i in random_indexes().take(n as usize) {
         let mut txn = engine.begin(RunId::NIL, Isolation::Snapshot);
-        txn.put(keys[i].clone(), &value[..])?;
+        txn.put_ref(keys[i].clone(), ValueRef::Bytes(&value))?;
         black_box(txn.commit()?);
     }
     Ok(())

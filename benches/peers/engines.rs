@@ -168,7 +168,7 @@ impl Contender for Rewind {
                 Some(raw) => self.keys[i].family().key(raw[i]),
                 None => self.keys[i].clone(),
             };
-            txn.put(key, value)?;
+            txn.put_ref(key, rw::ValueRef::Bytes(value))?;
         }
         txn.commit()?;
         Ok(())
@@ -191,7 +191,7 @@ impl Contender for Rewind {
             std::hint::black_box(txn.get(&self.keys[i])?);
         }
         for &i in writes {
-            txn.put(self.keys[i].clone(), value)?;
+            txn.put_ref(self.keys[i].clone(), rw::ValueRef::Bytes(value))?;
         }
         rw_committed(txn.commit())
     }
@@ -201,7 +201,7 @@ impl Contender for Rewind {
         let old = txn.get(key)?;
         let bytes = old.as_ref().and_then(|v| v.as_bytes()).unwrap_or(&[0; 100]);
         let next = with_stamp(bytes, stamp_of(bytes) + 1);
-        txn.put(key.clone(), next)?;
+        txn.put_ref(key.clone(), rw::ValueRef::Bytes(&next))?;
         rw_committed(txn.commit())
     }
 }

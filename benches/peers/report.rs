@@ -222,7 +222,7 @@ fn header(md: &mut String, opts: &Opts, elapsed: f64) -> Res<()> {
         md,
         "- Modes: W1-W7 run every engine in its **async** mode (redb `Durability::None`, fjall \
          no persist (`durability(None)`), surrealkv `Durability::Eventual`; rewinddb and the \
-         ceilings are in memory). W8 uses **strict** (redb `Immediate`, fjall \
+         ceilings are in memory). Each engine reads and writes through its borrowing API          where it has one: rewinddb `get_with` and `put_ref` (the value is copied once, into          its version), redb `&[u8]` keys and values, scc `peek_with`. W8 uses **strict** (redb `Immediate`, fjall \
          `PersistMode::SyncData`, surrealkv `Immediate`). fjall runs with optimistic \
          transactions, once with its block cache sized to twice the data set and once with its \
          defaults; surrealkv's cache is sized likewise, its async commit driven by a tokio \

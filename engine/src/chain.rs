@@ -180,6 +180,7 @@ pub(crate) struct BuiltVersion(Owned<VersionNode>);
 
 impl BuiltVersion {
     /// The version `commit` of `run`, holding `value` (None: a delete).
+    #[inline]
     pub(crate) fn new(commit: Version, run: RunId, value: Option<Value>) -> BuiltVersion {
         BuiltVersion(Owned::<VersionNode>::init(VersionNode::init(
             commit, run, value,
@@ -213,9 +214,29 @@ impl BuiltVersion {
         self.0.commit
     }
 
+    /// Give a version built before its commit was known (a transaction's
+    /// buffered write, see `write_set.rs`) the commit that installs it.
+    /// It is not in any chain yet, so no reader can see the change.
+    #[inline]
+    pub(crate) fn set_commit(&mut self, commit: Version) {
+        self.0.head.commit = commit;
+    }
+
+    /// The value, borrowed; `None` for a tombstone.
+    #[inline]
+    pub(crate) fn value(&self) -> Option<ValueRef<'_>> {
+        self.0.value()
+    }
+
     /// The run that wrote the version.
     pub(crate) fn run(&self) -> RunId {
         self.0.run
+    }
+}
+
+impl std::fmt::Debug for BuiltVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crossbeam_epoch::Guard;
 use parking_lot::MutexGuard;
 
-use crate::chain::ChainRef;
+use crate::chain::{BuiltVersion, ChainRef};
 use crate::config::Isolation;
 use crate::durability::{Durability, wal};
 use crate::engine::{CommitState, EngineInner};
@@ -146,7 +146,8 @@ impl Transaction {
     /// Read `key` as [`Transaction::get`] does, and pass the value to `f`
     /// borrowed (`None` if absent or deleted) instead of returning a copy:
     /// see `Snapshot::get_with`. A value this transaction wrote itself is
-    /// lent as it was given ([`ValueRef::Value`]).
+    /// lent as the version it will install holds it (inline text and bytes
+    /// as slices, as a committed one is).
     pub fn get_with<R>(
         &mut self,
         key: &Key,
@@ -166,7 +167,7 @@ impl Transaction {
         self.active()?;
         check_key(&self.snap.inner.config, key)?;
         if let Some(own) = self.writes.get(key) {
-            return Ok((f(own.as_ref().map(ValueRef::from)), Version::MAX));
+            return Ok((f(own), Version::MAX));
         }
         let keep = self.first_read_chain.is_none();
         let store = &self.snap.inner.store;
@@ -195,7 +196,7 @@ impl Transaction {
             self.scans.push(prefix.clone());
         }
         // Own writes may delete store keys, so over-fetch by their count.
-        let own: Vec<(&Key, &Option<Value>)> = self
+        let own: Vec<(&Key, Option<ValueRef<'_>>)> = self
             .writes
             .iter()
             .filter(|(k, _)| k.has_prefix(prefix) && after.is_none_or(|a| *k > a))
@@ -213,7 +214,7 @@ impl Transaction {
             .collect();
         for (k, v) in own {
             if let Some(v) = v {
-                merged.insert(k.clone(), v.clone());
+                merged.insert(k.clone(), v.to_value());
             }
         }
         Ok(merged.into_iter().take(limit).collect())
@@ -230,13 +231,28 @@ impl Transaction {
     pub fn put_measured(&mut self, key: Key, value: Measured) -> Result<()> {
         self.active()?;
         check_measured(&self.snap.inner.config, value.size_bytes(), value.depth())?;
-        self.write(key, Some(value.into_value()))
+        self.write(key, |run| {
+            BuiltVersion::new(0, run, Some(value.into_value()))
+        })
+    }
+
+    /// [`Transaction::put`] of a value lent for the call: text and bytes of
+    /// up to [`INLINE_VALUE_BYTES_MAX`](crate::INLINE_VALUE_BYTES_MAX)
+    /// are copied once, straight into the version the commit installs,
+    /// where `put` of a `&[u8]` or `&str` first copies them into a `Value`
+    /// of their own. Longer text and bytes are copied into a `Value` of
+    /// their own; any other value is cloned (a reference-count increment).
+    pub fn put_ref(&mut self, key: Key, value: ValueRef<'_>) -> Result<()> {
+        self.active()?;
+        let (size, depth) = value.measure();
+        check_measured(&self.snap.inner.config, size, depth)?;
+        self.write(key, |run| BuiltVersion::copied(0, run, value))
     }
 
     /// Buffer a delete of `key`.
     pub fn delete(&mut self, key: Key) -> Result<()> {
         self.active()?;
-        self.write(key, None)
+        self.write(key, |run| BuiltVersion::new(0, run, None))
     }
 
     /// Compare-and-set: write `value` (None deletes) if the commit version
@@ -256,10 +272,13 @@ impl Transaction {
         if let Some(v) = &value {
             check_value(&self.snap.inner.config, v)?;
         }
-        self.write(key, value)
+        self.write(key, |run| BuiltVersion::new(0, run, value))
     }
 
-    fn write(&mut self, key: Key, value: Option<Value>) -> Result<()> {
+    /// Buffer the version `build` makes (given the run it is written for)
+    /// as the write of `key`, once the key and the write count pass their
+    /// limits.
+    fn write(&mut self, key: Key, build: impl FnOnce(RunId) -> BuiltVersion) -> Result<()> {
         let config = &self.snap.inner.config;
         check_key(config, &key)?;
         let max = config.limits.txn_writes_count_max;
@@ -269,7 +288,7 @@ impl Transaction {
                 max,
             });
         }
-        self.writes.insert(key, value);
+        self.writes.insert(key, build(self.run));
         Ok(())
     }
 
@@ -426,26 +445,29 @@ impl Transaction {
         wall_ms: u64,
         guard: &Guard,
     ) {
-        // Taken in place: moving the write set out copies its inline writes.
-        let writes = self.writes.as_mut_slice();
+        let count = self.writes.len();
         let indexed = !self.run.is_nil();
-        let mut installed = CommitChains::with_capacity(if indexed { writes.len() } else { 0 });
-        for ((key, value), chain) in writes.iter_mut().zip(chains) {
-            let chain =
-                chain.unwrap_or_else(|| inner.store.chain_or_create_pinned(key.clone(), guard).0);
-            chain.push(version, self.run, value.take(), guard);
+        let mut installed = CommitChains::with_capacity(if indexed { count } else { 0 });
+        // `chains` holds one entry per write, in the same key order.
+        let mut chains = chains.into_iter();
+        self.writes.drain(|key, mut built| {
+            let chain = match chains.next().flatten() {
+                Some(chain) => chain,
+                None => inner.store.chain_or_create_pinned(key, guard).0,
+            };
+            built.set_commit(version);
+            chain.push_built(built, guard);
             if indexed {
                 installed.push(chain);
             }
-        }
+        });
         inner
             .linked_versions
-            .fetch_add(writes.len() as u64, Ordering::Relaxed);
+            .fetch_add(count as u64, Ordering::Relaxed);
         if indexed {
             let commit = RunCommit::new(version, wall_ms, installed);
             state.runs.entry(self.run).or_default().push(commit);
         }
-        self.writes.clear();
         state.last = version;
     }
 

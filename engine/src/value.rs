@@ -259,6 +259,16 @@ impl<'a> ValueRef<'a> {
         }
     }
 
+    /// `(size_bytes, depth)`, as [`Value::measure`] gives for the equal
+    /// value.
+    pub fn measure(self) -> (usize, usize) {
+        match self {
+            ValueRef::String(s) => (8 + s.len(), 1),
+            ValueRef::Bytes(b) => (8 + b.len(), 1),
+            ValueRef::Value(v) => v.measure(),
+        }
+    }
+
     /// An owned value equal to this one (inline text and bytes are copied
     /// into an allocation of their own).
     pub fn to_value(self) -> Value {

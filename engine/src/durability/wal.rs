@@ -9,6 +9,7 @@
 //! Decoding never panics and never allocates more than the bytes it is
 //! given justify: a length field is trusted only after it fits the input.
 
+use crate::chain::BuiltVersion;
 use crate::durability::codec;
 use crate::error::{Error, Result};
 use crate::record::CommitRecord;
@@ -140,7 +141,8 @@ pub fn append_frame(out: &mut Vec<u8>, version: Version, run: RunId, wall_ms: u6
 pub fn encode_record(record: &CommitRecord) -> Result<Vec<u8>> {
     let mut writes = WriteSet::default();
     for (key, write) in &record.writes {
-        writes.insert(key.clone(), write.clone());
+        let built = BuiltVersion::new(record.version, record.run, write.clone());
+        writes.insert(key.clone(), built);
     }
     let body = encode_writes(&writes)?;
     let mut out = Vec::new();
