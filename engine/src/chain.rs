@@ -220,6 +220,10 @@ impl BuiltVersion {
     #[inline]
     pub(crate) fn set_commit(&mut self, commit: Version) {
         self.0.head.commit = commit;
+        // Loom's shadow holds the commit a live node reads back.
+        // SAFETY: `&mut self` over a node in no chain: no other access.
+        #[cfg(loom)]
+        self.0.head.shadow.0.with_mut(|p| unsafe { *p = commit });
     }
 
     /// The value, borrowed; `None` for a tombstone.
