@@ -46,7 +46,15 @@ impl VersionCounts {
         };
         self.entries[i].1 -= 1;
         if self.entries[i].1 == 0 {
-            self.entries.remove(i);
+            // The ends directly: `VecDeque::remove` moves elements through
+            // its general wrap-around copy even when there are none to move.
+            if i + 1 == self.entries.len() {
+                self.entries.pop_back();
+            } else if i == 0 {
+                self.entries.pop_front();
+            } else {
+                self.entries.remove(i);
+            }
         }
         true
     }
