@@ -177,6 +177,19 @@ impl PointIndex {
         if let Some(found) = self.find(digest, &key, guard) {
             return (found, false);
         }
+        self.insert_if_absent(digest, key, make, guard)
+    }
+
+    /// [`PointIndex::find_or_insert`] for a key the caller just found
+    /// absent: skips the lock-free probe and looks again only under the
+    /// writer lock.
+    pub(crate) fn insert_if_absent<'i>(
+        &'i self,
+        digest: u64,
+        key: Key,
+        make: impl FnOnce(Key) -> ChainRef,
+        guard: &Guard,
+    ) -> (Found<'i>, bool) {
         let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         // Another writer may have inserted it since the probe above.
         if let Some(found) = self.find(digest, &key, guard) {

@@ -34,7 +34,7 @@
 
 use std::hash::BuildHasher;
 use std::ops::Bound;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crossbeam_epoch::Guard;
 use crossbeam_skiplist::SkipMap;
@@ -69,6 +69,8 @@ pub(crate) struct Store {
     pending: PendingKeys,
     /// The one allocation of each family its keys share.
     families: Families,
+    /// Chains inserted into the index (see [`Store::chains_created`]).
+    chains_created: AtomicU64,
 }
 
 /// A store's family table: one shared allocation per family of the keys
@@ -184,6 +186,16 @@ impl Store {
             .map_or(0, |chain| chain.get().newest_commit())
     }
 
+    /// The chain of `key`, or the key's digest in the point index if it
+    /// has none (for [`Store::insert_made`]).
+    pub(crate) fn chain_or_digest(&self, key: &Key) -> std::result::Result<ChainRef, u64> {
+        let digest = self.digest(key);
+        match self.index.find(digest, key, &crossbeam_epoch::pin()) {
+            Some(chain) => Ok(chain.clone_arc()),
+            None => Err(digest),
+        }
+    }
+
     /// The chain of `key`, if the key was ever written.
     pub(crate) fn chain(&self, key: &Key) -> Option<ChainRef> {
         self.chain_pinned(key, &crossbeam_epoch::pin())
@@ -217,6 +229,7 @@ impl Store {
             ordered: SkipMap::new(),
             pending: PendingKeys::default(),
             families: Families::default(),
+            chains_created: AtomicU64::new(0),
         }
     }
 
@@ -226,24 +239,61 @@ impl Store {
     /// which is built lazily, by the first scan of the family or the first
     /// walk of all keys (GC, checkpoint). One probe of the point index
     /// either way. Only callers that exclude each other create chains:
-    /// committers holding the commit lock, before they publish the commit,
-    /// and recovery, on one thread, before any reader sees the store.
+    /// committers holding the commit lock, before they publish the commit
+    /// ([`Store::insert_made`]), and recovery, on one thread, before any
+    /// reader sees the store.
     pub(crate) fn chain_or_create(&self, key: Key) -> (ChainRef, bool) {
-        self.chain_or_create_pinned(key, &crossbeam_epoch::pin())
+        let guard = crossbeam_epoch::pin();
+        let digest = self.digest(&key);
+        let make = |key| self.pending_and_indexed(self.make_chain(key));
+        let (chain, created) = self.index.find_or_insert(digest, key, make, &guard);
+        self.count_created(created);
+        (chain.clone_arc(), created)
     }
 
-    /// [`Store::chain_or_create`] under a guard the caller pinned.
-    pub(crate) fn chain_or_create_pinned(&self, key: Key, guard: &Guard) -> (ChainRef, bool) {
-        let digest = self.digest(&key);
-        let make = |key| {
-            // On the pending list before the index holds it (the invariant
-            // in the module docs).
-            let chain = ChainRef::new(VersionChain::new(self.families.share_key(key)));
-            self.pending.push(chain.key(), ChainRef::clone(&chain));
-            chain
-        };
-        let (chain, created) = self.index.find_or_insert(digest, key, make, guard);
-        (chain.clone_arc(), created)
+    /// Chains inserted into the index so far. A transaction that found a
+    /// key absent after reading this count, and reads the same count
+    /// under the commit lock, knows the key is still absent: every insert
+    /// counts after its chain is in the index ([`Store::count_created`]),
+    /// so an insert its probe could have missed shows in the count.
+    pub(crate) fn chains_created(&self) -> u64 {
+        self.chains_created.load(Ordering::Acquire)
+    }
+
+    /// Count an insert, after the chain is in the index (see
+    /// [`Store::chains_created`]).
+    fn count_created(&self, created: bool) {
+        if created {
+            self.chains_created.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// A chain for `key`, not in the index: a transaction makes it when it
+    /// buffers the first write of a key that has none, right before the
+    /// write's version, so that the two allocations are adjacent (a point
+    /// read of the key touches both). [`Store::insert_made`] adds it.
+    pub(crate) fn make_chain(&self, key: Key) -> ChainRef {
+        ChainRef::new(VersionChain::new(self.families.share_key(key)))
+    }
+
+    /// The chain of `made`'s key (whose digest is `digest`), which the
+    /// caller found absent under the commit lock: `made` itself, now in the index (and on the pending
+    /// list), or the chain the index holds for the key after all (`made`
+    /// is then dropped, unused).
+    pub(crate) fn insert_made(&self, made: ChainRef, digest: u64, guard: &Guard) -> ChainRef {
+        let key = made.key().clone();
+        let make = |_key| self.pending_and_indexed(made);
+        let (chain, created) = self.index.insert_if_absent(digest, key, make, guard);
+        self.count_created(created);
+        chain.clone_arc()
+    }
+
+    /// `chain`, put on its family's pending list as the index is about to
+    /// hold it: on the pending list before the index holds it (the
+    /// invariant in the module docs).
+    fn pending_and_indexed(&self, chain: ChainRef) -> ChainRef {
+        self.pending.push(chain.key(), ChainRef::clone(&chain));
+        chain
     }
 
     /// Help the epoch collector free the index tables growth retired, if

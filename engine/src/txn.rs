@@ -20,10 +20,7 @@ use crate::record::{CommitChains, RunCommit};
 use crate::sync::Ordering;
 use crate::types::{Key, RunId, Version};
 use crate::value::{Measured, Value, ValueRef};
-use crate::write_set::WriteSet;
-
-/// The chain of each written key, in key order (`None`: not created yet).
-type Chains = smallvec::SmallVec<[Option<ChainRef>; 4]>;
+use crate::write_set::{KeyChain, WriteSet};
 
 /// An explicit transaction. Dropping it without `commit` rolls it back.
 pub struct Transaction {
@@ -34,11 +31,11 @@ pub struct Transaction {
     reads: Vec<(Key, Version)>,
     /// Prefixes scanned (serializable).
     scans: Vec<Key>,
-    /// Buffered writes; `None` deletes.
+    /// Buffered writes, each with the version it installs and its key's chain.
     writes: WriteSet,
-    /// The chain of the first key read from the store, for the commit:
-    /// `chains_of_writes` takes it if that key is written, instead of
-    /// hashing the key and probing the index again (a read-modify-write,
+    /// The chain of the first key read from the store: a write of that key
+    /// takes it instead of hashing the key and probing the index again (a
+    /// read-modify-write,
     /// such as an event append rewriting its log head, writes the key it
     /// read). Sound because a key's chain never changes once it exists:
     /// chains are never removed from the index, and only a committer
@@ -46,6 +43,11 @@ pub struct Transaction {
     /// list: the common read-modify-write reads one key, and a list makes
     /// every transaction bigger to move and to drop.
     first_read_chain: Option<ChainRef>,
+    /// [`Store::chains_created`](crate::store::Store::chains_created) as
+    /// read before the first probe that found a written key absent: if it
+    /// reads the same at commit, no key was created since, and the commit
+    /// need not look for the keys it made chains for again.
+    absent_since: Option<u64>,
     finished: Option<&'static str>,
     /// Per-transaction override of the database's durability.
     durability: Option<Durability>,
@@ -65,6 +67,7 @@ impl Transaction {
             scans: Vec::new(),
             writes: WriteSet::default(),
             first_read_chain: None,
+            absent_since: None,
             finished: None,
             durability: None,
             locked_wall_ms: None,
@@ -277,7 +280,8 @@ impl Transaction {
 
     /// Buffer the version `build` makes (given the run it is written for)
     /// as the write of `key`, once the key and the write count pass their
-    /// limits.
+    /// limits. The first write of a key also finds its chain, or makes one
+    /// (before building the version: see `write_set.rs`).
     fn write(&mut self, key: Key, build: impl FnOnce(RunId) -> BuiltVersion) -> Result<()> {
         let config = &self.snap.inner.config;
         check_key(config, &key)?;
@@ -288,7 +292,11 @@ impl Transaction {
                 max,
             });
         }
-        self.writes.insert(key, build(self.run));
+        let store = &self.snap.inner.store;
+        let (first_read, absent_since) = (&mut self.first_read_chain, &mut self.absent_since);
+        let run = self.run;
+        let chain = |key: &Key| chain_to_write(store, first_read, absent_since, key);
+        self.writes.write(key, chain, || build(run));
         Ok(())
     }
 
@@ -337,12 +345,12 @@ impl Transaction {
         check_open(&inner)?;
         // One pin for every probe and the install.
         let guard = crossbeam_epoch::pin();
-        let chains = self.chains_of_writes(Missing::Leave, &guard);
+        self.find_made_chains(&guard);
         if !state.skips_validation() {
-            self.validate(&chains)?;
+            self.validate()?;
         }
         let wall_ms = crate::clock::wall_clock_ms();
-        self.finish_commit(&inner, state, chains, &body, wall_ms, guard)
+        self.finish_commit(&inner, state, &body, wall_ms, guard)
     }
 
     /// The commit of a transaction that ran under the commit lock (see
@@ -361,11 +369,10 @@ impl Transaction {
             return Ok(self.snap.version());
         }
         let body = encode_if_durable(inner, &self.writes)?;
-        // Nothing fails from here until the writes are installed, so a
-        // new key's chain is created in the probe that finds it missing.
+        // The commit lock was held since the transaction began: no other
+        // commit can have created a key it made a chain for.
         let guard = crossbeam_epoch::pin();
-        let chains = self.chains_of_writes(Missing::Create, &guard);
-        self.finish_commit(inner, state, chains, &body, wall_ms, guard)
+        self.finish_commit(inner, state, &body, wall_ms, guard)
     }
 
     /// Steps 2-6 of the commit protocol, under the commit lock `state`
@@ -376,7 +383,6 @@ impl Transaction {
         &mut self,
         inner: &EngineInner,
         mut state: MutexGuard<'_, CommitState>,
-        chains: Chains,
         body: &[u8],
         wall_ms: u64,
         guard: Guard,
@@ -384,7 +390,7 @@ impl Transaction {
         let version = state.last + 1;
         let wall_ms = state.times.record(version, wall_ms);
         let Some(durable) = &inner.durable else {
-            self.install(inner, &mut state, chains, version, wall_ms, &guard);
+            self.install(inner, &mut state, version, wall_ms, &guard);
             crate::engine::publish(&inner.visible, version);
             drop(state);
             // Unpinned first, or the collector cannot advance past it.
@@ -395,7 +401,7 @@ impl Transaction {
         };
         let mode = self.durability.unwrap_or(durable.mode);
         wal::append_frame(&mut state.wal_buf, version, self.run, wall_ms, body);
-        self.install(inner, &mut state, chains, version, wall_ms, &guard);
+        self.install(inner, &mut state, version, wall_ms, &guard);
         // Unpinned before any wait for the disk: a pinned thread holds back
         // every thread's epoch-deferred frees.
         drop(guard);
@@ -412,35 +418,34 @@ impl Transaction {
         Ok(version)
     }
 
-    /// Under the commit lock: the chain of each written key, in key order
-    /// (`None` for a key never written, unless `missing` creates it). The
-    /// one index probe per key that both validation and installation use,
-    /// skipped for the key whose chain a read kept (`first_read_chain`);
-    /// chains are never removed from the index, so they stay current while
-    /// the lock is held.
-    fn chains_of_writes(&mut self, missing: Missing, guard: &Guard) -> Chains {
+    /// Under the commit lock: look again for the chain of each key this
+    /// transaction made one for (another commit may have created the key
+    /// since), so that validation sees it and install uses it.
+    fn find_made_chains(&mut self, guard: &Guard) {
         let store = &self.snap.inner.store;
-        let mut kept = self.first_read_chain.take();
-        let mut chains = Chains::new();
-        for key in self.writes.keys() {
-            let chain = match (kept.take_if(|c| c.key() == key), missing) {
-                (Some(chain), _) => Some(chain),
-                (None, Missing::Leave) => store.chain_pinned(key, guard),
-                (None, Missing::Create) => Some(store.chain_or_create_pinned(key.clone(), guard).0),
-            };
-            chains.push(chain);
+        if self
+            .absent_since
+            .is_none_or(|c| c == store.chains_created())
+        {
+            // No chain made, or no key created since they were made.
+            return;
         }
-        chains
+        self.writes.for_each_mut(|key, write| {
+            if let KeyChain::Made { .. } = write.chain
+                && let Some(chain) = store.chain_pinned(key, guard)
+            {
+                write.chain = KeyChain::Found(chain);
+            }
+        });
     }
 
     /// Steps 4-5 of the commit protocol, under the commit lock: install the
-    /// writes as chain heads (`chains` from [`Self::chains_of_writes`]) and
-    /// index the commit.
+    /// writes as chain heads (a chain made for a new key enters the index
+    /// here) and index the commit.
     fn install(
         &mut self,
         inner: &EngineInner,
         state: &mut CommitState,
-        chains: Chains,
         version: Version,
         wall_ms: u64,
         guard: &Guard,
@@ -448,15 +453,13 @@ impl Transaction {
         let count = self.writes.len();
         let indexed = !self.run.is_nil();
         let mut installed = CommitChains::with_capacity(if indexed { count } else { 0 });
-        // `chains` holds one entry per write, in the same key order.
-        let mut chains = chains.into_iter();
-        self.writes.drain(|key, mut built| {
-            let chain = match chains.next().flatten() {
-                Some(chain) => chain,
-                None => inner.store.chain_or_create_pinned(key, guard).0,
+        self.writes.drain(|_, mut write| {
+            let chain = match write.chain {
+                KeyChain::Found(chain) => chain,
+                KeyChain::Made { chain, digest } => inner.store.insert_made(chain, digest, guard),
             };
-            built.set_commit(version);
-            chain.push_built(built, guard);
+            write.version.set_commit(version);
+            chain.push_built(write.version, guard);
             if indexed {
                 installed.push(chain);
             }
@@ -473,7 +476,7 @@ impl Transaction {
 
     /// Checks under the commit lock: no key written (snapshot) — or read or
     /// scanned (serializable) — changed after the start version.
-    fn validate(&self, chains: &Chains) -> Result<()> {
+    fn validate(&self) -> Result<()> {
         let start = self.snap.version();
         let store = &self.snap.inner.store;
         let conflict = |key: &Key, current: Version| Error::Conflict {
@@ -481,8 +484,11 @@ impl Transaction {
             start,
             current,
         };
-        for (key, chain) in self.writes.keys().zip(chains) {
-            let current = chain.as_ref().map_or(0, |c| c.newest_commit());
+        for (key, write) in self.writes.writes() {
+            let current = match &write.chain {
+                KeyChain::Found(chain) => chain.newest_commit(),
+                KeyChain::Made { .. } => 0,
+            };
             if current > start {
                 return Err(conflict(key, current));
             }
@@ -505,20 +511,30 @@ impl Transaction {
     }
 }
 
-/// What [`Transaction::chains_of_writes`] does for a written key that has
-/// no chain yet.
-#[derive(Clone, Copy)]
-enum Missing {
-    /// Leave it `None`; installation creates it. An optimistic commit may
-    /// still fail validation after the lookup, and a key it created then
-    /// would stay in the index with no version.
-    Leave,
-    /// Create it at once, in the index probe that found it missing (one
-    /// probe per new key instead of two). Only for a commit that can no
-    /// longer fail before it installs (a locked one). A key that does
-    /// exist costs a chain built and dropped again: the locked path is made
-    /// for keys it read (kept) and new keys, such as an event's.
-    Create,
+/// The chain of `key`, which a transaction is about to write for the
+/// first time: the chain its first read kept (`first_read`), or the one in
+/// the index, or a new one made for it (with `absent_since` set if it is
+/// the transaction's first; see [`Transaction`]'s field).
+fn chain_to_write(
+    store: &crate::store::Store,
+    first_read: &mut Option<ChainRef>,
+    absent_since: &mut Option<u64>,
+    key: &Key,
+) -> KeyChain {
+    if let Some(chain) = first_read.take_if(|c| c.key() == key) {
+        return KeyChain::Found(chain);
+    }
+    let created = store.chains_created();
+    match store.chain_or_digest(key) {
+        Ok(chain) => KeyChain::Found(chain),
+        Err(digest) => {
+            absent_since.get_or_insert(created);
+            KeyChain::Made {
+                chain: store.make_chain(key.clone()),
+                digest,
+            }
+        }
+    }
 }
 
 /// The WAL payload of `writes` on a durable engine (checked against the

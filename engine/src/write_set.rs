@@ -2,9 +2,12 @@
 //!
 //! Each write is buffered as the version it will install, built when the
 //! write is made ([`BuiltVersion`], a tombstone for a delete; its commit is
-//! set at install). The allocation and the copy of the value happen
-//! outside the commit lock, and a value given borrowed
-//! (`Transaction::put_ref`) is copied once, straight into its version.
+//! set at install), beside the key's chain as the write found it
+//! ([`KeyChain`]). The index probe, the allocations and the copy of the
+//! value happen outside the commit lock; a value given borrowed
+//! (`Transaction::put_ref`) is copied once, straight into its version; and
+//! a new key's chain is made right before its first version, so a point
+//! read of a key written once touches two adjacent allocations.
 //!
 //! Most agent transactions write one to a few keys, so the set starts as a
 //! sorted `Vec` (one small allocation, binary search, no tree nodes) and
@@ -12,20 +15,50 @@
 //! into a sorted vector would cost O(n) moves per write.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 
 use serde::ser::SerializeSeq;
 use serde::{Serialize, Serializer};
 use smallvec::SmallVec;
 
-use crate::chain::BuiltVersion;
+use crate::chain::{BuiltVersion, ChainRef};
 use crate::types::Key;
 use crate::value::ValueRef;
 
 /// Keys a write set holds before it switches to a tree.
 const SMALL_MAX: usize = 16;
 
-/// A write: the version it will install (a tombstone for a delete).
-pub(crate) type Write = BuiltVersion;
+/// A buffered write.
+pub(crate) struct Write {
+    /// The version it will install (a tombstone for a delete).
+    pub(crate) version: BuiltVersion,
+    /// The key's chain.
+    pub(crate) chain: KeyChain,
+}
+
+/// A written key's chain, as the transaction knows it.
+pub(crate) enum KeyChain {
+    /// In the index (chains are never removed, so it stays the key's).
+    Found(ChainRef),
+    /// Made for a key the index did not hold when it was written; not in
+    /// the index. The commit looks again (another commit may have created
+    /// the key since) and inserts it if still needed.
+    Made {
+        chain: ChainRef,
+        /// The key's digest in the point index, for the insert.
+        digest: u64,
+    },
+}
+
+impl std::fmt::Debug for Write {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let made = matches!(self.chain, KeyChain::Made { .. });
+        f.debug_struct("Write")
+            .field("value", &self.version.value())
+            .field("new_key", &made)
+            .finish()
+    }
+}
 
 /// The small representation: up to two writes live inside the transaction,
 /// no heap allocation (a read-modify-write plus one new key, such as an
@@ -62,11 +95,11 @@ impl WriteSet {
 
     /// The buffered write of `key`, if any: `Some(None)` is a delete.
     pub(crate) fn get(&self, key: &Key) -> Option<Option<ValueRef<'_>>> {
-        self.write(key).map(Write::value)
+        self.find(key).map(|w| w.version.value())
     }
 
     #[inline]
-    fn write(&self, key: &Key) -> Option<&Write> {
+    fn find(&self, key: &Key) -> Option<&Write> {
         match self {
             WriteSet::Small(v) => v
                 .binary_search_by(|(k, _)| k.cmp(key))
@@ -77,10 +110,50 @@ impl WriteSet {
     }
 
     pub(crate) fn contains_key(&self, key: &Key) -> bool {
-        self.write(key).is_some()
+        self.find(key).is_some()
+    }
+
+    /// Buffer a write of `key` with one search of the set: if it holds
+    /// one, `build()` replaces its version; else `chain(&key)`, then
+    /// `build()`, make a new write (in that order: a new key's chain is
+    /// made right before its version, see the module docs).
+    pub(crate) fn write(
+        &mut self,
+        key: Key,
+        chain: impl FnOnce(&Key) -> KeyChain,
+        build: impl FnOnce() -> BuiltVersion,
+    ) {
+        match self {
+            WriteSet::Small(v) => match v.binary_search_by(|(k, _)| k.cmp(&key)) {
+                Ok(i) => v[i].1.version = build(),
+                Err(i) => {
+                    let chain = chain(&key);
+                    let write = Write {
+                        version: build(),
+                        chain,
+                    };
+                    if v.len() < SMALL_MAX {
+                        v.insert(i, (key, write));
+                    } else {
+                        let mut map: BTreeMap<Key, Write> = std::mem::take(v).into_iter().collect();
+                        map.insert(key, write);
+                        *self = WriteSet::Large(map);
+                    }
+                }
+            },
+            WriteSet::Large(m) => match m.entry(key) {
+                Entry::Occupied(mut o) => o.get_mut().version = build(),
+                Entry::Vacant(e) => {
+                    let chain = chain(e.key());
+                    let version = build();
+                    e.insert(Write { version, chain });
+                }
+            },
+        }
     }
 
     /// Buffer `write` for `key`, replacing an earlier write of it.
+    #[cfg(test)]
     pub(crate) fn insert(&mut self, key: Key, write: Write) {
         match self {
             WriteSet::Small(v) => match v.binary_search_by(|(k, _)| k.cmp(&key)) {
@@ -104,10 +177,19 @@ impl WriteSet {
 
     /// The writes in key order, each as its value (`None`: a delete).
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&Key, Option<ValueRef<'_>>)> {
-        self.writes().map(|(k, w)| (k, w.value()))
+        self.writes().map(|(k, w)| (k, w.version.value()))
     }
 
-    fn writes(&self) -> impl Iterator<Item = (&Key, &Write)> {
+    /// Visit each write in key order, to change it in place.
+    pub(crate) fn for_each_mut(&mut self, mut f: impl FnMut(&Key, &mut Write)) {
+        match self {
+            WriteSet::Small(v) => v.iter_mut().for_each(|(k, w)| f(k, w)),
+            WriteSet::Large(m) => m.iter_mut().for_each(|(k, w)| f(k, w)),
+        }
+    }
+
+    /// The writes in key order.
+    pub(crate) fn writes(&self) -> impl Iterator<Item = (&Key, &Write)> {
         let (small, large) = match self {
             WriteSet::Small(v) => (Some(v.iter().map(|(k, w)| (k, w))), None),
             WriteSet::Large(m) => (None, Some(m.iter())),
@@ -116,11 +198,6 @@ impl WriteSet {
             .into_iter()
             .flatten()
             .chain(large.into_iter().flatten())
-    }
-
-    /// The keys in order.
-    pub(crate) fn keys(&self) -> impl Iterator<Item = &Key> {
-        self.writes().map(|(k, _)| k)
     }
 
     /// Hand each write to `f` in key order, moved out, leaving the set
@@ -155,8 +232,8 @@ impl Serialize for WriteSet {
 mod test {
     use std::collections::BTreeMap;
 
-    use super::{SMALL_MAX, WriteSet};
-    use crate::chain::BuiltVersion;
+    use super::{KeyChain, SMALL_MAX, Write, WriteSet};
+    use crate::chain::{BuiltVersion, ChainRef, VersionChain};
     use crate::types::{Key, Namespace, RunId, Scope, TypeTag};
     use crate::value::{Value, ValueRef};
 
@@ -167,6 +244,15 @@ mod test {
             TypeTag::Kv,
             [i],
         )
+    }
+
+    /// A write of `version` to `key`, whose chain it made.
+    fn write(key: &Key, version: BuiltVersion) -> Write {
+        let chain = KeyChain::Made {
+            chain: ChainRef::new(VersionChain::new(key.clone())),
+            digest: 0,
+        };
+        Write { version, chain }
     }
 
     /// Random inserts (with overwrites and deletes, values given owned and
@@ -200,7 +286,7 @@ mod test {
                         (Some(v.clone()), BuiltVersion::new(0, RunId::NIL, Some(v)))
                     }
                 };
-                set.insert(k.clone(), built);
+                set.insert(k.clone(), write(&k, built));
                 model.insert(k, w);
                 assert_eq!(set.len(), model.len(), "round {round}");
             }
@@ -217,7 +303,7 @@ mod test {
             let want: Vec<_> = model.clone().into_iter().collect();
             assert_eq!(got, want, "round {round}");
             let mut taken = Vec::new();
-            set.drain(|k, w| taken.push((k, w.value().map(ValueRef::to_value))));
+            set.drain(|k, w| taken.push((k, w.version.value().map(ValueRef::to_value))));
             assert_eq!(taken, want, "round {round} taken out");
             assert_eq!(set.len(), 0, "round {round} drained");
         }
@@ -237,16 +323,28 @@ mod test {
         let (mut owned, mut lent) = (WriteSet::default(), WriteSet::default());
         for (i, v) in values.iter().enumerate() {
             let i = i as u8;
-            owned.insert(key(i), BuiltVersion::new(0, RunId::NIL, Some(v.clone())));
+            owned.insert(
+                key(i),
+                write(&key(i), BuiltVersion::new(0, RunId::NIL, Some(v.clone()))),
+            );
             let r = match v {
                 Value::String(s) => ValueRef::String(s),
                 Value::Bytes(b) => ValueRef::Bytes(b),
                 other => ValueRef::Value(other),
             };
-            lent.insert(key(i), BuiltVersion::copied(0, RunId::NIL, r));
+            lent.insert(
+                key(i),
+                write(&key(i), BuiltVersion::copied(0, RunId::NIL, r)),
+            );
         }
-        owned.insert(key(9), BuiltVersion::new(0, RunId::NIL, None));
-        lent.insert(key(9), BuiltVersion::new(0, RunId::NIL, None));
+        owned.insert(
+            key(9),
+            write(&key(9), BuiltVersion::new(0, RunId::NIL, None)),
+        );
+        lent.insert(
+            key(9),
+            write(&key(9), BuiltVersion::new(0, RunId::NIL, None)),
+        );
         let pairs: Vec<(Key, Option<Value>)> = values
             .iter()
             .enumerate()

@@ -9,11 +9,11 @@
 //! Decoding never panics and never allocates more than the bytes it is
 //! given justify: a length field is trusted only after it fits the input.
 
-use crate::chain::BuiltVersion;
 use crate::durability::codec;
 use crate::error::{Error, Result};
 use crate::record::CommitRecord;
-use crate::types::{Family, RunId, Version};
+use crate::types::{Family, Key, RunId, Version};
+use crate::value::Value;
 use crate::write_set::WriteSet;
 
 /// First bytes of every WAL segment.
@@ -104,6 +104,11 @@ pub(crate) fn le_u64(b: &[u8]) -> u64 {
 /// Encode the writes part of a record payload. Done outside the commit
 /// lock; [`append_frame`] adds the version, run and time under it.
 pub(crate) fn encode_writes(writes: &WriteSet) -> Result<Vec<u8>> {
+    encode_pairs(writes)
+}
+
+/// [`encode_writes`] of anything serialised as that sequence.
+fn encode_pairs(writes: &impl serde::Serialize) -> Result<Vec<u8>> {
     let body = postcard::to_allocvec(writes)
         .map_err(|e| Error::InvalidArgument(format!("cannot encode commit record: {e}")))?;
     if body.len() + RECORD_PREFIX_SIZE_MAX > WAL_RECORD_SIZE_BYTES_MAX {
@@ -139,12 +144,11 @@ pub fn append_frame(out: &mut Vec<u8>, version: Version, run: RunId, wall_ms: u6
 
 /// Encode a whole record (tests, fuzz seeds, benches).
 pub fn encode_record(record: &CommitRecord) -> Result<Vec<u8>> {
-    let mut writes = WriteSet::default();
-    for (key, write) in &record.writes {
-        let built = BuiltVersion::new(record.version, record.run, write.clone());
-        writes.insert(key.clone(), built);
-    }
-    let body = encode_writes(&writes)?;
+    // In key order, the last write of a key kept, as a transaction's
+    // write set holds them.
+    let writes: std::collections::BTreeMap<&Key, &Option<Value>> =
+        record.writes.iter().map(|(k, w)| (k, w)).collect();
+    let body = encode_pairs(&writes.into_iter().collect::<Vec<_>>())?;
     let mut out = Vec::new();
     append_frame(&mut out, record.version, record.run, record.wall_ms, &body);
     Ok(out)
