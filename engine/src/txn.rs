@@ -484,15 +484,16 @@ impl Transaction {
             start,
             current,
         };
-        for (key, write) in self.writes.writes() {
+        self.writes.try_for_each(|key, write| {
             let current = match &write.chain {
                 KeyChain::Found(chain) => chain.newest_commit(),
                 KeyChain::Made { .. } => 0,
             };
-            if current > start {
-                return Err(conflict(key, current));
+            match current > start {
+                true => Err(conflict(key, current)),
+                false => Ok(()),
             }
-        }
+        })?;
         if self.isolation == Isolation::Serializable {
             for (key, _) in &self.reads {
                 let current = store.head_commit(key);

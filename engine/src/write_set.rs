@@ -180,6 +180,20 @@ impl WriteSet {
         self.writes().map(|(k, w)| (k, w.version.value()))
     }
 
+    /// Visit each write in key order until `f` fails. A callback rather
+    /// than [`WriteSet::writes`]: chaining the two representations'
+    /// iterators costs more than a one-key commit's validation.
+    #[inline]
+    pub(crate) fn try_for_each<E>(
+        &self,
+        mut f: impl FnMut(&Key, &Write) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        match self {
+            WriteSet::Small(v) => v.iter().try_for_each(|(k, w)| f(k, w)),
+            WriteSet::Large(m) => m.iter().try_for_each(|(k, w)| f(k, w)),
+        }
+    }
+
     /// Visit each write in key order, to change it in place.
     pub(crate) fn for_each_mut(&mut self, mut f: impl FnMut(&Key, &mut Write)) {
         match self {
