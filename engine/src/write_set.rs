@@ -68,8 +68,7 @@ type Small = SmallVec<[(Key, Write); 2]>;
 /// Buffered writes keyed by [`Key`], iterated in key order.
 #[derive(Debug)]
 pub(crate) enum WriteSet {
-    /// Sorted by key, keys unique; at most `SMALL_MAX` writes, except
-    /// after `as_mut_slice` turned a large set into one vector.
+    /// Sorted by key, keys unique; at most `SMALL_MAX` writes.
     Small(Small),
     /// More.
     Large(BTreeMap<Key, Write>),
@@ -152,25 +151,6 @@ impl WriteSet {
         }
     }
 
-    /// Buffer `write` for `key`, replacing an earlier write of it.
-    #[cfg(test)]
-    pub(crate) fn insert(&mut self, key: Key, write: Write) {
-        match self {
-            WriteSet::Small(v) => match v.binary_search_by(|(k, _)| k.cmp(&key)) {
-                Ok(i) => v[i].1 = write,
-                Err(i) if v.len() < SMALL_MAX => v.insert(i, (key, write)),
-                Err(_) => {
-                    let mut map: BTreeMap<Key, Write> = std::mem::take(v).into_iter().collect();
-                    map.insert(key, write);
-                    *self = WriteSet::Large(map);
-                }
-            },
-            WriteSet::Large(m) => {
-                m.insert(key, write);
-            }
-        }
-    }
-
     pub(crate) fn clear(&mut self) {
         *self = WriteSet::default();
     }
@@ -232,7 +212,7 @@ impl WriteSet {
 /// record's `writes` field (docs/format.md).
 impl Serialize for WriteSet {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        // `(Key, Option<ValueRef>)` serialises as `(Key, Option<Value>)`
+        // `(Key, Option<ValueRef>)` serialises as the `(Key, Option<Value>)`
         // of the equal value does (see `ValueRef`'s `Serialize`).
         let mut seq = s.serialize_seq(Some(self.len()))?;
         for pair in self.iter() {
@@ -246,7 +226,7 @@ impl Serialize for WriteSet {
 mod test {
     use std::collections::BTreeMap;
 
-    use super::{KeyChain, SMALL_MAX, Write, WriteSet};
+    use super::{KeyChain, SMALL_MAX, WriteSet};
     use crate::chain::{BuiltVersion, ChainRef, VersionChain};
     use crate::types::{Key, Namespace, RunId, Scope, TypeTag};
     use crate::value::{Value, ValueRef};
@@ -260,19 +240,24 @@ mod test {
         )
     }
 
-    /// A write of `version` to `key`, whose chain it made.
-    fn write(key: &Key, version: BuiltVersion) -> Write {
-        let chain = KeyChain::Made {
-            chain: ChainRef::new(VersionChain::new(key.clone())),
-            digest: 0,
+    /// Buffer `version` for `key` in `set`, as a transaction does, with a
+    /// made chain for a key the set does not hold; counts those in `made`.
+    fn put(set: &mut WriteSet, key: Key, version: BuiltVersion, made: &mut usize) {
+        let chain = |key: &Key| {
+            *made += 1;
+            KeyChain::Made {
+                chain: ChainRef::new(VersionChain::new(key.clone())),
+                digest: 0,
+            }
         };
-        Write { version, chain }
+        set.write(key, chain, || version);
     }
 
-    /// Random inserts (with overwrites and deletes, values given owned and
+    /// Random writes (with overwrites and deletes, values given owned and
     /// borrowed) agree with a `BTreeMap` model on every lookup, on length,
     /// on ordered iteration and on what install takes out, across the
-    /// switch from the small to the large representation.
+    /// switch from the small to the large representation; and a key's
+    /// chain is asked for once, at its first write.
     #[test]
     fn write_set_matches_a_btreemap_model() {
         let mut rng = fastrand::Rng::with_seed(11);
@@ -286,6 +271,7 @@ mod test {
             let mut set = WriteSet::default();
             let mut model = BTreeMap::new();
             let keys = rng.u8(1..=(2 * SMALL_MAX as u8 + 4));
+            let mut made = 0;
             for _ in 0..rng.usize(0..60) {
                 let k = key(rng.u8(0..keys));
                 let byte = rng.u8(..);
@@ -300,9 +286,10 @@ mod test {
                         (Some(v.clone()), BuiltVersion::new(0, RunId::NIL, Some(v)))
                     }
                 };
-                set.insert(k.clone(), write(&k, built));
+                put(&mut set, k.clone(), built, &mut made);
                 model.insert(k, w);
                 assert_eq!(set.len(), model.len(), "round {round}");
+                assert_eq!(made, model.len(), "round {round}: chains asked for");
             }
             for i in 0..keys {
                 assert!(
@@ -337,27 +324,31 @@ mod test {
         let (mut owned, mut lent) = (WriteSet::default(), WriteSet::default());
         for (i, v) in values.iter().enumerate() {
             let i = i as u8;
-            owned.insert(
-                key(i),
-                write(&key(i), BuiltVersion::new(0, RunId::NIL, Some(v.clone()))),
-            );
+            let owned_version = BuiltVersion::new(0, RunId::NIL, Some(v.clone()));
+            put(&mut owned, key(i), owned_version, &mut 0);
             let r = match v {
                 Value::String(s) => ValueRef::String(s),
                 Value::Bytes(b) => ValueRef::Bytes(b),
                 other => ValueRef::Value(other),
             };
-            lent.insert(
+            put(
+                &mut lent,
                 key(i),
-                write(&key(i), BuiltVersion::copied(0, RunId::NIL, r)),
+                BuiltVersion::copied(0, RunId::NIL, r),
+                &mut 0,
             );
         }
-        owned.insert(
+        put(
+            &mut owned,
             key(9),
-            write(&key(9), BuiltVersion::new(0, RunId::NIL, None)),
+            BuiltVersion::new(0, RunId::NIL, None),
+            &mut 0,
         );
-        lent.insert(
+        put(
+            &mut lent,
             key(9),
-            write(&key(9), BuiltVersion::new(0, RunId::NIL, None)),
+            BuiltVersion::new(0, RunId::NIL, None),
+            &mut 0,
         );
         let pairs: Vec<(Key, Option<Value>)> = values
             .iter()
