@@ -17,6 +17,7 @@ use divan::Bencher;
 use divan::counter::ItemsCount;
 use rewinddb_engine::{
     Engine, EngineConfig, Isolation, Key, Namespace, Retention, RunId, Scope, TypeTag, Value,
+    ValueRef,
 };
 use scc::HashIndex;
 
@@ -172,6 +173,23 @@ mod txn {
         bencher.counter(ItemsCount::new(1_usize)).bench_local(|| {
             let mut txn = engine.begin(RunId::NIL, Isolation::Snapshot);
             txn.put(keys[cur.next(&idx)].clone(), value.clone())
+                .unwrap();
+            txn.commit().unwrap()
+        });
+    }
+
+    /// `put_1` with the value lent as bytes (`Transaction::put_ref`), as
+    /// a caller holding a `&[u8]` writes it: copied once, into the version.
+    #[divan::bench(args = PUT_SIZES, max_time = 3, sample_size = 1000)]
+    fn put_1_ref(bencher: Bencher, n: usize) {
+        let keys = keys(n);
+        let engine = loaded_engine(&keys);
+        let idx = accesses(keys.len());
+        let bytes = [0xab_u8; VALUE_BYTES];
+        let mut cur = Cursor { at: 0 };
+        bencher.counter(ItemsCount::new(1_usize)).bench_local(|| {
+            let mut txn = engine.begin(RunId::NIL, Isolation::Snapshot);
+            txn.put_ref(keys[cur.next(&idx)].clone(), ValueRef::Bytes(&bytes))
                 .unwrap();
             txn.commit().unwrap()
         });
