@@ -238,12 +238,6 @@ impl BuiltVersion {
     }
 }
 
-impl std::fmt::Debug for BuiltVersion {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
 /// Nodes live in allocations of their own, sized to their payload, so
 /// `Atomic<VersionNode>` points at the header (a thin pointer, as any
 /// `Atomic`) and `deref` rebuilds the wide reference from the length the

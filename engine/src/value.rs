@@ -8,6 +8,15 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+/// Bytes a scalar counts for in [`Value::measure`].
+const SCALAR_BYTES: usize = 8;
+
+/// Bytes text or bytes of `len` bytes count for in [`Value::measure`] (and
+/// in [`ValueRef::measure`], which must agree with it).
+fn string_bytes(len: usize) -> usize {
+    SCALAR_BYTES + len
+}
+
 /// A JSON-like value. Cloning is cheap (shared, not deep-copied).
 ///
 /// Equal when the stored values are the same: floats compare by their
@@ -139,9 +148,9 @@ impl Value {
     /// than a few dozen pending children.
     pub fn measure(&self) -> (usize, usize) {
         let flat_size = |v: &Value| match v {
-            Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => Some(8),
-            Value::String(s) => Some(8 + s.len()),
-            Value::Bytes(b) => Some(8 + b.len()),
+            Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => Some(SCALAR_BYTES),
+            Value::String(s) => Some(string_bytes(s.len())),
+            Value::Bytes(b) => Some(string_bytes(b.len())),
             Value::Array(_) | Value::Object(_) => None,
         };
         if let Some(size) = flat_size(self) {
@@ -263,8 +272,8 @@ impl<'a> ValueRef<'a> {
     /// value.
     pub fn measure(self) -> (usize, usize) {
         match self {
-            ValueRef::String(s) => (8 + s.len(), 1),
-            ValueRef::Bytes(b) => (8 + b.len(), 1),
+            ValueRef::String(s) => (string_bytes(s.len()), 1),
+            ValueRef::Bytes(b) => (string_bytes(b.len()), 1),
             ValueRef::Value(v) => v.measure(),
         }
     }
@@ -486,7 +495,7 @@ mod test {
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
-    use super::{Measured, Value};
+    use super::{Measured, Value, ValueRef};
 
     /// The definition of size and depth, written recursively.
     fn reference(v: &Value) -> (usize, usize) {
@@ -535,6 +544,24 @@ mod test {
             let v = random_value(&mut rng, 5);
             assert_eq!(v.measure(), reference(&v), "{v:?}");
             assert_eq!((v.size_bytes(), v.depth()), reference(&v));
+        }
+    }
+
+    /// A lent value measures as the equal owned value, whether text and
+    /// bytes are lent as slices or as the value (`Transaction::put_ref`
+    /// checks the limits with these figures).
+    #[test]
+    fn a_lent_value_measures_as_the_owned_value() {
+        let mut rng = fastrand::Rng::with_seed(5);
+        for _ in 0..2_000 {
+            let v = random_value(&mut rng, 5);
+            let lent = match &v {
+                Value::String(s) => ValueRef::String(s),
+                Value::Bytes(b) => ValueRef::Bytes(b),
+                other => ValueRef::Value(other),
+            };
+            assert_eq!(lent.measure(), v.measure(), "{v:?}");
+            assert_eq!(ValueRef::Value(&v).measure(), v.measure(), "{v:?}");
         }
     }
 
