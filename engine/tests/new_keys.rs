@@ -4,8 +4,11 @@
 //! interleavings check that two transactions creating the same key still
 //! conflict (first committer wins), whichever order their puts, reads and
 //! commits take and whatever other keys are created meanwhile; and that a
-//! key whose transaction did not commit leaves nothing behind.
+//! key whose transaction did not commit leaves nothing behind; and, with
+//! real threads, that racing creators never both commit concurrently.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Barrier};
 
 use rewinddb_engine::{
     Engine, EngineConfig, Isolation, Key, Namespace, RunId, Scope, TypeTag, Value, Version,
@@ -144,4 +147,76 @@ fn locked_transactions_create_keys() {
     assert_eq!(value(&e, &key("locked")), Some(Value::Int(2)));
     assert_eq!(value(&e, &key("also")), Some(Value::Int(3)));
     assert_eq!(e.stats().keys, 2);
+}
+
+/// A committed write of a key: the writer's start and commit versions and
+/// the (unique) value it wrote.
+type Committed = (Version, Version, i64);
+
+/// One thread's part of `racing_creators_never_both_commit_concurrently`:
+/// each round, after the other thread is ready too, write some of the
+/// round's three new keys and commit; returns the committed writes by key.
+fn race(e: &Engine, thread: u64, rounds: usize, start: &Barrier) -> Vec<(Key, Committed)> {
+    let mut rng = fastrand::Rng::with_seed(thread);
+    let mut committed = Vec::new();
+    for round in 0..rounds {
+        start.wait();
+        let mut txn = e.begin(RunId::NIL, Isolation::Snapshot);
+        let from = txn.start_version();
+        let value = (round as i64) * 2 + thread as i64;
+        let written: Vec<Key> = (0..3)
+            .filter(|_| rng.u8(..4) != 0)
+            .map(|i| key(&format!("r{round}/{i}")))
+            .collect();
+        for k in &written {
+            txn.put(k.clone(), value).unwrap();
+        }
+        if rng.bool() {
+            std::thread::yield_now();
+        }
+        match txn.commit() {
+            Ok(at) => committed.extend(written.into_iter().map(|k| (k, (from, at, value)))),
+            Err(e) => assert!(e.is_conflict(), "{e}"),
+        }
+    }
+    committed
+}
+
+/// Two threads create the same new keys at once, round after round. For
+/// every key, its committed writers in commit order never overlap (each
+/// began after the one before it committed: first committer wins), and
+/// the key holds the last one's value.
+#[test]
+fn racing_creators_never_both_commit_concurrently() {
+    let e = Arc::new(engine());
+    let rounds = 3_000;
+    let start = Arc::new(Barrier::new(2));
+    let threads: Vec<_> = (0..2)
+        .map(|thread| {
+            let (e, start) = (Arc::clone(&e), Arc::clone(&start));
+            std::thread::spawn(move || race(&e, thread, rounds, &start))
+        })
+        .collect();
+    let mut by_key: std::collections::BTreeMap<Key, Vec<Committed>> = Default::default();
+    for t in threads {
+        for (k, w) in t.join().unwrap() {
+            by_key.entry(k).or_default().push(w);
+        }
+    }
+    let mut raced = 0;
+    for (k, mut writers) in by_key {
+        writers.sort_by_key(|&(_, at, _)| at);
+        raced += usize::from(writers.len() > 1);
+        for pair in writers.windows(2) {
+            let ((_, first_at, _), (second_from, second_at, _)) = (pair[0], pair[1]);
+            assert!(
+                second_from >= first_at,
+                "{k}: the writer committed at {second_at} began at {second_from}, \
+                 before the one committed at {first_at}"
+            );
+        }
+        let last = writers.last().unwrap().2;
+        assert_eq!(value(&e, &k), Some(Value::Int(last)), "{k}");
+    }
+    assert!(raced > 0, "no key was written by both threads");
 }
