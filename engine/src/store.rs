@@ -188,9 +188,13 @@ impl Store {
 
     /// The chain of `key`, or the key's digest in the point index if it
     /// has none (for [`Store::insert_made`]).
-    pub(crate) fn chain_or_digest(&self, key: &Key) -> std::result::Result<ChainRef, u64> {
+    pub(crate) fn chain_or_digest(
+        &self,
+        key: &Key,
+        guard: &Guard,
+    ) -> std::result::Result<ChainRef, u64> {
         let digest = self.digest(key);
-        match self.index.find(digest, key, &crossbeam_epoch::pin()) {
+        match self.index.find(digest, key, guard) {
             Some(chain) => Ok(chain.clone_arc()),
             None => Err(digest),
         }
@@ -204,9 +208,7 @@ impl Store {
     /// [`Store::chain`] under a guard the caller pinned (a commit pins once
     /// for all its keys and its install).
     pub(crate) fn chain_pinned(&self, key: &Key, guard: &Guard) -> Option<ChainRef> {
-        self.index
-            .find(self.digest(key), key, guard)
-            .map(|chain| chain.clone_arc())
+        self.chain_or_digest(key, guard).ok()
     }
 
     /// The store's shared allocation of `family`.

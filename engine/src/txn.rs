@@ -526,7 +526,7 @@ fn chain_to_write(
         return KeyChain::Found(chain);
     }
     let created = store.chains_created();
-    match store.chain_or_digest(key) {
+    match store.chain_or_digest(key, &crossbeam_epoch::pin()) {
         Ok(chain) => KeyChain::Found(chain),
         Err(digest) => {
             absent_since.get_or_insert(created);
