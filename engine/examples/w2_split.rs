@@ -30,12 +30,12 @@ fn main() {
     let users: Vec<[u8; 16]> = (0..N)
         .map(|_| std::array::from_fn(|_| rng.u8(..)))
         .collect();
-    let keys: Vec<Key> = users
-        .iter()
-        .map(|u| Key::new(ns.clone(), Scope::Shared, TypeTag::Kv, u))
-        .collect();
-    let value: std::sync::Arc<[u8]> = std::sync::Arc::from(&[7u8; 100][..]);
     let engine = Engine::open_in_memory(EngineConfig::default()).unwrap();
+    // Keys made from the engine's family, as the peer harness and the
+    // primitives make theirs: one shared family allocation, in cache.
+    let family = engine.family(ns, Scope::Shared, TypeTag::Kv);
+    let keys: Vec<Key> = users.iter().map(|u| family.key(u)).collect();
+    let value: std::sync::Arc<[u8]> = std::sync::Arc::from(&[7u8; 100][..]);
     for chunk in keys.chunks(4096) {
         let mut t = engine.begin(RunId::NIL, Isolation::Snapshot);
         for k in chunk {

@@ -544,6 +544,7 @@ impl VersionChain {
     }
 
     /// The newest version with `commit <= at`.
+    #[inline]
     pub fn read_at<'g>(&self, at: Version, guard: &'g Guard) -> ReadAt<'g> {
         match self.walk(guard, |node| node.commit <= at) {
             Walked::Stopped(node) => ReadAt::Found(node),

@@ -821,6 +821,7 @@ pub(crate) fn snapshot_of(inner: &Arc<EngineInner>) -> Snapshot {
     }
 }
 
+#[inline]
 pub(crate) fn check_key(config: &EngineConfig, key: &Key) -> Result<()> {
     let max = config.limits.key_size_bytes_max;
     if key.size_bytes() > max {

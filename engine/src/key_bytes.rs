@@ -48,6 +48,27 @@ impl KeyBytes {
     }
 }
 
+impl KeyBytes {
+    /// Inline bytes as three words (the last holding the length in its top
+    /// byte): equal strings give equal words, as the form is canonical (see
+    /// `PartialEq`). None for a long string.
+    #[inline]
+    pub(crate) fn inline_words(&self) -> Option<[u64; 3]> {
+        match &self.0 {
+            Repr::Inline { len, bytes } => {
+                let word = |at: usize| {
+                    let mut w = [0u8; 8];
+                    let end = (at + 8).min(KeyBytes::INLINE_MAX);
+                    w[..end - at].copy_from_slice(&bytes[at..end]);
+                    u64::from_le_bytes(w)
+                };
+                Some([word(0), word(8), word(16) | u64::from(*len) << 56])
+            }
+            Repr::Heap(_) => None,
+        }
+    }
+}
+
 impl From<&[u8]> for KeyBytes {
     fn from(b: &[u8]) -> KeyBytes {
         match u8::try_from(b.len()) {

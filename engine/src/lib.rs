@@ -74,6 +74,7 @@
 mod chain;
 mod clock;
 mod config;
+mod digest;
 pub mod durability;
 mod engine;
 mod error;

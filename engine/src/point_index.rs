@@ -355,6 +355,7 @@ impl Table {
 
 impl Slot {
     /// The chain of a slot whose digest was loaded nonzero.
+    #[inline]
     fn found<'i>(&self) -> Found<'i> {
         let chain = self.chain.load(Ordering::Relaxed);
         #[cfg(loom)]
@@ -371,6 +372,7 @@ impl Slot {
 }
 
 /// A key digest as the index stores it: nonzero (0 marks an empty slot).
+#[inline]
 pub(crate) fn digest_for_index(digest: u64) -> u64 {
     digest.max(1)
 }

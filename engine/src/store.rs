@@ -32,17 +32,17 @@
 //! version that includes that commit, having merged its family, finds the
 //! key in the skip list.
 
-use std::hash::BuildHasher;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crossbeam_epoch::Guard;
 use crossbeam_skiplist::SkipMap;
 
-use crate::chain::{ChainRef, ReadAt, VersionChain};
+use crate::chain::{ChainRef, ReadAt, VersionChain, VersionNode};
+use crate::digest::Digester;
 use crate::error::{Error, Result};
 use crate::pending::{Ordered, PendingKeys};
-use crate::point_index::{PointIndex, digest_for_index};
+use crate::point_index::PointIndex;
 use crate::types::{Family, Key, Version};
 use crate::value::{Value, ValueRef};
 
@@ -52,9 +52,6 @@ use crate::value::{Value, ValueRef};
 /// because the collector frees at most 8 older bags per flush.
 const FREE_RETIRED_FLUSHES: usize = 4;
 
-/// Hashes keys into digests (randomly seeded per store).
-type Hasher = foldhash::fast::RandomState;
-
 /// What a point read at a version returns: the value (None = absent or
 /// deleted) and the commit version that answered (0 = never written).
 pub type Versioned = (Option<Value>, Version);
@@ -63,7 +60,7 @@ pub type Versioned = (Option<Value>, Version);
 pub(crate) struct Store {
     index: PointIndex,
     /// Computes the digests of the point index's keys.
-    digests: Hasher,
+    digests: Digester,
     ordered: Ordered,
     /// Created keys not yet in `ordered`.
     pending: PendingKeys,
@@ -80,7 +77,7 @@ pub(crate) struct Store {
 /// about 100 bytes once (a run makes a few).
 #[derive(Default)]
 pub(crate) struct Families {
-    table: std::sync::Mutex<std::collections::HashSet<Family, Hasher>>,
+    table: std::sync::Mutex<std::collections::HashSet<Family, foldhash::fast::RandomState>>,
     /// Address of the table's family [`Families::share_key`] handed out
     /// last: a key already holding it is stored without reading its family
     /// (recovery's decoder is incrementing that family's reference count,
@@ -143,21 +140,25 @@ impl Store {
 
     /// Read `key` as of version `at` and hand the value to `f` borrowed (no
     /// copy, no reference-count traffic on the value): `f(None)` if absent
-    /// or deleted.
+    /// or deleted. The point read of snapshots: nothing but the probe and
+    /// the walk between the epoch pin and `f`, since every instruction here
+    /// delays the misses of the reads that follow (`digest.rs`).
     pub(crate) fn read_with<R>(
         &self,
         key: &Key,
         at: Version,
         f: impl FnOnce(Option<ValueRef<'_>>) -> R,
     ) -> Result<R> {
-        Ok(self.read_keeping_chain_with(key, at, false, f)?.0)
+        let guard = crossbeam_epoch::pin();
+        let chain = self.index.find(self.digest(key), key, &guard);
+        let node = version_at(chain.as_deref(), key, at, &guard)?;
+        Ok(f(node.and_then(VersionNode::value)))
     }
 
-    /// The one point read: `f` of the value borrowed (`None` if absent or
-    /// deleted), the commit version that answered (0 = none), and the
-    /// key's chain when `keep` and the key has one (a transaction keeps the
-    /// chains of the keys it read for its commit, see
-    /// `Transaction::chains_of_writes`).
+    /// [`Store::read_with`] that also returns the commit version that
+    /// answered (0 = none), and the key's chain when `keep` and the key has
+    /// one (a transaction keeps the chains of the keys it reads for its
+    /// writes, see `write_set.rs`).
     pub(crate) fn read_keeping_chain_with<R>(
         &self,
         key: &Key,
@@ -166,15 +167,11 @@ impl Store {
         f: impl FnOnce(Option<ValueRef<'_>>) -> R,
     ) -> Result<(R, Version, Option<ChainRef>)> {
         let guard = crossbeam_epoch::pin();
-        let Some(chain) = self.index.find(self.digest(key), key, &guard) else {
-            return Ok((f(None), 0, None));
-        };
-        let kept = keep.then(|| chain.clone_arc());
-        match chain.get().read_at(at, &guard) {
-            ReadAt::Found(node) => Ok((f(node.value()), node.commit, kept)),
-            ReadAt::Absent => Ok((f(None), 0, kept)),
-            ReadAt::Pruned => Err(pruned(key, at)),
-        }
+        let chain = self.index.find(self.digest(key), key, &guard);
+        let kept = chain.filter(|_| keep).map(|c| c.clone_arc());
+        let node = version_at(chain.as_deref(), key, at, &guard)?;
+        let commit = node.map_or(0, |n| n.commit);
+        Ok((f(node.and_then(VersionNode::value)), commit, kept))
     }
 
     /// Commit version of the newest installed version of `key` (0 if none),
@@ -227,7 +224,7 @@ impl Store {
     pub(crate) fn with_capacity(keys: usize) -> Store {
         Store {
             index: PointIndex::with_capacity(keys),
-            digests: Hasher::default(),
+            digests: Digester::default(),
             ordered: SkipMap::new(),
             pending: PendingKeys::default(),
             families: Families::default(),
@@ -397,8 +394,26 @@ impl Store {
     }
 
     /// The digest of `key` the point index files it under.
+    #[inline]
     fn digest(&self, key: &Key) -> u64 {
-        digest_for_index(self.digests.hash_one(key))
+        self.digests.digest(key)
+    }
+}
+
+/// The version of `chain` (the chain of `key`, if it has one) that answers
+/// a read at `at`: None if there is none (or no chain), an error if it was
+/// pruned.
+#[inline(always)]
+fn version_at<'g>(
+    chain: Option<&VersionChain>,
+    key: &Key,
+    at: Version,
+    guard: &'g Guard,
+) -> Result<Option<&'g VersionNode>> {
+    match chain.map(|chain| chain.read_at(at, guard)) {
+        Some(ReadAt::Found(node)) => Ok(Some(node)),
+        None | Some(ReadAt::Absent) => Ok(None),
+        Some(ReadAt::Pruned) => Err(pruned(key, at)),
     }
 }
 

@@ -453,6 +453,13 @@ impl Family {
         Arc::ptr_eq(&self.0, &other.0)
     }
 
+    /// The hash of namespace, scope and tag (equal families have equal
+    /// hashes), computed when the family was made.
+    #[inline]
+    pub(crate) fn hash_value(&self) -> u64 {
+        self.0.hash
+    }
+
     /// The address of this allocation (for comparisons only).
     pub(crate) fn address(&self) -> usize {
         Arc::as_ptr(&self.0) as usize
@@ -631,6 +638,7 @@ impl Key {
     }
 
     /// The size this key counts against `key_size_bytes_max`: its user bytes.
+    #[inline]
     pub fn size_bytes(&self) -> usize {
         self.user.len()
     }
