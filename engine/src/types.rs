@@ -546,9 +546,8 @@ pub struct Key {
 }
 
 /// Hashed by the family's hash and the user bytes (without a length
-/// prefix, as the last field): two hasher calls. A commit hashes each key
-/// it reads or writes, a point read hashes its key, and the point index
-/// hashes every key again when it grows.
+/// prefix, as the last field): two hasher calls. For callers' maps of
+/// keys; the point index digests keys its own way (`digest.rs`).
 impl std::hash::Hash for Key {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         state.write_u64(self.family.0.hash);
