@@ -33,7 +33,7 @@
 //! key in the skip list.
 
 use std::ops::Bound;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_epoch::Guard;
 use crossbeam_skiplist::SkipMap;
@@ -67,7 +67,12 @@ pub(crate) struct Store {
     /// The one allocation of each family its keys share.
     families: Families,
     /// Chains inserted into the index (see [`Store::chains_created`]).
-    chains_created: AtomicU64,
+    /// loom's atomic under `cfg(loom)`: `loom_tests` model the count.
+    chains_created: crate::sync::AtomicU64,
+    /// Loom tests only: count an insert before its chain is in the index
+    /// (the bug the new-keys model must catch).
+    #[cfg(all(test, loom))]
+    pub(crate) planted_count_first: bool,
 }
 
 /// A store's family table: one shared allocation per family of the keys
@@ -229,7 +234,9 @@ impl Store {
             ordered: SkipMap::new(),
             pending: PendingKeys::default(),
             families: Families::default(),
-            chains_created: AtomicU64::new(0),
+            chains_created: crate::sync::AtomicU64::new(0),
+            #[cfg(all(test, loom))]
+            planted_count_first: false,
         }
     }
 
@@ -282,8 +289,14 @@ impl Store {
     /// is then dropped, unused).
     pub(crate) fn insert_made(&self, made: ChainRef, digest: u64, guard: &Guard) -> ChainRef {
         let key = made.key().clone();
+        #[cfg(all(test, loom))]
+        if self.planted_count_first {
+            self.count_created(true);
+        }
         let make = |_key| self.pending_and_indexed(made);
         let (chain, created) = self.index.insert_if_absent(digest, key, make, guard);
+        #[cfg(all(test, loom))]
+        let created = created && !self.planted_count_first;
         self.count_created(created);
         chain.clone_arc()
     }
