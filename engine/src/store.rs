@@ -289,16 +289,26 @@ impl Store {
     /// is then dropped, unused).
     pub(crate) fn insert_made(&self, made: ChainRef, digest: u64, guard: &Guard) -> ChainRef {
         let key = made.key().clone();
-        #[cfg(all(test, loom))]
-        if self.planted_count_first {
+        let count_first = self.count_first();
+        if count_first {
             self.count_created(true);
         }
         let make = |_key| self.pending_and_indexed(made);
         let (chain, created) = self.index.insert_if_absent(digest, key, make, guard);
-        #[cfg(all(test, loom))]
-        let created = created && !self.planted_count_first;
-        self.count_created(created);
+        self.count_created(created && !count_first);
         chain.clone_arc()
+    }
+
+    /// Loom tests only: whether the planted bug (count an insert before
+    /// its chain is in the index) is on. Always false otherwise.
+    #[cfg(all(test, loom))]
+    fn count_first(&self) -> bool {
+        self.planted_count_first
+    }
+
+    #[cfg(not(all(test, loom)))]
+    fn count_first(&self) -> bool {
+        false
     }
 
     /// `chain`, put on its family's pending list as the index is about to
@@ -347,7 +357,8 @@ impl Store {
             if out.len() >= limit {
                 break;
             }
-            if let (Some(v), ver) = resolve(chain.read_at(at, &guard), &key, at)? {
+            let node = version_at(Some(&chain), &key, at, &guard)?;
+            if let Some((v, ver)) = node.and_then(|n| Some((n.value_owned()?, n.commit))) {
                 out.push((key, v, ver));
             }
         }
@@ -428,14 +439,6 @@ fn version_at<'g>(
         Some(ReadAt::Found(node)) => Ok(Some(node)),
         None | Some(ReadAt::Absent) => Ok(None),
         Some(ReadAt::Pruned) => Err(pruned(key, at)),
-    }
-}
-
-fn resolve(read: ReadAt<'_>, key: &Key, at: Version) -> Result<Versioned> {
-    match read {
-        ReadAt::Found(node) => Ok((node.value_owned(), node.commit)),
-        ReadAt::Absent => Ok((None, 0)),
-        ReadAt::Pruned => Err(pruned(key, at)),
     }
 }
 
