@@ -2,8 +2,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use rewinddb_engine::{
@@ -162,18 +162,28 @@ fn transfers_keep_the_total_while_gc_prunes() {
 
 /// Four threads each add 1 to one counter `per_thread` times through the retry helper.
 /// Returns the final count.
-fn count_concurrently(engine: &Engine, per_thread: i64) -> i64 {
+/// Four threads each add 1 to one counter `per_thread` times. With
+/// `lockstep`, every attempt waits after its read until all four have read
+/// (only for runs without retries, where each thread makes exactly
+/// `per_thread` attempts): the four read the same count at least once
+/// however the threads are scheduled.
+fn count_concurrently(engine: &Engine, per_thread: i64, lockstep: bool) -> i64 {
+    const THREADS: usize = 4;
     let counter = account(0);
-    let threads: Vec<_> = (0..4)
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let threads: Vec<_> = (0..THREADS)
         .map(|_| {
-            let (engine, counter) = (engine.clone(), counter.clone());
+            let (engine, counter, barrier) = (engine.clone(), counter.clone(), barrier.clone());
             std::thread::spawn(move || {
                 for _ in 0..per_thread {
                     engine
                         .transaction(RunId::NIL, Isolation::Snapshot, |t| {
                             let n = t.get(&counter)?.and_then(|v| v.as_i64()).unwrap_or(0);
-                            // Give the other threads a chance to read the same n.
-                            std::thread::yield_now();
+                            match lockstep {
+                                true => _ = barrier.wait(),
+                                // Give the other threads a chance to read the same n.
+                                false => std::thread::yield_now(),
+                            }
                             t.put(counter.clone(), n + 1)
                         })
                         .unwrap();
@@ -190,17 +200,18 @@ fn count_concurrently(engine: &Engine, per_thread: i64) -> i64 {
 #[test]
 fn retried_increments_lose_nothing() {
     let engine = engine(Retention::KeepAll);
-    assert_eq!(count_concurrently(&engine, 300), 1200);
+    assert_eq!(count_concurrently(&engine, 300, false), 1200);
     assert_eq!(engine.visible_version(), 1200);
 }
 
 // The same workload with commit validation switched off (test-hooks) loses increments: the
-// test above would notice a broken engine.
+// test above would notice a broken engine. In lockstep, so the threads surely read the same
+// count: with a yield only, a loaded machine could run them one after another (seen once).
 #[test]
 fn increments_are_lost_without_validation() {
     let engine = engine(Retention::KeepAll);
     engine.set_skip_commit_validation(true).unwrap();
-    let count = count_concurrently(&engine, 300);
+    let count = count_concurrently(&engine, 300, true);
     assert_eq!(
         engine.visible_version(),
         1200,
