@@ -94,6 +94,7 @@ mod txn;
 mod types;
 mod value;
 mod write_set;
+mod zeroed_array;
 
 pub use chain::{ChainRef, INLINE_VALUE_BYTES_MAX, NodeHead, ReadAt, VersionChain, VersionNode};
 pub use clock::wall_clock_ms;

@@ -40,6 +40,8 @@ use triomphe::ArcBorrow;
 use crate::chain::{ChainRef, VersionChain};
 use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering, prefetch_read};
 use crate::types::Key;
+#[cfg(not(loom))]
+use crate::zeroed_array::{ZeroIsValid, ZeroedArray};
 
 /// Slots of a new, empty index (few under loom, so a model grows it).
 #[cfg(not(loom))]
@@ -75,7 +77,7 @@ pub(crate) enum Planted {
 
 /// One table: a power-of-two number of slots.
 struct Table {
-    slots: Box<[Slot]>,
+    slots: Slots,
     /// Loom's stand-in for the table's memory, as `VersionNode`'s shadow:
     /// written when the table is made and when it is dropped, read on
     /// every probe.
@@ -89,6 +91,21 @@ struct Slot {
     /// The chain, from `ChainRef::into_raw`; null while empty.
     chain: AtomicPtr<VersionChain>,
 }
+
+/// A table's slots: zeroed memory, on huge pages when large
+/// (`zeroed_array.rs`: a probe then rarely misses the TLB too).
+#[cfg(not(loom))]
+type Slots = ZeroedArray<Slot>;
+/// Under loom the atomics are loom's, which zero bytes do not make.
+#[cfg(loom)]
+type Slots = Box<[Slot]>;
+
+// SAFETY: all-zero bytes are an empty slot: `AtomicU64` and `AtomicPtr`
+// have the representations of `u64` (digest 0: empty) and a raw pointer
+// (null), and neither needs drop (the index releases the chains itself,
+// `PointIndex::drop`).
+#[cfg(not(loom))]
+unsafe impl ZeroIsValid for Slot {}
 
 /// A chain found in the index, borrowed for as long as the index lives
 /// (invariant 4).
@@ -251,7 +268,7 @@ impl PointIndex {
         // SAFETY: as in `find`; only the writer (this thread) replaces it.
         let from = unsafe { old.deref() };
         let to = Table::with_slots(from.slots.len() * 2);
-        for slot in &from.slots {
+        for slot in from.slots.iter() {
             let digest = slot.digest.load(Ordering::Relaxed);
             if digest != 0 {
                 to.place(digest, slot.chain.load(Ordering::Relaxed), false);
@@ -298,7 +315,7 @@ impl Drop for PointIndex {
                 .load(Ordering::Relaxed, crossbeam_epoch::unprotected())
                 .into_owned()
         };
-        for slot in &table.slots {
+        for slot in table.slots.iter() {
             let chain = slot.chain.load(Ordering::Relaxed);
             if !chain.is_null() {
                 // SAFETY: the count `find_or_insert` took from
@@ -311,13 +328,17 @@ impl Drop for PointIndex {
 
 impl Table {
     fn with_slots(slots: usize) -> Table {
+        #[cfg(not(loom))]
+        let slots = ZeroedArray::new(slots);
+        #[cfg(loom)]
+        let slots = (0..slots)
+            .map(|_| Slot {
+                digest: AtomicU64::new(0),
+                chain: AtomicPtr::new(std::ptr::null_mut()),
+            })
+            .collect();
         Table {
-            slots: (0..slots)
-                .map(|_| Slot {
-                    digest: AtomicU64::new(0),
-                    chain: AtomicPtr::new(std::ptr::null_mut()),
-                })
-                .collect(),
+            slots,
             #[cfg(loom)]
             shadow: Shadow::new(),
         }
@@ -543,6 +564,37 @@ mod test {
         let mut walked = 0;
         index.for_each(|_| walked += 1);
         assert_eq!((walked, index.len()), (KEYS as usize, KEYS as usize));
+    }
+
+    /// Growth into tables large enough for huge pages (`zeroed_array.rs`:
+    /// zeroed after the advice, so every slot starts empty) keeps every
+    /// key, and each chain is still released once on drop.
+    #[test]
+    fn keys_survive_growth_into_huge_page_tables() {
+        const KEYS: u32 = 120_000;
+        let slots = slots_for(KEYS as usize);
+        assert!(slots * size_of::<super::Slot>() >= crate::zeroed_array::HUGE_MIN_BYTES);
+        let index = PointIndex::with_capacity(0);
+        let digest = |i: u32| digest_for_index(u64::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut first = None;
+        for i in 0..KEYS {
+            let (chain, made) = insert(&index, digest(i), key(i));
+            assert!(made);
+            first.get_or_insert(chain);
+        }
+        let guard = crossbeam_epoch::pin();
+        for i in 0..KEYS {
+            assert_eq!(
+                index.find(digest(i), &key(i), &guard).unwrap().key(),
+                &key(i)
+            );
+        }
+        assert!(index.find(digest(KEYS), &key(KEYS), &guard).is_none());
+        drop(guard);
+        let first = first.unwrap();
+        assert_eq!(ChainRef::count(&first), 2, "the index's count and ours");
+        drop(index);
+        assert_eq!(ChainRef::count(&first), 1);
     }
 
     /// A table is sized so the given number of keys fits below 3/4 full.
