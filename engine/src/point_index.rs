@@ -2,7 +2,9 @@
 //! digest to its [`VersionChain`]. An open-addressing table of 16-byte
 //! slots `{digest, chain pointer}` with linear probing, grown (doubled)
 //! by copying into a new table. Reads are lock-free; inserts and growth
-//! are serialized by the index's own writer lock.
+//! are serialized by the index's own writer lock. A table's slots start as
+//! zero bytes (empty) in a [`ZeroedArray`], on huge pages from 4 MB on, so
+//! that a probe rarely misses the TLB as well as the cache.
 //!
 //! ## Why not `scc::HashIndex`
 //! A read through `scc` loads the bucket's metadata, then the entry in its
