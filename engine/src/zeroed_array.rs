@@ -7,9 +7,12 @@
 //! With 4 KB pages almost every probe also misses the TLB, and the page
 //! walk is itself a chain of loads (two-dimensional under a hypervisor);
 //! with 2 MB pages the table's 16 translations stay in the TLB. Measured
-//! with `examples/w2_split` (1M keys; 12 rounds each way, alternated, the
-//! bare `scc::HashIndex` in the same rounds): 225.8 -> 216.9 ns per get,
-//! 0.699 -> 0.727 of the bare index's rate.
+//! with `examples/w2_split` (1M keys, the bare `scc::HashIndex` in the same
+//! rounds): 225.8 -> 216.9 ns per get with the advice switched off and on
+//! in one build (12 rounds each, alternated), 230.7 -> 215.8 ns against
+//! the build before (0.725 -> 0.759 of the bare index's rate). The cost:
+//! huge-page faults while a fresh index grows, about 8-12% of a bulk load
+//! of 1M keys on this project's VM (docs/next-layout.md, session 15).
 //!
 //! ## How
 //! An array of at least [`HUGE_MIN_BYTES`] is allocated 2 MB-aligned and
