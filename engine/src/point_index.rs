@@ -102,6 +102,22 @@ type Slots = ZeroedArray<Slot>;
 #[cfg(loom)]
 type Slots = Box<[Slot]>;
 
+/// `n` empty slots.
+#[cfg(not(loom))]
+fn empty_slots(n: usize) -> Slots {
+    ZeroedArray::new(n)
+}
+
+#[cfg(loom)]
+fn empty_slots(n: usize) -> Slots {
+    (0..n)
+        .map(|_| Slot {
+            digest: AtomicU64::new(0),
+            chain: AtomicPtr::new(std::ptr::null_mut()),
+        })
+        .collect()
+}
+
 // SAFETY: all-zero bytes are an empty slot: `AtomicU64` and `AtomicPtr`
 // have the representations of `u64` (digest 0: empty) and a raw pointer
 // (null), and neither needs drop (the index releases the chains itself,
@@ -330,17 +346,8 @@ impl Drop for PointIndex {
 
 impl Table {
     fn with_slots(slots: usize) -> Table {
-        #[cfg(not(loom))]
-        let slots = ZeroedArray::new(slots);
-        #[cfg(loom)]
-        let slots = (0..slots)
-            .map(|_| Slot {
-                digest: AtomicU64::new(0),
-                chain: AtomicPtr::new(std::ptr::null_mut()),
-            })
-            .collect();
         Table {
-            slots,
+            slots: empty_slots(slots),
             #[cfg(loom)]
             shadow: Shadow::new(),
         }

@@ -161,12 +161,10 @@ fn transfers_keep_the_total_while_gc_prunes() {
 }
 
 /// Four threads each add 1 to one counter `per_thread` times through the retry helper.
-/// Returns the final count.
-/// Four threads each add 1 to one counter `per_thread` times. With
-/// `lockstep`, every attempt waits after its read until all four have read
-/// (only for runs without retries, where each thread makes exactly
-/// `per_thread` attempts): the four read the same count at least once
-/// however the threads are scheduled.
+/// Returns the final count. With `lockstep`, every attempt waits after its read until all
+/// four have read (only for runs without retries, where each thread makes exactly
+/// `per_thread` attempts): the four read the same count at least once however the threads
+/// are scheduled.
 fn count_concurrently(engine: &Engine, per_thread: i64, lockstep: bool) -> i64 {
     const THREADS: usize = 4;
     let counter = account(0);
