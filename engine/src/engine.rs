@@ -47,7 +47,7 @@ use crate::error::{Error, Result};
 use crate::progress::{Progress, ProgressCounter};
 use crate::record::RunCommit;
 use crate::reentry::ClosureThread;
-use crate::snapshot::SnapshotTracker;
+use crate::snapshot::{Registration, SnapshotTracker};
 use crate::store::{Store, Versioned};
 use crate::sync::{AtomicU64, Ordering};
 use crate::time_index::TimeIndex;
@@ -415,13 +415,14 @@ impl Engine {
     /// A snapshot of the past state at `version`: an error if `version` is
     /// in the future or behind the retention floor.
     pub fn snapshot_at(&self, version: Version) -> Result<Snapshot> {
-        self.inner
+        let registration = self
+            .inner
             .snapshots
             .register_at(version, &self.inner.visible)?;
         Ok(Snapshot {
             inner: Arc::clone(&self.inner),
             version,
-            registered: true,
+            registration,
         })
     }
 
@@ -714,9 +715,9 @@ pub(crate) fn publish(visible: &AtomicU64, version: Version) {
 pub struct Snapshot {
     pub(crate) inner: Arc<EngineInner>,
     version: Version,
-    /// False once `release` gave the registration back (finished
-    /// transactions), so `Drop` does not release it twice.
-    registered: bool,
+    /// What to give back to the tracker; `None` once `release` gave it
+    /// back (finished transactions), so `Drop` does not release it twice.
+    registration: Registration,
 }
 
 impl Snapshot {
@@ -768,11 +769,11 @@ impl Snapshot {
 
 impl Clone for Snapshot {
     fn clone(&self) -> Snapshot {
-        self.inner.snapshots.register(self.version);
+        let registration = self.inner.snapshots.register(self.version);
         Snapshot {
             inner: Arc::clone(&self.inner),
             version: self.version,
-            registered: true,
+            registration,
         }
     }
 }
@@ -784,17 +785,15 @@ impl Snapshot {
         Snapshot {
             inner,
             version,
-            registered: false,
+            registration: Registration::None,
         }
     }
 
     /// Give the registration back now, so GC no longer keeps this version
     /// for it. For a finished transaction, which reads nothing more.
     pub(crate) fn release(&mut self) {
-        if self.registered {
-            self.registered = false;
-            self.inner.snapshots.release(self.version);
-        }
+        let registration = std::mem::replace(&mut self.registration, Registration::None);
+        self.inner.snapshots.release(self.version, registration);
     }
 }
 
@@ -813,11 +812,11 @@ impl std::fmt::Debug for Snapshot {
 /// A snapshot at the visible version of `inner` (for threads that hold no
 /// `Engine` handle).
 pub(crate) fn snapshot_of(inner: &Arc<EngineInner>) -> Snapshot {
-    let version = inner.snapshots.register_visible(&inner.visible);
+    let (version, registration) = inner.snapshots.register_visible(&inner.visible);
     Snapshot {
         inner: Arc::clone(inner),
         version,
-        registered: true,
+        registration,
     }
 }
 

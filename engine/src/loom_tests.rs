@@ -29,7 +29,7 @@ use crate::chain::{ReadAt, VersionChain, VersionNode};
 use crate::durability::group::GroupCommit;
 use crate::engine::publish;
 use crate::point_index::{Planted, PointIndex};
-use crate::snapshot::SnapshotTracker;
+use crate::snapshot::{Planted as PlantedRegistration, SnapshotTracker};
 use crate::store::Store;
 use crate::sync::{AtomicU64, Ordering};
 use crate::types::{Key, Namespace, RunId, Scope, TypeTag, Version};
@@ -294,7 +294,7 @@ fn publication_vs_snapshot(publish: Publish) {
         })
     };
     let tracker = SnapshotTracker::default();
-    let at = tracker.register_visible(&visible);
+    let (at, registration) = tracker.register_visible(&visible);
     let handle = collector.register();
     let guard = handle.pin();
     for chain in [&a, &b] {
@@ -307,7 +307,7 @@ fn publication_vs_snapshot(publish: Publish) {
         }
     }
     drop(guard);
-    tracker.release(at);
+    tracker.release(at, registration);
     committer.join().unwrap();
 }
 
@@ -324,6 +324,62 @@ fn commit_publication_vs_snapshot() {
 fn planted_relaxed_publish_is_caught() {
     let failure = loom_failure(|| publication_vs_snapshot(publish_relaxed));
     assert_failed_with(&failure, "saw a torn commit");
+}
+
+// --- 3b. slot registration vs GC's horizon -------------------------------
+
+/// Two readers register at the visible version (the first takes the one
+/// slot of loom's one group; the second, finding it taken, registers under
+/// the lock, unless the first already gave it back) while a committer
+/// publishes version 2 and GC computes its horizon. GC's oldest reader
+/// must be at or below every version still registered when it scanned:
+/// the readers hold theirs until both threads are joined.
+fn slot_registration_vs_horizon(planted: PlantedRegistration) {
+    let mut tracker = SnapshotTracker::default();
+    tracker.planted = planted;
+    let tracker = Arc::new(tracker);
+    let visible = Arc::new(AtomicU64::new(1));
+    let gc = {
+        let (tracker, visible) = (Arc::clone(&tracker), Arc::clone(&visible));
+        thread::spawn(move || {
+            publish(&visible, 2);
+            tracker.horizons(&visible, Version::MAX).0
+        })
+    };
+    let other = {
+        let (tracker, visible) = (Arc::clone(&tracker), Arc::clone(&visible));
+        thread::spawn(move || tracker.register_visible(&visible))
+    };
+    let (at, registration) = tracker.register_visible(&visible);
+    let oldest = gc.join().unwrap();
+    let (other_at, other_registration) = other.join().unwrap();
+    for v in [at, other_at] {
+        assert!(
+            oldest <= v,
+            "GC's horizon {oldest} passed a reader registered at {v}"
+        );
+    }
+    assert_eq!(tracker.count(), 2);
+    tracker.release(at, registration);
+    tracker.release(other_at, other_registration);
+    assert_eq!(tracker.count(), 0);
+}
+
+#[test]
+fn slot_registration_vs_gc_horizon() {
+    loom::model(|| slot_registration_vs_horizon(PlantedRegistration::None));
+}
+
+#[test]
+fn planted_slot_without_mark_check_is_caught() {
+    let failure = loom_failure(|| slot_registration_vs_horizon(PlantedRegistration::NoMarkCheck));
+    assert_failed_with(&failure, "passed a reader registered at");
+}
+
+#[test]
+fn planted_slot_without_fence_is_caught() {
+    let failure = loom_failure(|| slot_registration_vs_horizon(PlantedRegistration::NoFence));
+    assert_failed_with(&failure, "passed a reader registered at");
 }
 
 // --- 4. two pushers: the CAS is what keeps both versions -----------------

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rewinddb_engine::{
-    Engine, EngineConfig, Error, Isolation, Key, Namespace, Retention, RunId, Scope, TypeTag,
-    Value, Version,
+    Engine, EngineConfig, Error, Isolation, Key, Namespace, Retention, RunId, Scope, Snapshot,
+    TypeTag, Value, Version,
 };
 
 fn key(user: &str) -> Key {
@@ -162,6 +162,53 @@ fn the_oldest_of_several_snapshots_pins() {
     drop(newer_clone);
     assert_eq!(engine.gc().unwrap().unlinked, 1);
     assert_eq!(chain(&engine, "k"), [4]);
+}
+
+// A thread's snapshots at the visible version take its lock-free slots (8 per thread) and, once
+// those are full, the locked multiset; clones and `snapshot_at` take the multiset. Snapshots
+// of every kind, more than a thread's slots, dropped on another thread in a shuffled order:
+// each one pins until dropped, and the count and GC's oldest reader follow exactly.
+#[test]
+fn snapshots_beyond_a_threads_slots_pin_wherever_they_are_dropped() {
+    let engine = engine(Retention::Versions(1));
+    let mut held = Vec::new();
+    for i in 0..24 {
+        put(&engine, "k", i);
+        let snap = match i % 6 {
+            4 => held
+                .last()
+                .map_or_else(|| engine.snapshot(), Snapshot::clone),
+            5 => engine.snapshot_at(engine.visible_version() - 1).unwrap(),
+            _ => engine.snapshot(),
+        };
+        held.push(snap);
+    }
+    assert_eq!(engine.stats().live_snapshots, held.len());
+    let mut rng = fastrand::Rng::with_seed(11);
+    rng.shuffle(&mut held);
+    let dropper = engine.clone();
+    std::thread::spawn(move || {
+        while let Some(snap) = held.pop() {
+            let oldest = held.iter().map(Snapshot::version).min();
+            let version = snap.version();
+            drop(snap);
+            assert_eq!(dropper.stats().live_snapshots, held.len());
+            let stats = dropper.gc().unwrap();
+            assert_eq!(
+                stats.oldest_reader,
+                oldest.unwrap_or(dropper.visible_version()),
+                "after dropping the snapshot at {version}"
+            );
+            // The value written at version v is v - 1.
+            for other in &held {
+                let value = other.get(&key("k")).unwrap().unwrap();
+                assert_eq!(value, Value::Int(other.version() as i64 - 1));
+            }
+        }
+    })
+    .join()
+    .unwrap();
+    assert_eq!(chain(&engine, "k"), [24]);
 }
 
 #[test]
