@@ -338,19 +338,29 @@ impl Transaction {
             self.finished = Some("committed");
             return Ok(self.snap.version());
         }
-        let inner = Arc::clone(&self.snap.inner);
+        // The engine borrowed from the snapshot, not an `Arc` clone: that
+        // would be two more atomic writes per commit to a line every
+        // committing thread writes (see ARCHITECTURE.md, "Commits on two
+        // cores").
+        let inner = &*self.snap.inner;
         // Durable engines encode the record before taking the lock.
-        let body = encode_if_durable(&inner, &self.writes)?;
+        let body = encode_if_durable(inner, &self.writes)?;
         let state = inner.lock_commit("Transaction::commit")?;
-        check_open(&inner)?;
+        check_open(inner)?;
         // One pin for every probe and the install.
         let guard = crossbeam_epoch::pin();
-        self.find_made_chains(&guard);
+        find_made_chains(&inner.store, self.absent_since, &mut self.writes, &guard);
         if !state.skips_validation() {
             self.validate()?;
         }
         let wall_ms = crate::clock::wall_clock_ms();
-        self.finish_commit(&inner, state, &body, wall_ms, guard)
+        let commit = Commit {
+            writes: &mut self.writes,
+            finished: &mut self.finished,
+            run: self.run,
+            durability: self.durability,
+        };
+        commit.finish(inner, state, &body, wall_ms, guard)
     }
 
     /// The commit of a transaction that ran under the commit lock (see
@@ -372,106 +382,13 @@ impl Transaction {
         // The commit lock was held since the transaction began: no other
         // commit can have created a key it made a chain for.
         let guard = crossbeam_epoch::pin();
-        self.finish_commit(inner, state, &body, wall_ms, guard)
-    }
-
-    /// Steps 2-6 of the commit protocol, under the commit lock `state`
-    /// (validated, or needing no validation): take the version, log
-    /// `body` (durable engines), install, publish; then, outside the lock,
-    /// wait for the sync (strict) or trigger a flush.
-    fn finish_commit(
-        &mut self,
-        inner: &EngineInner,
-        mut state: MutexGuard<'_, CommitState>,
-        body: &[u8],
-        wall_ms: u64,
-        guard: Guard,
-    ) -> Result<Version> {
-        let version = state.last + 1;
-        let wall_ms = state.times.record(version, wall_ms);
-        let Some(durable) = &inner.durable else {
-            self.install(inner, &mut state, version, wall_ms, &guard);
-            crate::engine::publish(&inner.visible, version);
-            drop(state);
-            // Unpinned first, or the collector cannot advance past it.
-            drop(guard);
-            self.finished = Some("committed");
-            inner.store.free_retired();
-            return Ok(version);
+        let commit = Commit {
+            writes: &mut self.writes,
+            finished: &mut self.finished,
+            run: self.run,
+            durability: self.durability,
         };
-        let mode = self.durability.unwrap_or(durable.mode);
-        wal::append_frame(&mut state.wal_buf, version, self.run, wall_ms, body);
-        self.install(inner, &mut state, version, wall_ms, &guard);
-        // Unpinned before any wait for the disk: a pinned thread holds back
-        // every thread's epoch-deferred frees.
-        drop(guard);
-        if mode == Durability::Strict {
-            state.strict_pending.push_back(version);
-        }
-        inner.publish_ready(&state);
-        let buffered = state.wal_buf.len();
-        drop(state);
-        inner.store.free_retired();
-        // Installed and logged: from here the outcome is decided by the WAL.
-        self.finished = Some("committed");
-        durable.after_commit(inner, version, mode, buffered)?;
-        Ok(version)
-    }
-
-    /// Under the commit lock: look again for the chain of each key this
-    /// transaction made one for (another commit may have created the key
-    /// since), so that validation sees it and install uses it.
-    fn find_made_chains(&mut self, guard: &Guard) {
-        let store = &self.snap.inner.store;
-        if self
-            .absent_since
-            .is_none_or(|c| c == store.chains_created())
-        {
-            // No chain made, or no key created since they were made.
-            return;
-        }
-        self.writes.for_each_mut(|key, write| {
-            if let KeyChain::Made { .. } = write.chain
-                && let Some(chain) = store.chain_pinned(key, guard)
-            {
-                write.chain = KeyChain::Found(chain);
-            }
-        });
-    }
-
-    /// Steps 4-5 of the commit protocol, under the commit lock: install the
-    /// writes as chain heads (a chain made for a new key enters the index
-    /// here) and index the commit.
-    fn install(
-        &mut self,
-        inner: &EngineInner,
-        state: &mut CommitState,
-        version: Version,
-        wall_ms: u64,
-        guard: &Guard,
-    ) {
-        let count = self.writes.len();
-        let indexed = !self.run.is_nil();
-        let mut installed = CommitChains::with_capacity(if indexed { count } else { 0 });
-        self.writes.drain(|_, mut write| {
-            let chain = match write.chain {
-                KeyChain::Found(chain) => chain,
-                KeyChain::Made { chain, digest } => inner.store.insert_made(chain, digest, guard),
-            };
-            write.version.set_commit(version);
-            chain.push_built(write.version, guard);
-            if indexed {
-                installed.push(chain);
-            }
-        });
-        inner
-            .linked_versions
-            .fetch_add(count as u64, Ordering::Relaxed);
-        if indexed {
-            let commit = RunCommit::new(version, wall_ms, installed);
-            state.runs.entry(self.run).or_default().push(commit);
-        }
-        state.last = version;
+        commit.finish(inner, state, &body, wall_ms, guard)
     }
 
     /// Checks under the commit lock: no key written (snapshot) — or read or
@@ -509,6 +426,119 @@ impl Transaction {
             }
         }
         Ok(())
+    }
+}
+
+/// Under the commit lock: look again for the chain of each key a
+/// transaction made one for (another commit may have created the key
+/// since), so that validation sees it and install uses it. `absent_since`
+/// is the transaction's field of that name.
+fn find_made_chains(
+    store: &crate::store::Store,
+    absent_since: Option<u64>,
+    writes: &mut WriteSet,
+    guard: &Guard,
+) {
+    if absent_since.is_none_or(|c| c == store.chains_created()) {
+        // No chain made, or no key created since they were made.
+        return;
+    }
+    writes.for_each_mut(|key, write| {
+        if let KeyChain::Made { .. } = write.chain
+            && let Some(chain) = store.chain_pinned(key, guard)
+        {
+            write.chain = KeyChain::Found(chain);
+        }
+    });
+}
+
+/// What the commit protocol's locked steps change in a transaction,
+/// borrowed apart from its snapshot, so that the engine can be borrowed
+/// from the snapshot meanwhile.
+struct Commit<'t> {
+    writes: &'t mut WriteSet,
+    finished: &'t mut Option<&'static str>,
+    run: RunId,
+    durability: Option<Durability>,
+}
+
+impl Commit<'_> {
+    /// Steps 2-6 of the commit protocol, under the commit lock `state`
+    /// (validated, or needing no validation): take the version, log
+    /// `body` (durable engines), install, publish; then, outside the lock,
+    /// wait for the sync (strict) or trigger a flush.
+    fn finish(
+        mut self,
+        inner: &EngineInner,
+        mut state: MutexGuard<'_, CommitState>,
+        body: &[u8],
+        wall_ms: u64,
+        guard: Guard,
+    ) -> Result<Version> {
+        let version = state.last + 1;
+        let wall_ms = state.times.record(version, wall_ms);
+        let Some(durable) = &inner.durable else {
+            self.install(inner, &mut state, version, wall_ms, &guard);
+            crate::engine::publish(&inner.visible, version);
+            drop(state);
+            // Unpinned first, or the collector cannot advance past it.
+            drop(guard);
+            *self.finished = Some("committed");
+            inner.store.free_retired();
+            return Ok(version);
+        };
+        let mode = self.durability.unwrap_or(durable.mode);
+        wal::append_frame(&mut state.wal_buf, version, self.run, wall_ms, body);
+        self.install(inner, &mut state, version, wall_ms, &guard);
+        // Unpinned before any wait for the disk: a pinned thread holds back
+        // every thread's epoch-deferred frees.
+        drop(guard);
+        if mode == Durability::Strict {
+            state.strict_pending.push_back(version);
+        }
+        inner.publish_ready(&state);
+        let buffered = state.wal_buf.len();
+        drop(state);
+        inner.store.free_retired();
+        // Installed and logged: from here the outcome is decided by the WAL.
+        *self.finished = Some("committed");
+        durable.after_commit(inner, version, mode, buffered)?;
+        Ok(version)
+    }
+
+    /// Steps 4-5 of the commit protocol, under the commit lock: install the
+    /// writes as chain heads (a chain made for a new key enters the index
+    /// here) and index the commit.
+    fn install(
+        &mut self,
+        inner: &EngineInner,
+        state: &mut CommitState,
+        version: Version,
+        wall_ms: u64,
+        guard: &Guard,
+    ) {
+        let count = self.writes.len();
+        let indexed = !self.run.is_nil();
+        let mut installed = CommitChains::with_capacity(if indexed { count } else { 0 });
+        self.writes.drain(|_, mut write| {
+            let chain = match write.chain {
+                KeyChain::Found(chain) => chain,
+                KeyChain::Made { chain, digest } => inner.store.insert_made(chain, digest, guard),
+            };
+            write.version.set_commit(version);
+            chain.push_built(write.version, guard);
+            if indexed {
+                installed.push(chain);
+            }
+        });
+        inner
+            .linked_versions
+            .fetch_add(count as u64, Ordering::Relaxed);
+        if indexed {
+            let commit = RunCommit::new(version, wall_ms, installed);
+            state.runs.entry(self.run).or_default().push(commit);
+        }
+        state.last = version;
     }
 }
 
