@@ -357,7 +357,9 @@ fn home_group() -> usize {
     thread_local! {
         static HOME: usize = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % GROUPS;
     }
-    HOME.with(|home| *home)
+    // Group 0 for a thread whose thread-locals are being torn down (a
+    // snapshot taken in a thread-local destructor).
+    HOME.try_with(|home| *home).unwrap_or(0)
 }
 
 /// Under loom, one group for every thread.
