@@ -139,8 +139,15 @@ pub(crate) struct EngineInner {
     /// that take `commit` for a caller refuse it (`reentry.rs`).
     pub(crate) closure_thread: ClosureThread,
     gc_lock: Mutex<()>,
-    /// Versions linked into chains (decremented when GC unlinks).
+    /// Versions ever linked into chains (by commits and by recovery).
+    /// Written only under the commit lock, by a load and a store: no
+    /// locked instruction on the commit path (a `fetch_add` here cost W6
+    /// with one hot key 2-3%: `examples/hot_commits`, fast mode, 2.87M
+    /// against 2.93M commits/s, means of 10 alternated rounds).
     pub(crate) linked_versions: AtomicU64,
+    /// Versions GC unlinked (under the GC lock). Linked now:
+    /// `linked_versions - unlinked_versions`.
+    unlinked_versions: AtomicU64,
     /// WAL, checkpoints and their threads; `None` in memory.
     pub(crate) durable: Option<Durable>,
     /// Live `Engine` handles (background threads hold none).
@@ -221,6 +228,7 @@ impl Engine {
             closure_thread: ClosureThread::default(),
             gc_lock: Mutex::new(()),
             linked_versions: AtomicU64::new(0),
+            unlinked_versions: AtomicU64::new(0),
             durable: None,
             handles: AtomicU64::new(1),
         }))
@@ -306,6 +314,7 @@ impl Engine {
             closure_thread: ClosureThread::default(),
             gc_lock: Mutex::new(()),
             linked_versions: AtomicU64::new(recovered.linked_versions),
+            unlinked_versions: AtomicU64::new(0),
             durable: Some(durable),
             handles: AtomicU64::new(1),
         });
@@ -573,18 +582,29 @@ impl Engine {
             }
         });
         progress.finish();
+        // Release: a `stats` that reads this count then reads
+        // `linked_versions` at least as new as it was when these versions
+        // were linked (GC saw them through `visible`, published after).
         inner
-            .linked_versions
-            .fetch_sub(stats.unlinked as u64, Ordering::AcqRel);
+            .unlinked_versions
+            .fetch_add(stats.unlinked as u64, Ordering::AcqRel);
         guard.flush();
         Ok(stats)
+    }
+
+    /// Versions linked into chains now.
+    fn versions_linked(&self) -> u64 {
+        // The unlinked count first: see `Engine::gc`.
+        let unlinked = self.inner.unlinked_versions.load(Ordering::Acquire);
+        let linked = self.inner.linked_versions.load(Ordering::Acquire);
+        linked.saturating_sub(unlinked)
     }
 
     /// Counters.
     pub fn stats(&self) -> EngineStats {
         EngineStats {
             keys: self.inner.store.key_count(),
-            versions: self.inner.linked_versions.load(Ordering::Acquire),
+            versions: self.versions_linked(),
             visible: self.visible_version(),
             live_snapshots: self.inner.snapshots.count(),
             retention_floor: self.inner.snapshots.floor(),

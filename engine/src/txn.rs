@@ -531,9 +531,11 @@ impl Commit<'_> {
                 installed.push(chain);
             }
         });
+        // Only commit-lock holders write this count: a load and a store.
+        let linked = inner.linked_versions.load(Ordering::Relaxed);
         inner
             .linked_versions
-            .fetch_add(count as u64, Ordering::Relaxed);
+            .store(linked + count as u64, Ordering::Relaxed);
         if indexed {
             let commit = RunCommit::new(version, wall_ms, installed);
             state.runs.entry(self.run).or_default().push(commit);
