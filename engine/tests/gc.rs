@@ -416,6 +416,64 @@ fn gc_racing_commits_never_prunes_a_pinned_version() {
     gc.join().unwrap();
 }
 
+// Registration slots under contention: more reader threads than slot groups (64), so groups
+// are shared and their CAS races, each reader holding up to 12 snapshots at once (more than a
+// group's 8 slots, so some go to the locked multiset), while a writer commits and GC runs in a
+// loop. Every snapshot must read the value of its own version: GC never cut below a
+// registered reader, whichever way it registered.
+#[test]
+fn snapshots_on_shared_slot_groups_pin_against_a_gc_loop() {
+    const READERS: usize = 70;
+    let engine = engine(Retention::Versions(1));
+    put(&engine, "k", 0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let background: Vec<_> = [false, true]
+        .into_iter()
+        .map(|is_gc| {
+            let (engine, stop) = (engine.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match is_gc {
+                        true => _ = engine.gc().unwrap(),
+                        false => _ = put(&engine, "k", engine.visible_version() as i64),
+                    }
+                }
+            })
+        })
+        .collect();
+    let readers: Vec<_> = (0..READERS)
+        .map(|r| {
+            let engine = engine.clone();
+            std::thread::spawn(move || {
+                // Bounded by time: 70 threads share 2 cores here.
+                let deadline = std::time::Instant::now() + Duration::from_millis(300);
+                let mut held = std::collections::VecDeque::new();
+                while std::time::Instant::now() < deadline {
+                    held.push_back(engine.snapshot());
+                    if held.len() > 4 + r % 9 {
+                        held.pop_front();
+                    }
+                    // Let the writer and GC run between taking and reading.
+                    std::thread::yield_now();
+                    for snap in &held {
+                        // The value written at version v is v - 1.
+                        let value = snap.get(&key("k")).unwrap().unwrap();
+                        assert_eq!(value.as_i64().unwrap() + 1, snap.version() as i64);
+                    }
+                }
+            })
+        })
+        .collect();
+    for r in readers {
+        r.join().unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in background {
+        t.join().unwrap();
+    }
+    assert_eq!(engine.stats().live_snapshots, 0);
+}
+
 /// (version, keys) of every commit the per-run index lists for `run`.
 fn run_index(engine: &Engine, run: RunId) -> Vec<(Version, Vec<String>)> {
     engine
