@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use rewinddb_engine::{
@@ -160,6 +160,44 @@ fn transfers_keep_the_total_while_gc_prunes() {
     run_bank(Isolation::Snapshot, Retention::Versions(1), 3);
 }
 
+/// A barrier that gives up: a thread that waits more than 10 s for the others panics, so a
+/// thread that failed (and will never arrive) fails the test instead of hanging it.
+struct Lockstep {
+    parties: usize,
+    /// (threads arrived in this generation, generation)
+    state: Mutex<(usize, u64)>,
+    all_arrived: Condvar,
+}
+
+impl Lockstep {
+    fn new(parties: usize) -> Lockstep {
+        Lockstep {
+            parties,
+            state: Mutex::new((0, 0)),
+            all_arrived: Condvar::new(),
+        }
+    }
+
+    fn wait(&self) {
+        let mut state = self.state.lock().unwrap();
+        let generation = state.1;
+        state.0 += 1;
+        if state.0 == self.parties {
+            *state = (0, generation + 1);
+            self.all_arrived.notify_all();
+            return;
+        }
+        let (state, timeout) = self
+            .all_arrived
+            .wait_timeout_while(state, Duration::from_secs(10), |s| s.1 == generation)
+            .unwrap();
+        assert!(
+            !timeout.timed_out() || state.1 != generation,
+            "a thread never reached the lockstep barrier"
+        );
+    }
+}
+
 /// Four threads each add 1 to one counter `per_thread` times through the retry helper.
 /// Returns the final count. With `lockstep`, every attempt waits after its read until all
 /// four have read (only for runs without retries, where each thread makes exactly
@@ -168,7 +206,7 @@ fn transfers_keep_the_total_while_gc_prunes() {
 fn count_concurrently(engine: &Engine, per_thread: i64, lockstep: bool) -> i64 {
     const THREADS: usize = 4;
     let counter = account(0);
-    let barrier = Arc::new(Barrier::new(THREADS));
+    let barrier = Arc::new(Lockstep::new(THREADS));
     let threads: Vec<_> = (0..THREADS)
         .map(|_| {
             let (engine, counter, barrier) = (engine.clone(), counter.clone(), barrier.clone());
@@ -178,7 +216,7 @@ fn count_concurrently(engine: &Engine, per_thread: i64, lockstep: bool) -> i64 {
                         .transaction(RunId::NIL, Isolation::Snapshot, |t| {
                             let n = t.get(&counter)?.and_then(|v| v.as_i64()).unwrap_or(0);
                             match lockstep {
-                                true => _ = barrier.wait(),
+                                true => barrier.wait(),
                                 // Give the other threads a chance to read the same n.
                                 false => std::thread::yield_now(),
                             }
