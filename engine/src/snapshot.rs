@@ -303,8 +303,7 @@ impl SnapshotTracker {
         let mark = visible.load(Ordering::Acquire);
         self.scan_mark.store(mark, Ordering::Release);
         fence(Ordering::SeqCst);
-        let slots_oldest = self.slots_oldest();
-        let oldest_reader = [Some(mark), slots_oldest, live.versions.oldest()]
+        let oldest_reader = [Some(mark), self.held_slots().min(), live.versions.oldest()]
             .into_iter()
             .flatten()
             .min()
@@ -312,11 +311,6 @@ impl SnapshotTracker {
         let floor = live.floor.max(oldest_reader.min(retention_floor));
         live.floor = floor;
         (oldest_reader, floor)
-    }
-
-    /// The oldest version held in a slot.
-    fn slots_oldest(&self) -> Option<Version> {
-        self.held_slots().min()
     }
 
     /// Versions held in slots now.
