@@ -492,11 +492,23 @@ impl SurrealKv {
     }
 }
 
+/// How long dropping a surrealkv instance waits for its `close`.
+const SURREAL_CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Drop for SurrealKv {
     fn drop(&mut self) {
         if let Some(tree) = self.tree.take() {
-            if let Err(e) = self.rt.block_on(tree.close()) {
-                eprintln!("surrealkv close: {e}");
+            // Bounded: one close in a session-17 `--only W6` run never
+            // returned (every thread parked, the main one in `close`), and
+            // a hung close would stop the whole run.
+            // (The timer must be made inside the runtime.)
+            let close = async { tokio::time::timeout(SURREAL_CLOSE_TIMEOUT, tree.close()).await };
+            match self.rt.block_on(close) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => eprintln!("surrealkv close: {e}"),
+                Err(_) => eprintln!(
+                    "surrealkv close: no answer in {SURREAL_CLOSE_TIMEOUT:?}; left unclosed"
+                ),
             }
         }
     }
