@@ -14,7 +14,7 @@ use rewinddb::{Config, Database, Error, RetryPolicy, RunId, RunSpec, TypeTag, Va
 const NS: &str = "acme/bot";
 
 /// Contention is the point here, so let retries go on much longer than
-/// the default 16 attempts.
+/// the default 32 attempts.
 fn db() -> Database {
     let retry = RetryPolicy {
         attempts: 100_000,

@@ -289,15 +289,19 @@ fn targets(opts: &Opts, r: &Results) -> Vec<Target> {
     }
     for hot in ["1 hot key(s), 2 threads", "16 hot key(s), 2 threads"] {
         let aborts = format!("{hot}: aborts");
+        let share = format!("{hot}: slower thread's share");
         if let (Some(rw), Some(ab), Some((peer, peer_name))) = (
             r.median("W6", hot, SUBJECT),
             r.median("W6", &aborts, SUBJECT),
             r.best("W6", hot, &["redb", "fjall", "surrealkv"]),
         ) {
+            let share = r.median("W6", &share, SUBJECT).map_or(String::new(), |s| {
+                format!("; slower thread's share {s:.1}%")
+            });
             t.push(Target {
                 what: "W6 hot-key RMW >= 10x the best transactional peer, aborts <= 50%",
                 figure: format!(
-                    "{hot}: {} commits/s = {} of {peer_name}; aborts {ab:.1}%",
+                    "{hot}: {} commits/s = {} of {peer_name}; aborts {ab:.1}%{share}",
                     human(rw),
                     pct(rw / peer)
                 ),

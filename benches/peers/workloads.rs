@@ -466,7 +466,8 @@ impl Run<'_> {
     }
 
     /// W6: read-modify-write of 1 or 16 hot keys, 2 threads, retried on
-    /// conflict; commits/s and the abort rate.
+    /// conflict; commits/s, the abort rate and the slower thread's share
+    /// of the commits.
     fn hot_rmw(&self, results: &mut Results) -> Res<()> {
         if !self.opts.runs("W6") {
             return Ok(());
@@ -489,6 +490,18 @@ impl Run<'_> {
             let abort_pct = 100.0 * all.aborts as f64 / (all.ops + all.aborts).max(1) as f64;
             results.record("W6", &case, "commits/s", self.name, all.ops as f64 / secs);
             results.record("W6", &format!("{case}: aborts"), "%", self.name, abort_pct);
+            // Fairness beside throughput: an engine that lets one thread
+            // commit streaks while the other waits (rewinddb's backoff
+            // after a conflict) shows it here; 50% is an even split.
+            let slower = counts.iter().map(|c| c.ops).min().unwrap_or(0);
+            let share = 100.0 * slower as f64 / all.ops.max(1) as f64;
+            results.record(
+                "W6",
+                &format!("{case}: slower thread's share"),
+                "%",
+                self.name,
+                share,
+            );
         }
         Ok(())
     }

@@ -436,13 +436,21 @@ impl Engine {
     }
 
     /// Begin an explicit transaction on behalf of `run`.
+    ///
+    /// If this thread's last commit lost a conflict less than its backoff
+    /// ago, waits out the rest first (`EngineConfig::retry`; see
+    /// [`RetryPolicy`]): a retry right after a conflict on a hot key would
+    /// most likely conflict again.
     pub fn begin(&self, run: RunId, isolation: Isolation) -> Transaction {
+        crate::backoff::wait_before_begin();
         Transaction::new(self.snapshot(), run, isolation)
     }
 
     /// Run `f` in a transaction and commit it, retrying on conflict with
-    /// bounded exponential backoff (`EngineConfig::retry`). `f` must be
-    /// re-runnable. Returns `f`'s result and the commit version.
+    /// bounded exponential backoff (`EngineConfig::retry`: each retry's
+    /// `begin` waits out the backoff its conflict set), at most
+    /// `RetryPolicy::attempts` times. `f` must be re-runnable. Returns
+    /// `f`'s result and the commit version.
     pub fn transaction<T>(
         &self,
         run: RunId,
@@ -450,7 +458,6 @@ impl Engine {
         mut f: impl FnMut(&mut Transaction) -> Result<T>,
     ) -> Result<(T, Version)> {
         let policy = self.inner.config.retry;
-        let mut backoff = policy.backoff_min;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -464,9 +471,7 @@ impl Engine {
                             last: Box::new(e),
                         });
                     }
-                    let jitter = fastrand::u64(0..=backoff.as_nanos() as u64);
-                    std::thread::sleep(std::time::Duration::from_nanos(jitter));
-                    backoff = (backoff * 2).min(policy.backoff_max);
+                    // The next `begin` waits out the backoff the conflict set.
                 }
                 other => return other,
             }

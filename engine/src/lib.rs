@@ -71,6 +71,7 @@
 //! # Ok::<(), rewinddb_engine::Error>(())
 //! ```
 
+mod backoff;
 mod chain;
 mod clock;
 mod config;

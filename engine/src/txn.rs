@@ -328,6 +328,11 @@ impl Transaction {
             ));
         }
         let outcome = self.try_commit();
+        match &outcome {
+            Ok(_) => crate::backoff::committed(),
+            Err(e) if e.is_conflict() => crate::backoff::conflicted(&self.snap.inner.config.retry),
+            Err(_) => {}
+        }
         self.snap.release();
         outcome
     }

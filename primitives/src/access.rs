@@ -88,14 +88,14 @@ pub fn autocommit<T>(
 }
 
 /// Call `attempt` until it returns anything but a conflict, at most
-/// `policy.attempts` times, sleeping a jittered, doubling backoff between
-/// tries. Gives up with [`Error::RetriesExhausted`] carrying the last
-/// conflict.
+/// `policy.attempts` times. Gives up with [`Error::RetriesExhausted`]
+/// carrying the last conflict. The backoff between tries is the engine's
+/// (`RetryPolicy`): the conflicting commit sets its thread's, and the
+/// `Engine::begin` of the next try waits it out.
 pub fn retry_on_conflict<T>(
     policy: &RetryPolicy,
     mut attempt: impl FnMut() -> Result<T>,
 ) -> Result<T> {
-    let mut backoff = policy.backoff_min;
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -107,9 +107,8 @@ pub fn retry_on_conflict<T>(
                         last: Box::new(e),
                     });
                 }
-                let jitter = fastrand::u64(0..=backoff.as_nanos() as u64);
-                std::thread::sleep(std::time::Duration::from_nanos(jitter));
-                backoff = (backoff * 2).min(policy.backoff_max);
+                // No sleep here: the conflicting commit set its thread's
+                // backoff, which the next `Engine::begin` waits out.
             }
             other => return other,
         }
