@@ -29,13 +29,15 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let rounds: usize = args.next().map_or(5, |s| s.parse().unwrap());
     let secs: f64 = args.next().map_or(0.5, |s| s.parse().unwrap());
-    println!("line round trip | 2 CPUs: commits/s, aborts | 1 CPU: commits/s, aborts");
+    println!(
+        "line round trip | 2 CPUs: commits/s, aborts, slower thread's share | 1 CPU: the same"
+    );
     for _ in 0..rounds {
         let trip = line_round_trip_ns();
-        let (two, two_aborts) = hot_commits([0, 1], secs);
-        let (one, one_aborts) = hot_commits([0, 0], secs);
+        let (two, two_aborts, two_share) = hot_commits([0, 1], secs);
+        let (one, one_aborts, one_share) = hot_commits([0, 0], secs);
         println!(
-            "{trip:6.1} ns | {:5.2}M, {two_aborts:4.1}% | {:5.2}M, {one_aborts:4.1}%",
+            "{trip:6.1} ns | {:5.2}M, {two_aborts:4.1}%, {two_share:4.1}% | {:5.2}M, {one_aborts:4.1}%, {one_share:4.1}%",
             two / 1e6,
             one / 1e6
         );
@@ -81,9 +83,9 @@ fn line_round_trip_ns() -> f64 {
     start.elapsed().as_nanos() as f64 / ROUND_TRIPS as f64
 }
 
-/// Commits/s and abort % of two threads on `cpus` read-modify-writing one
-/// key for `secs`.
-fn hot_commits(cpus: [usize; 2], secs: f64) -> (f64, f64) {
+/// Commits/s, abort % and the slower thread's % of the commits, of two
+/// threads on `cpus` read-modify-writing one key for `secs`.
+fn hot_commits(cpus: [usize; 2], secs: f64) -> (f64, f64, f64) {
     let engine = Engine::open_in_memory(EngineConfig::default()).unwrap();
     let family = engine.family(Namespace::new("bench").unwrap(), Scope::Shared, TypeTag::Kv);
     let key = family.key([1u8; 16]);
@@ -108,15 +110,17 @@ fn hot_commits(cpus: [usize; 2], secs: f64) -> (f64, f64) {
         .collect();
     std::thread::sleep(Duration::from_secs_f64(secs));
     stop.store(true, Ordering::Relaxed);
-    let (mut commits, mut aborts) = (0, 0);
+    let (mut commits, mut aborts, mut fewest) = (0, 0, u64::MAX);
     for w in workers {
         let (c, a) = w.join().unwrap();
         commits += c;
         aborts += a;
+        fewest = fewest.min(c);
     }
     let elapsed = start.elapsed().as_secs_f64();
     let abort_pct = 100.0 * aborts as f64 / (commits + aborts).max(1) as f64;
-    (commits as f64 / elapsed, abort_pct)
+    let share_pct = 100.0 * fewest as f64 / commits.max(1) as f64;
+    (commits as f64 / elapsed, abort_pct, share_pct)
 }
 
 /// The peer harness's W6 transaction: true if it committed, false on a

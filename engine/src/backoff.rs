@@ -20,11 +20,30 @@
 //! begin that comes later than the backoff does not wait at all. Waits
 //! shorter than [`SPIN_MAX`] spin (a sleep of a microsecond takes tens:
 //! the timer's slack), longer ones sleep.
+//!
+//! Backoff alone lets a loser lose for long: while it waits, the winner
+//! commits on, and the loser's retry, slower on lines the winner's core
+//! holds, mostly spans one of the winner's commits again (in one peer
+//! harness repetition the slower of two threads made 0.14% of the
+//! commits). So a thread whose last [`PRIORITY_AFTER`] commits all lost
+//! takes the engine's **priority** at its next begin, if no one holds it:
+//! until that transaction ends (commit, rollback or drop), every other
+//! thread's begin waits, so the retry races at most the transactions
+//! already in flight. A waiter gives up after `backoff_max` and clears a
+//! priority still held by the same holder, so a transaction kept open
+//! (or leaked) delays other begins by that much at most, once. This is
+//! about progress only: validation still decides every commit.
 
 use std::cell::Cell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::config::RetryPolicy;
+
+/// Consecutive lost commits after which a thread's next transaction takes
+/// the priority.
+pub const PRIORITY_AFTER: u32 = 3;
 
 /// Waits up to this long spin instead of sleeping.
 pub const SPIN_MAX: Duration = Duration::from_micros(50);
@@ -45,6 +64,81 @@ thread_local! {
     static BACKOFF: Cell<ThreadBackoff> = const {
         Cell::new(ThreadBackoff { conflicts: 0, until: None })
     };
+    /// This thread's priority token: nonzero, unique in the process.
+    static TOKEN: u64 = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+}
+
+static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
+
+/// An engine's priority: 0, or the token of the thread whose transaction
+/// holds it.
+#[derive(Debug, Default)]
+pub(crate) struct PriorityFlag(AtomicU64);
+
+/// A transaction's hold on its engine's priority, released when dropped.
+#[derive(Debug)]
+pub(crate) struct PriorityHold {
+    flag: Arc<PriorityFlag>,
+    token: u64,
+}
+
+impl Drop for PriorityHold {
+    fn drop(&mut self) {
+        // Fails harmlessly if a waiter already cleared it (see `wait_for`).
+        let _ = self
+            .flag
+            .0
+            .compare_exchange(self.token, 0, Ordering::Release, Ordering::Relaxed);
+    }
+}
+
+/// Before a transaction begins on the engine whose priority is `flag`:
+/// wait out this thread's backoff; then take the priority if the thread
+/// keeps losing, or else wait while another thread's transaction holds
+/// it (at most `policy.backoff_max`).
+pub(crate) fn before_begin(flag: &Arc<PriorityFlag>, policy: &RetryPolicy) -> Option<PriorityHold> {
+    let conflicts = wait_before_begin();
+    let token = TOKEN.try_with(|t| *t).ok()?;
+    if conflicts >= PRIORITY_AFTER
+        && flag
+            .0
+            .compare_exchange(0, token, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    {
+        return Some(PriorityHold {
+            flag: Arc::clone(flag),
+            token,
+        });
+    }
+    wait_for(flag, token, policy.backoff_max);
+    None
+}
+
+/// Wait while a thread other than `token`'s holds `flag`, at most `bound`;
+/// past it, clear the flag if the same holder still has it.
+fn wait_for(flag: &PriorityFlag, token: u64, bound: Duration) {
+    let held = flag.0.load(Ordering::Relaxed);
+    if held == 0 || held == token {
+        return;
+    }
+    let deadline = Instant::now() + bound;
+    loop {
+        for _ in 0..64 {
+            if flag.0.load(Ordering::Acquire) != held {
+                return;
+            }
+            std::hint::spin_loop();
+        }
+        if Instant::now() >= deadline {
+            let _ = flag
+                .0
+                .compare_exchange(held, 0, Ordering::Relaxed, Ordering::Relaxed);
+            return;
+        }
+        // With more threads than cores the holder may be waiting for this
+        // core.
+        std::thread::yield_now();
+    }
 }
 
 /// This thread's commit lost a conflict: set its wait before the next
@@ -73,8 +167,9 @@ pub(crate) fn committed() {
 }
 
 /// Wait, if this thread lost a conflict less than its backoff ago.
-pub(crate) fn wait_before_begin() {
-    let until = BACKOFF
+/// Returns the thread's consecutive conflicts.
+fn wait_before_begin() -> u32 {
+    let (conflicts, until) = BACKOFF
         .try_with(|cell| {
             let state = cell.get();
             // Most begins follow no conflict: only read.
@@ -84,13 +179,13 @@ pub(crate) fn wait_before_begin() {
                     ..state
                 });
             }
-            state.until
+            (state.conflicts, state.until)
         })
-        .ok()
-        .flatten();
+        .unwrap_or((0, None));
     if let Some(until) = until {
         wait_until(until);
     }
+    conflicts
 }
 
 /// The backoff after `conflicts` consecutive earlier conflicts, before

@@ -74,7 +74,11 @@ pub enum Isolation {
 /// successful commit resets it. Waits under 50 µs spin, longer ones
 /// sleep. On a hot key this lets the winner commit a streak instead of the
 /// two threads aborting each other every other commit (ARCHITECTURE.md,
-/// "Commits on two cores"). `backoff_min: Duration::ZERO` turns it off.
+/// "Commits on two cores"). A thread whose last 3 commits all lost takes
+/// the engine's priority for its next transaction: until it ends, other
+/// threads' begins wait (at most `backoff_max`, after which the priority is
+/// cleared), so a loser cannot keep losing to a winner that never pauses.
+/// `backoff_min: Duration::ZERO` turns the backoff off (not the priority).
 ///
 /// ## Defaults
 /// 32 attempts; backoff starts at 1 µs, doubles, capped at 1 ms. (Two

@@ -148,6 +148,9 @@ pub(crate) struct EngineInner {
     /// Versions GC unlinked (under the GC lock). Linked now:
     /// `linked_versions - unlinked_versions`.
     unlinked_versions: AtomicU64,
+    /// Held by the transaction of a thread that kept losing conflicts;
+    /// other threads' begins wait for it (`backoff.rs`).
+    priority: Arc<crate::backoff::PriorityFlag>,
     /// WAL, checkpoints and their threads; `None` in memory.
     pub(crate) durable: Option<Durable>,
     /// Live `Engine` handles (background threads hold none).
@@ -229,6 +232,7 @@ impl Engine {
             gc_lock: Mutex::new(()),
             linked_versions: AtomicU64::new(0),
             unlinked_versions: AtomicU64::new(0),
+            priority: Arc::default(),
             durable: None,
             handles: AtomicU64::new(1),
         }))
@@ -315,6 +319,7 @@ impl Engine {
             gc_lock: Mutex::new(()),
             linked_versions: AtomicU64::new(recovered.linked_versions),
             unlinked_versions: AtomicU64::new(0),
+            priority: Arc::default(),
             durable: Some(durable),
             handles: AtomicU64::new(1),
         });
@@ -440,10 +445,13 @@ impl Engine {
     /// If this thread's last commit lost a conflict less than its backoff
     /// ago, waits out the rest first (`EngineConfig::retry`; see
     /// [`RetryPolicy`]): a retry right after a conflict on a hot key would
-    /// most likely conflict again.
+    /// most likely conflict again. A thread that keeps losing takes the
+    /// engine's priority for its next transaction, and other threads'
+    /// begins wait until that transaction ends (at most
+    /// `RetryPolicy::backoff_max`).
     pub fn begin(&self, run: RunId, isolation: Isolation) -> Transaction {
-        crate::backoff::wait_before_begin();
-        Transaction::new(self.snapshot(), run, isolation)
+        let priority = crate::backoff::before_begin(&self.inner.priority, &self.inner.config.retry);
+        Transaction::new(self.snapshot(), run, isolation, priority)
     }
 
     /// Run `f` in a transaction and commit it, retrying on conflict with

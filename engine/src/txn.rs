@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crossbeam_epoch::Guard;
 use parking_lot::MutexGuard;
 
+use crate::backoff::PriorityHold;
 use crate::chain::{BuiltVersion, ChainRef};
 use crate::config::Isolation;
 use crate::durability::{Durability, wal};
@@ -55,10 +56,18 @@ pub struct Transaction {
     /// the wall-clock time its commit will record. `None` for an optimistic
     /// transaction.
     locked_wall_ms: Option<u64>,
+    /// The engine's priority, held by a thread that kept losing conflicts
+    /// until this transaction ends (`backoff.rs`).
+    priority: Option<PriorityHold>,
 }
 
 impl Transaction {
-    pub(crate) fn new(snap: Snapshot, run: RunId, isolation: Isolation) -> Transaction {
+    pub(crate) fn new(
+        snap: Snapshot,
+        run: RunId,
+        isolation: Isolation,
+        priority: Option<PriorityHold>,
+    ) -> Transaction {
         Transaction {
             snap,
             run,
@@ -71,6 +80,7 @@ impl Transaction {
             finished: None,
             durability: None,
             locked_wall_ms: None,
+            priority,
         }
     }
 
@@ -305,6 +315,7 @@ impl Transaction {
         self.active()?;
         self.finished = Some("rolled back");
         self.writes.clear();
+        self.priority = None;
         self.snap.release();
         Ok(())
     }
@@ -328,6 +339,7 @@ impl Transaction {
             ));
         }
         let outcome = self.try_commit();
+        self.priority = None;
         match &outcome {
             Ok(_) => crate::backoff::committed(),
             Err(e) if e.is_conflict() => crate::backoff::conflicted(&self.snap.inner.config.retry),
@@ -612,7 +624,7 @@ pub(crate) fn run_locked<T, E: From<Error>>(
     // Unregistered: it reads only chain heads (the newest installed
     // versions), which GC never unlinks, so it pins nothing.
     let snap = Snapshot::unregistered(Arc::clone(inner), state.last);
-    let mut txn = Transaction::new(snap, run, Isolation::Snapshot);
+    let mut txn = Transaction::new(snap, run, Isolation::Snapshot, None);
     txn.locked_wall_ms = Some(wall_ms);
     let (t, state) = call_locked(inner, state, &mut txn, f)?;
     let version = txn.commit_locked(inner, state, wall_ms)?;

@@ -38,13 +38,18 @@ fn key() -> Key {
     )
 }
 
-/// Two transactions of this thread write `key`; the second to commit loses.
+/// A transaction of this thread writes `key` and loses to one committed by
+/// another thread meanwhile (so this thread's only commit is the lost one).
 /// Returns how long the losing commit took.
 fn lose_a_conflict(engine: &Engine) -> Duration {
     let mut loser = engine.begin(RunId::NIL, Isolation::Snapshot);
-    let mut winner = engine.begin(RunId::NIL, Isolation::Snapshot);
-    winner.put(key(), 1).unwrap();
-    winner.commit().unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut winner = engine.begin(RunId::NIL, Isolation::Snapshot);
+            winner.put(key(), 1).unwrap();
+            winner.commit().unwrap();
+        });
+    });
     loser.put(key(), 2).unwrap();
     let t = Instant::now();
     let err = loser.commit().unwrap_err();
@@ -124,4 +129,105 @@ fn engine_transaction_backs_off_between_attempts_and_gives_up_after_them() {
         "{:?}",
         t.elapsed()
     );
+}
+
+/// An engine whose waits for the priority end after `bound`.
+fn engine_with_bound(bound: Duration) -> Engine {
+    let config = EngineConfig {
+        retry: RetryPolicy {
+            attempts: 4,
+            backoff_min: Duration::from_micros(1),
+            backoff_max: bound,
+        },
+        ..EngineConfig::default()
+    };
+    Engine::open_in_memory(config).unwrap()
+}
+
+/// Lose three conflicts in a row on this thread, then begin: that
+/// transaction holds the engine's priority.
+fn begin_with_priority(engine: &Engine) -> rewinddb_engine::Transaction {
+    for _ in 0..3 {
+        lose_a_conflict(engine);
+    }
+    engine.begin(RunId::NIL, Isolation::Snapshot)
+}
+
+#[test]
+fn a_thread_that_keeps_losing_gets_a_turn_while_other_begins_wait() {
+    let engine = engine_with_bound(Duration::from_secs(30));
+    let hold = Duration::from_millis(300);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut turn = begin_with_priority(&engine);
+            tx.send(()).unwrap();
+            std::thread::sleep(hold);
+            turn.put(key(), 7).unwrap();
+            turn.commit().unwrap();
+        });
+        rx.recv().unwrap();
+        // This thread lost nothing: it waits for the other's turn to end.
+        let waited = time_a_begin(&engine);
+        assert!(waited >= hold / 2, "{waited:?}");
+        assert!(waited < Duration::from_secs(20), "{waited:?}");
+    });
+    // The turn is over: no one waits any more.
+    assert!(time_a_begin(&engine) < hold / 2);
+    // The turn's own thread is not held up by its priority either:
+    // `begin_with_priority` above ran its nested begins under it.
+}
+
+#[test]
+fn a_priority_kept_too_long_delays_a_begin_by_the_bound_once() {
+    let bound = Duration::from_millis(200);
+    let engine = &engine_with_bound(bound);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        // Inside the scope: a failed assertion drops the sender, which ends
+        // the holder's wait instead of leaving the scope waiting for it.
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        s.spawn(move || {
+            let turn = begin_with_priority(engine);
+            tx.send(()).unwrap();
+            // Kept open until the other thread is done.
+            let _ = done_rx.recv();
+            drop(turn);
+        });
+        rx.recv().unwrap();
+        let first = time_a_begin(engine);
+        assert!(first >= bound - Duration::from_millis(1), "{first:?}");
+        // The waiter cleared the stale priority: later begins do not wait.
+        let second = time_a_begin(engine);
+        assert!(second < bound / 2, "{second:?}");
+        done_tx.send(()).unwrap();
+    });
+}
+
+#[test]
+fn a_turn_that_ends_in_any_way_releases_the_priority() {
+    let engine = &engine_with_bound(Duration::from_secs(30));
+    for end in ["rollback", "commit", "drop"] {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+            s.spawn(move || {
+                let mut turn = begin_with_priority(engine);
+                match end {
+                    "rollback" => turn.rollback().unwrap(),
+                    "commit" => {
+                        turn.commit().unwrap();
+                    }
+                    _ => drop(turn),
+                }
+                tx.send(()).unwrap();
+                // The finished transaction itself lives on meanwhile.
+                let _ = done_rx.recv();
+            });
+            rx.recv().unwrap();
+            let begin = time_a_begin(engine);
+            assert!(begin < Duration::from_secs(10), "{end}: {begin:?}");
+            done_tx.send(()).unwrap();
+        });
+    }
 }
