@@ -376,6 +376,7 @@ impl Transaction {
             finished: &mut self.finished,
             run: self.run,
             durability: self.durability,
+            priority: self.priority.take(),
         };
         commit.finish(inner, state, &body, wall_ms, guard)
     }
@@ -404,6 +405,7 @@ impl Transaction {
             finished: &mut self.finished,
             run: self.run,
             durability: self.durability,
+            priority: self.priority.take(),
         };
         commit.finish(inner, state, &body, wall_ms, guard)
     }
@@ -477,6 +479,9 @@ struct Commit<'t> {
     finished: &'t mut Option<&'static str>,
     run: RunId,
     durability: Option<Durability>,
+    /// Released once the commit lock is, before any wait for the disk:
+    /// others need only not begin before this commit is installed.
+    priority: Option<PriorityHold>,
 }
 
 impl Commit<'_> {
@@ -498,6 +503,7 @@ impl Commit<'_> {
             self.install(inner, &mut state, version, wall_ms, &guard);
             crate::engine::publish(&inner.visible, version);
             drop(state);
+            self.priority = None;
             // Unpinned first, or the collector cannot advance past it.
             drop(guard);
             *self.finished = Some("committed");
@@ -516,6 +522,7 @@ impl Commit<'_> {
         inner.publish_ready(&state);
         let buffered = state.wal_buf.len();
         drop(state);
+        self.priority = None;
         inner.store.free_retired();
         // Installed and logged: from here the outcome is decided by the WAL.
         *self.finished = Some("committed");
