@@ -35,7 +35,6 @@
 //! about progress only: validation still decides every commit.
 
 use std::cell::Cell;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -75,43 +74,54 @@ static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
 #[derive(Debug, Default)]
 pub(crate) struct PriorityFlag(AtomicU64);
 
-/// A transaction's hold on its engine's priority, released when dropped.
-#[derive(Debug)]
-pub(crate) struct PriorityHold {
-    flag: Arc<PriorityFlag>,
-    token: u64,
-}
-
-impl Drop for PriorityHold {
-    fn drop(&mut self) {
-        // Fails harmlessly if a waiter already cleared it (see `wait_for`).
-        let _ = self
-            .flag
-            .0
-            .compare_exchange(self.token, 0, Ordering::Release, Ordering::Relaxed);
+impl PriorityFlag {
+    /// End the hold of the transaction that took the priority as `token`
+    /// (0: it took none, nothing to do).
+    #[inline]
+    pub(crate) fn release(&self, token: u64) {
+        if token != 0 {
+            // Fails harmlessly if a waiter already cleared it (`wait_for`).
+            let _ = self
+                .0
+                .compare_exchange(token, 0, Ordering::Release, Ordering::Relaxed);
+        }
     }
 }
 
 /// Before a transaction begins on the engine whose priority is `flag`:
 /// wait out this thread's backoff; then take the priority if the thread
 /// keeps losing, or else wait while another thread's transaction holds
-/// it (at most `policy.backoff_max`).
-pub(crate) fn before_begin(flag: &Arc<PriorityFlag>, policy: &RetryPolicy) -> Option<PriorityHold> {
+/// it (at most `policy.backoff_max`). Returns the token the transaction
+/// holds the priority with, 0 if none: it must pass it to
+/// [`PriorityFlag::release`] when it ends.
+#[inline]
+pub(crate) fn before_begin(flag: &PriorityFlag, policy: &RetryPolicy) -> u64 {
+    // Most begins follow no conflict of their thread (and a wait is set
+    // only with a conflict) and find no priority held: two loads.
+    let conflicts = BACKOFF.try_with(|c| c.get().conflicts).unwrap_or(0);
+    if conflicts == 0 && flag.0.load(Ordering::Relaxed) == 0 {
+        return 0;
+    }
+    contended_begin(flag, policy)
+}
+
+#[cold]
+#[inline(never)]
+fn contended_begin(flag: &PriorityFlag, policy: &RetryPolicy) -> u64 {
     let conflicts = wait_before_begin();
-    let token = TOKEN.try_with(|t| *t).ok()?;
+    let Ok(token) = TOKEN.try_with(|t| *t) else {
+        return 0;
+    };
     if conflicts >= PRIORITY_AFTER
         && flag
             .0
             .compare_exchange(0, token, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
     {
-        return Some(PriorityHold {
-            flag: Arc::clone(flag),
-            token,
-        });
+        return token;
     }
     wait_for(flag, token, policy.backoff_max);
-    None
+    0
 }
 
 /// Wait while a thread other than `token`'s holds `flag`, at most `bound`;

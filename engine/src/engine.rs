@@ -150,7 +150,7 @@ pub(crate) struct EngineInner {
     unlinked_versions: AtomicU64,
     /// Held by the transaction of a thread that kept losing conflicts;
     /// other threads' begins wait for it (`backoff.rs`).
-    priority: Arc<crate::backoff::PriorityFlag>,
+    pub(crate) priority: crate::backoff::PriorityFlag,
     /// WAL, checkpoints and their threads; `None` in memory.
     pub(crate) durable: Option<Durable>,
     /// Live `Engine` handles (background threads hold none).
@@ -232,7 +232,7 @@ impl Engine {
             gc_lock: Mutex::new(()),
             linked_versions: AtomicU64::new(0),
             unlinked_versions: AtomicU64::new(0),
-            priority: Arc::default(),
+            priority: Default::default(),
             durable: None,
             handles: AtomicU64::new(1),
         }))
@@ -319,7 +319,7 @@ impl Engine {
             gc_lock: Mutex::new(()),
             linked_versions: AtomicU64::new(recovered.linked_versions),
             unlinked_versions: AtomicU64::new(0),
-            priority: Arc::default(),
+            priority: Default::default(),
             durable: Some(durable),
             handles: AtomicU64::new(1),
         });

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use crossbeam_epoch::Guard;
 use parking_lot::MutexGuard;
 
-use crate::backoff::PriorityHold;
 use crate::chain::{BuiltVersion, ChainRef};
 use crate::config::Isolation;
 use crate::durability::{Durability, wal};
@@ -56,9 +55,10 @@ pub struct Transaction {
     /// the wall-clock time its commit will record. `None` for an optimistic
     /// transaction.
     locked_wall_ms: Option<u64>,
-    /// The engine's priority, held by a thread that kept losing conflicts
-    /// until this transaction ends (`backoff.rs`).
-    priority: Option<PriorityHold>,
+    /// The token this transaction holds the engine's priority with (its
+    /// thread kept losing conflicts; `backoff.rs`), 0 if none. Released
+    /// when the commit lock is, at rollback, or at drop.
+    priority: u64,
 }
 
 impl Transaction {
@@ -66,7 +66,7 @@ impl Transaction {
         snap: Snapshot,
         run: RunId,
         isolation: Isolation,
-        priority: Option<PriorityHold>,
+        priority: u64,
     ) -> Transaction {
         Transaction {
             snap,
@@ -310,12 +310,20 @@ impl Transaction {
         Ok(())
     }
 
+    /// End this transaction's hold on the engine's priority, if it has one.
+    fn release_priority(&mut self) {
+        self.snap
+            .inner
+            .priority
+            .release(std::mem::take(&mut self.priority));
+    }
+
     /// Discard the transaction.
     pub fn rollback(&mut self) -> Result<()> {
         self.active()?;
         self.finished = Some("rolled back");
         self.writes.clear();
-        self.priority = None;
+        self.release_priority();
         self.snap.release();
         Ok(())
     }
@@ -339,7 +347,7 @@ impl Transaction {
             ));
         }
         let outcome = self.try_commit();
-        self.priority = None;
+        self.release_priority();
         match &outcome {
             Ok(_) => crate::backoff::committed(),
             Err(e) if e.is_conflict() => crate::backoff::conflicted(&self.snap.inner.config.retry),
@@ -376,7 +384,7 @@ impl Transaction {
             finished: &mut self.finished,
             run: self.run,
             durability: self.durability,
-            priority: self.priority.take(),
+            priority: &mut self.priority,
         };
         commit.finish(inner, state, &body, wall_ms, guard)
     }
@@ -405,7 +413,7 @@ impl Transaction {
             finished: &mut self.finished,
             run: self.run,
             durability: self.durability,
-            priority: self.priority.take(),
+            priority: &mut self.priority,
         };
         commit.finish(inner, state, &body, wall_ms, guard)
     }
@@ -479,9 +487,10 @@ struct Commit<'t> {
     finished: &'t mut Option<&'static str>,
     run: RunId,
     durability: Option<Durability>,
-    /// Released once the commit lock is, before any wait for the disk:
-    /// others need only not begin before this commit is installed.
-    priority: Option<PriorityHold>,
+    /// The transaction's priority token (0: none), released once the
+    /// commit lock is, before any wait for the disk: others need only not
+    /// begin before this commit is installed.
+    priority: &'t mut u64,
 }
 
 impl Commit<'_> {
@@ -503,7 +512,7 @@ impl Commit<'_> {
             self.install(inner, &mut state, version, wall_ms, &guard);
             crate::engine::publish(&inner.visible, version);
             drop(state);
-            self.priority = None;
+            inner.priority.release(std::mem::take(self.priority));
             // Unpinned first, or the collector cannot advance past it.
             drop(guard);
             *self.finished = Some("committed");
@@ -522,7 +531,7 @@ impl Commit<'_> {
         inner.publish_ready(&state);
         let buffered = state.wal_buf.len();
         drop(state);
-        self.priority = None;
+        inner.priority.release(std::mem::take(self.priority));
         inner.store.free_retired();
         // Installed and logged: from here the outcome is decided by the WAL.
         *self.finished = Some("committed");
@@ -631,7 +640,7 @@ pub(crate) fn run_locked<T, E: From<Error>>(
     // Unregistered: it reads only chain heads (the newest installed
     // versions), which GC never unlinks, so it pins nothing.
     let snap = Snapshot::unregistered(Arc::clone(inner), state.last);
-    let mut txn = Transaction::new(snap, run, Isolation::Snapshot, None);
+    let mut txn = Transaction::new(snap, run, Isolation::Snapshot, 0);
     txn.locked_wall_ms = Some(wall_ms);
     let (t, state) = call_locked(inner, state, &mut txn, f)?;
     let version = txn.commit_locked(inner, state, wall_ms)?;
@@ -674,6 +683,14 @@ fn call_locked<'a, T, E>(
     let t = f(txn)?;
     std::thread::yield_now();
     Ok((t, inner.commit.lock()))
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        // A transaction dropped unfinished (or whose commit failed) must
+        // not leave other threads' begins waiting for its priority.
+        self.release_priority();
+    }
 }
 
 impl std::fmt::Debug for Transaction {
