@@ -444,7 +444,7 @@ impl Engine {
     ///
     /// If this thread's last commit lost a conflict less than its backoff
     /// ago, waits out the rest first (`EngineConfig::retry`; see
-    /// [`RetryPolicy`]): a retry right after a conflict on a hot key would
+    /// [`RetryPolicy`](crate::RetryPolicy)): a retry right after a conflict on a hot key would
     /// most likely conflict again. A thread that keeps losing takes the
     /// engine's priority for its next transaction, and other threads'
     /// begins wait until that transaction ends (at most
