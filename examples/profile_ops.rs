@@ -140,10 +140,14 @@ fn load_keys(
     engine: &rewinddb::engine::Engine,
     ns: &Namespace,
 ) -> Result<Vec<Key>, Box<dyn Error>> {
+    // Keys made from the engine's family, as the primitives and the peer
+    // harness make theirs: one shared family allocation, so cloning a key
+    // touches no per-key allocation.
+    let family = engine.family(ns.clone(), Scope::Shared, TypeTag::Kv);
     let key = |i: u64| {
         let mut user = [0u8; 16];
         user[..8].copy_from_slice(&i.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes());
-        Key::new(ns.clone(), Scope::Shared, TypeTag::Kv, user)
+        family.key(user)
     };
     let value = Value::from(&[7u8; 100][..]);
     for chunk in 0..GET_KEYS / 4096 {

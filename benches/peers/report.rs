@@ -204,6 +204,11 @@ fn header(md: &mut String, opts: &Opts, elapsed: f64) -> Res<()> {
     writeln!(md, "- Machine: {}.", machine())?;
     writeln!(
         md,
+        "- Peers as built (from `Cargo.lock`): {}.",
+        peer_versions()
+    )?;
+    writeln!(
+        md,
         "- Load average when the run ended (1, 5, 15 min): {}. Other processes share these \
          cores; figures from a loaded machine are lower and noisier for every engine alike.",
         load_average()
@@ -222,7 +227,10 @@ fn header(md: &mut String, opts: &Opts, elapsed: f64) -> Res<()> {
         md,
         "- Modes: W1-W7 run every engine in its **async** mode (redb `Durability::None`, fjall \
          no persist (`durability(None)`), surrealkv `Durability::Eventual`; rewinddb and the \
-         ceilings are in memory). Each engine reads and writes through its borrowing API          where it has one: rewinddb `get_with` and `put_ref` (the value is copied once, into          its version), redb `&[u8]` keys and values, scc `peek_with`. W8 uses **strict** (redb `Immediate`, fjall \
+         ceilings are in memory). Each engine reads and writes through its borrowing API \
+         where it has one: rewinddb `get_with` and `put_ref` (the value is copied once, into \
+         its version), redb `&[u8]` keys and values, scc `peek_with`. W8 uses **strict** \
+         (redb `Immediate`, fjall \
          `PersistMode::SyncData`, surrealkv `Immediate`). fjall runs with optimistic \
          transactions, once with its block cache sized to twice the data set and once with its \
          defaults; surrealkv's cache is sized likewise, its async commit driven by a tokio \
@@ -591,6 +599,41 @@ fn machine() -> String {
         "{cpu}, {cores} cores, {mem_gb:.0} GB RAM, Linux {}, {rustc}, release profile",
         kernel.trim()
     )
+}
+
+/// The version of each peer crate (and the tokio that drives surrealkv) that
+/// this binary was built with, read from the workspace's `Cargo.lock` at
+/// compile time: the lock, not `Cargo.toml`, says what was measured.
+fn peer_versions() -> String {
+    const LOCK: &str = include_str!("../../Cargo.lock");
+    ["redb", "fjall", "surrealkv", "scc", "tokio"]
+        .iter()
+        .map(|name| format!("{name} {}", locked_versions(LOCK, name)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every version of package `name` in the lock file `lock`, joined by "/"
+/// ("?" if none): a package entry is a `name = ".."` line followed by its
+/// `version = ".."` line.
+fn locked_versions(lock: &str, name: &str) -> String {
+    let wanted = format!("name = \"{name}\"");
+    let mut lines = lock.lines();
+    let mut found = Vec::new();
+    while let Some(line) = lines.next() {
+        if line.trim() == wanted
+            && let Some(v) = lines
+                .next()
+                .and_then(|l| l.trim().strip_prefix("version = "))
+        {
+            found.push(v.trim_matches('"').to_string());
+        }
+    }
+    if found.is_empty() {
+        "?".into()
+    } else {
+        found.join("/")
+    }
 }
 
 /// `/proc/loadavg`'s three averages, or "unknown".
