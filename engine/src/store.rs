@@ -56,6 +56,66 @@ const FREE_RETIRED_FLUSHES: usize = 4;
 /// deleted) and the commit version that answered (0 = never written).
 pub type Versioned = (Option<Value>, Version);
 
+/// A chain in a store's point index, held without a reference count: a
+/// transaction keeps the chains it found this way (for the keys it writes,
+/// and its first read's), so that its write path takes no locked
+/// instruction on a chain line it has just missed on (the count's
+/// increment could not overlap the miss, nor the version built after it).
+///
+/// Valid as long as the store lives: the index keeps a count of every
+/// chain it was given and never removes one until it is dropped
+/// (`point_index.rs`, invariant 4). Only [`Store`] makes one, from a chain
+/// its own index returned; a holder derefs it only through
+/// [`IndexedChain::get`], which borrows the store for the result's
+/// lifetime. A transaction holds its engine (so its store) alive through
+/// its snapshot.
+#[derive(Clone, Copy)]
+pub(crate) struct IndexedChain {
+    chain: triomphe::ArcBorrow<'static, VersionChain>,
+    /// Debug builds: the address of the store it came from, checked by
+    /// every `get`.
+    #[cfg(debug_assertions)]
+    store: usize,
+}
+
+impl IndexedChain {
+    /// SAFETY (of the callers, all in this module): `found` is a chain of
+    /// `store`'s index, and the result is only deref'd through
+    /// [`IndexedChain::get`] with that store.
+    fn detach(store: &Store, found: crate::point_index::Found<'_>) -> IndexedChain {
+        #[cfg(not(debug_assertions))]
+        let _ = store;
+        IndexedChain {
+            // SAFETY: the lifetime is widened, not the pointer changed: the
+            // chain stays allocated while `store`'s index lives (invariant
+            // 4), and `get` ties every borrow of it to a borrow of the store.
+            chain: unsafe { triomphe::ArcBorrow::from_ptr(found.get()) },
+            #[cfg(debug_assertions)]
+            store: std::ptr::from_ref(store) as usize,
+        }
+    }
+
+    /// The chain, borrowed for as long as `store` is: `store` must be the
+    /// store whose index it came from (a transaction's, for its chains).
+    pub(crate) fn get(self, store: &Store) -> &VersionChain {
+        #[cfg(debug_assertions)]
+        assert_eq!(
+            self.store,
+            std::ptr::from_ref(store) as usize,
+            "another store's chain"
+        );
+        #[cfg(not(debug_assertions))]
+        let _ = store;
+        self.chain.get()
+    }
+
+    /// A counted reference to the chain, for holders that may outlive a
+    /// transaction (the per-run commit index).
+    pub(crate) fn to_arc(self) -> ChainRef {
+        self.chain.clone_arc()
+    }
+}
+
 /// Both indexes over the version chains.
 pub(crate) struct Store {
     index: PointIndex,
@@ -171,10 +231,12 @@ impl Store {
         at: Version,
         keep: bool,
         f: impl FnOnce(Option<ValueRef<'_>>) -> R,
-    ) -> Result<(R, Version, Option<ChainRef>)> {
+    ) -> Result<(R, Version, Option<IndexedChain>)> {
         let guard = crossbeam_epoch::pin();
         let chain = self.index.find(self.digest(key), key, &guard);
-        let kept = chain.filter(|_| keep).map(|c| c.clone_arc());
+        let kept = chain
+            .filter(|_| keep)
+            .map(|c| IndexedChain::detach(self, c));
         let node = version_at(chain.as_deref(), key, at, &guard)?;
         let commit = node.map_or(0, |n| n.commit);
         Ok((f(node.and_then(VersionNode::value)), commit, kept))
@@ -195,10 +257,10 @@ impl Store {
         &self,
         key: &Key,
         guard: &Guard,
-    ) -> std::result::Result<ChainRef, u64> {
+    ) -> std::result::Result<IndexedChain, u64> {
         let digest = self.digest(key);
         match self.index.find(digest, key, guard) {
-            Some(chain) => Ok(chain.clone_arc()),
+            Some(chain) => Ok(IndexedChain::detach(self, chain)),
             None => Err(digest),
         }
     }
@@ -206,11 +268,12 @@ impl Store {
     /// The chain of `key`, if the key was ever written.
     pub(crate) fn chain(&self, key: &Key) -> Option<ChainRef> {
         self.chain_pinned(key, &crossbeam_epoch::pin())
+            .map(IndexedChain::to_arc)
     }
 
     /// [`Store::chain`] under a guard the caller pinned (a commit pins once
     /// for all its keys and its install).
-    pub(crate) fn chain_pinned(&self, key: &Key, guard: &Guard) -> Option<ChainRef> {
+    pub(crate) fn chain_pinned(&self, key: &Key, guard: &Guard) -> Option<IndexedChain> {
         self.chain_or_digest(key, guard).ok()
     }
 
@@ -287,7 +350,7 @@ impl Store {
     /// caller found absent under the commit lock: `made` itself, now in the index (and on the pending
     /// list), or the chain the index holds for the key after all (`made`
     /// is then dropped, unused).
-    pub(crate) fn insert_made(&self, made: ChainRef, digest: u64, guard: &Guard) -> ChainRef {
+    pub(crate) fn insert_made(&self, made: ChainRef, digest: u64, guard: &Guard) -> IndexedChain {
         let key = made.key().clone();
         let count_first = self.count_first();
         if count_first {
@@ -296,7 +359,7 @@ impl Store {
         let make = |_key| self.pending_and_indexed(made);
         let (chain, created) = self.index.insert_if_absent(digest, key, make, guard);
         self.count_created(created && !count_first);
-        chain.clone_arc()
+        IndexedChain::detach(self, chain)
     }
 
     /// Loom tests only: whether the planted bug (count an insert before

@@ -10,13 +10,14 @@ use std::sync::Arc;
 use crossbeam_epoch::Guard;
 use parking_lot::MutexGuard;
 
-use crate::chain::{BuiltVersion, ChainRef};
+use crate::chain::BuiltVersion;
 use crate::config::Isolation;
 use crate::durability::{Durability, wal};
 use crate::engine::{CommitState, EngineInner};
 use crate::engine::{Snapshot, check_key, check_measured, check_value};
 use crate::error::{Error, Result};
 use crate::record::{CommitChains, RunCommit};
+use crate::store::IndexedChain;
 use crate::sync::Ordering;
 use crate::types::{Key, RunId, Version};
 use crate::value::{Measured, Value, ValueRef};
@@ -42,7 +43,7 @@ pub struct Transaction {
     /// holding the commit lock creates one, once per key. One chain, not a
     /// list: the common read-modify-write reads one key, and a list makes
     /// every transaction bigger to move and to drop.
-    first_read_chain: Option<ChainRef>,
+    first_read_chain: Option<IndexedChain>,
     /// [`Store::chains_created`](crate::store::Store::chains_created) as
     /// read before the first probe that found a written key absent: if it
     /// reads the same at commit, no key was created since, and the commit
@@ -430,7 +431,7 @@ impl Transaction {
         };
         self.writes.try_for_each(|key, write| {
             let current = match &write.chain {
-                KeyChain::Found(chain) => chain.newest_commit(),
+                KeyChain::Found(chain) => chain.get(store).newest_commit(),
                 KeyChain::Made { .. } => 0,
             };
             match current > start {
@@ -553,15 +554,17 @@ impl Commit<'_> {
         let count = self.writes.len();
         let indexed = !self.run.is_nil();
         let mut installed = CommitChains::with_capacity(if indexed { count } else { 0 });
+        let store = &inner.store;
         self.writes.drain(|_, mut write| {
-            let chain = match write.chain {
+            let found = match write.chain {
                 KeyChain::Found(chain) => chain,
-                KeyChain::Made { chain, digest } => inner.store.insert_made(chain, digest, guard),
+                KeyChain::Made { chain, digest } => store.insert_made(chain, digest, guard),
             };
+            let chain = found.get(store);
             write.version.set_commit(version);
             chain.push_built(write.version, guard);
             if indexed {
-                installed.push(chain);
+                installed.push(found.to_arc());
             }
         });
         // Only commit-lock holders write this count: a load and a store.
@@ -583,11 +586,11 @@ impl Commit<'_> {
 /// the transaction's first; see [`Transaction`]'s field).
 fn chain_to_write(
     store: &crate::store::Store,
-    first_read: &mut Option<ChainRef>,
+    first_read: &mut Option<IndexedChain>,
     absent_since: &mut Option<u64>,
     key: &Key,
 ) -> KeyChain {
-    if let Some(chain) = first_read.take_if(|c| c.key() == key) {
+    if let Some(chain) = first_read.take_if(|c| c.get(store).key() == key) {
         return KeyChain::Found(chain);
     }
     let created = store.chains_created();

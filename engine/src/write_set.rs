@@ -22,6 +22,7 @@ use serde::{Serialize, Serializer};
 use smallvec::SmallVec;
 
 use crate::chain::{BuiltVersion, ChainRef};
+use crate::store::IndexedChain;
 use crate::types::Key;
 use crate::value::ValueRef;
 
@@ -38,8 +39,9 @@ pub(crate) struct Write {
 
 /// A written key's chain, as the transaction knows it.
 pub(crate) enum KeyChain {
-    /// In the index (chains are never removed, so it stays the key's).
-    Found(ChainRef),
+    /// In the index (chains are never removed, so it stays the key's),
+    /// held without a count (see [`IndexedChain`]).
+    Found(IndexedChain),
     /// Made for a key the index did not hold when it was written; not in
     /// the index. The commit looks again (another commit may have created
     /// the key since) and inserts it if still needed.
