@@ -48,6 +48,11 @@ pub trait Contender: Send + Sync {
     /// One transaction incrementing the stamp of `keys[i]`. `Ok(false)` is a
     /// conflict.
     fn rmw(&self, i: usize) -> Res<bool>;
+    /// Make every commit so far durable (W8's batched emulation for the
+    /// peers, which have no batched mode; see `durable.rs`).
+    fn sync(&self) -> Res<()> {
+        Err(format!("{} has no explicit sync", self.name()).into())
+    }
     /// The rewinddb contender, for its GC (W10).
     fn as_rewind(&self) -> Option<&Rewind> {
         None
@@ -281,6 +286,14 @@ impl Contender for Redb {
     fn name(&self) -> String {
         self.label.clone()
     }
+    fn sync(&self) -> Res<()> {
+        // redb persists every earlier `Durability::None` commit with the
+        // next `Immediate` one; an empty one is the cheapest.
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(redb::Durability::Immediate)?;
+        tx.commit()?;
+        Ok(())
+    }
     fn transactional(&self) -> bool {
         true
     }
@@ -393,6 +406,10 @@ impl Reader for FjallReader<'_> {
 impl Contender for Fjall {
     fn name(&self) -> String {
         self.label.clone()
+    }
+    fn sync(&self) -> Res<()> {
+        self.db.persist(fjall::PersistMode::SyncData)?;
+        Ok(())
     }
     fn transactional(&self) -> bool {
         true
@@ -528,6 +545,11 @@ impl Reader for SurrealReader<'_> {
 impl Contender for SurrealKv {
     fn name(&self) -> String {
         self.label.clone()
+    }
+    fn sync(&self) -> Res<()> {
+        // "Safe to call concurrently with ongoing transactions."
+        self.tree()?.flush_wal(true)?;
+        Ok(())
     }
     fn transactional(&self) -> bool {
         true

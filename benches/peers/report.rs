@@ -231,7 +231,11 @@ fn header(md: &mut String, opts: &Opts, elapsed: f64) -> Res<()> {
          where it has one: rewinddb `get_with` and `put_ref` (the value is copied once, into \
          its version), redb `&[u8]` keys and values, scc `peek_with`. W8 uses **strict** \
          (redb `Immediate`, fjall \
-         `PersistMode::SyncData`, surrealkv `Immediate`). fjall runs with optimistic \
+         `PersistMode::SyncData`, surrealkv `Immediate`), and for its batched case rewinddb's \
+         `Durability::Batched` (a sync at least every 10 ms or 1 MiB, from its flusher \
+         thread) beside the peers' async mode with a second thread making every commit so far \
+         durable every 10 ms (they have no batched mode: redb an empty `Immediate` commit, fjall \
+         `persist(SyncData)`, surrealkv `flush_wal(true)`). fjall runs with optimistic \
          transactions, once with its block cache sized to twice the data set and once with its \
          defaults; surrealkv's cache is sized likewise, its async commit driven by a tokio \
          runtime; redb on its in-memory backend and on a file."
