@@ -495,6 +495,18 @@ impl Run<'_> {
             // after a conflict) shows it here; 50% is an even split.
             let slower = counts.iter().map(|c| c.ops).min().unwrap_or(0);
             let share = 100.0 * slower as f64 / all.ops.max(1) as f64;
+            // Each thread's commits and aborts, for the uneven repetitions
+            // BENCHMARKS.md's notes mention (did the slower thread lose, or
+            // wait?).
+            let threads: Vec<String> = counts
+                .iter()
+                .map(|c| format!("{} commits, {} aborts", c.ops, c.aborts))
+                .collect();
+            eprintln!(
+                "  W6 {hot} hot key(s), {}: {share:.1}% share; {}",
+                self.name,
+                threads.join(" | ")
+            );
             results.record(
                 "W6",
                 &format!("{case}: slower thread's share"),
