@@ -589,6 +589,51 @@ mod test {
         );
     }
 
+    /// A chain kept without a count (`IndexedChain`) is the key's own
+    /// chain, as long as its store lives, and still counted by the index
+    /// alone: keeping one changes no count, and a counted reference made
+    /// from it adds exactly one.
+    #[test]
+    fn an_indexed_chain_is_the_keys_chain_and_holds_no_count() {
+        let ns = Namespace::new("t").unwrap();
+        let store = Store::default();
+        let (made, _) = store.chain_or_create(key(&ns, 1));
+        // The index's, the pending list's and `made`'s.
+        let counts = ChainRef::count(&made);
+        let kept = store
+            .chain_or_digest(&key(&ns, 1), &crossbeam_epoch::pin())
+            .ok()
+            .unwrap();
+        assert_eq!(ChainRef::count(&made), counts);
+        assert!(std::ptr::eq(kept.get(&store), &*made));
+        let counted = kept.to_arc();
+        assert_eq!(ChainRef::count(&made), counts + 1);
+        drop(counted);
+        assert_eq!(ChainRef::count(&made), counts);
+        assert!(
+            store
+                .chain_or_digest(&key(&ns, 2), &crossbeam_epoch::pin())
+                .is_err()
+        );
+    }
+
+    /// Debug builds refuse to lend a kept chain through another store than
+    /// the one it came from (the borrow would not be tied to the chain's
+    /// owner).
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "another store's chain")]
+    fn an_indexed_chain_is_lent_only_through_its_own_store() {
+        let ns = Namespace::new("t").unwrap();
+        let (store, other) = (Store::default(), Store::default());
+        store.chain_or_create(key(&ns, 1));
+        let kept = store
+            .chain_or_digest(&key(&ns, 1), &crossbeam_epoch::pin())
+            .ok()
+            .unwrap();
+        let _ = kept.get(&other);
+    }
+
     /// Asked again for a key it has, the store hands back that key's own
     /// chain and creates nothing: no second chain, no second pending entry.
     #[test]
