@@ -8,9 +8,10 @@
 //!
 //! `cargo run --release -p rewinddb-engine --example memory_per_key -- [N] [new|family]`
 //!
-//! `new` (the default) builds each key with `Key::new`, which allocates a
-//! family per key that the store replaces with its shared one; `family`
-//! makes every key from `Engine::family`. N defaults to 1,000,000.
+//! `new` (the default) builds each key with `Key::new`, whose family
+//! (shared by consecutive keys of one family on a thread) the store
+//! replaces with its own shared one; `family` makes every key from
+//! `Engine::family`. N defaults to 1,000,000.
 #![allow(clippy::unwrap_used)]
 use rewinddb_engine::{
     Engine, EngineConfig, Isolation, Key, Namespace, RunId, Scope, TypeTag, Value,

@@ -137,7 +137,8 @@ pub(crate) struct Store {
 
 /// A store's family table: one shared allocation per family of the keys
 /// it holds, so each stored key costs its family a pointer however the
-/// caller built it (`Key::new` allocates a family per key). Families are
+/// caller built it (`Key::new` makes a family per run of keys of one
+/// family on a thread, a caller may make its own per key). Families are
 /// never removed: a store keeps every key it ever held, and a family costs
 /// about 100 bytes once (a run makes a few).
 #[derive(Default)]
@@ -546,7 +547,8 @@ mod test {
     }
 
     /// Stored keys share one allocation per family however they were built:
-    /// keys from `Key::new` (a family each) and from a handle's `Family` are
+    /// keys from `Key::new` (a family of the caller's thread) and from a
+    /// handle's `Family` are
     /// stored with the store's shared one, and the handle's family remembers
     /// it, so its next keys are stored without a table lookup. Keys of
     /// another family get another allocation. Fails if a stored key keeps
