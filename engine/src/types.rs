@@ -597,7 +597,8 @@ impl Serialize for Key {
 impl<'de> Deserialize<'de> for Key {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let f = KeyFields::deserialize(d)?;
-        Ok(Family::new(f.ns, f.scope, f.tag).key_from(f.user))
+        // Decoded keys come in runs of one family too (see `Key::new`).
+        Ok(Family::recent(f.ns, f.scope, f.tag).key_from(f.user))
     }
 }
 
