@@ -130,7 +130,9 @@ impl Rewind {
     }
 }
 
-fn rw_stamp(v: Option<rw::Value>) -> Option<u64> {
+/// The stamp of a value read borrowed (`get_with`), as redb's
+/// `AccessGuard` and scc's `peek_with` are read.
+fn rw_stamp(v: Option<rw::ValueRef<'_>>) -> Option<u64> {
     v.map(|v| v.as_bytes().map_or(0, stamp_of))
 }
 
@@ -150,9 +152,7 @@ struct RewindReader<'a> {
 
 impl Reader for RewindReader<'_> {
     fn get(&self, i: usize) -> Res<Option<u64>> {
-        // Borrowed read, as redb's `AccessGuard` and scc's `peek_with`.
-        let stamp = |v: Option<rw::ValueRef<'_>>| v.map(|v| v.as_bytes().map_or(0, stamp_of));
-        Ok(self.snap.get_with(&self.keys[i], stamp)?)
+        Ok(self.snap.get_with(&self.keys[i], rw_stamp)?)
     }
 }
 
@@ -186,14 +186,14 @@ impl Contender for Rewind {
     }
     fn get_txn(&self, i: usize) -> Res<Option<u64>> {
         let mut txn = self.begin();
-        let v = txn.get(&self.keys[i])?;
+        let stamp = txn.get_with(&self.keys[i], rw_stamp)?;
         txn.commit()?;
-        Ok(rw_stamp(v))
+        Ok(stamp)
     }
     fn txn(&self, reads: &[usize], writes: &[usize], value: &[u8]) -> Res<bool> {
         let mut txn = self.begin();
         for &i in reads {
-            std::hint::black_box(txn.get(&self.keys[i])?);
+            std::hint::black_box(txn.get_with(&self.keys[i], rw_stamp)?);
         }
         for &i in writes {
             txn.put_ref(self.keys[i].clone(), rw::ValueRef::Bytes(value))?;
@@ -203,9 +203,12 @@ impl Contender for Rewind {
     fn rmw(&self, i: usize) -> Res<bool> {
         let mut txn = self.begin();
         let key = &self.keys[i];
-        let old = txn.get(key)?;
-        let bytes = old.as_ref().and_then(|v| v.as_bytes()).unwrap_or(&[0; 100]);
-        let next = with_stamp(bytes, stamp_of(bytes) + 1);
+        // The old value borrowed, the new one built from it (one copy, as
+        // every engine here makes).
+        let next = txn.get_with(key, |old| {
+            let bytes = old.and_then(|v| v.as_bytes()).unwrap_or(&[0; 100]);
+            with_stamp(bytes, stamp_of(bytes) + 1)
+        })?;
         txn.put_ref(key.clone(), rw::ValueRef::Bytes(&next))?;
         rw_committed(txn.commit())
     }
