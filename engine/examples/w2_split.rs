@@ -16,33 +16,23 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use rewinddb_engine::{
-    Engine, EngineConfig, Isolation, Key, Namespace, RunId, Scope, TypeTag, Value,
-};
+use rewinddb_engine::{Key, Value};
 use scc::HashIndex;
+
+/// The shared 1M-key load (`shared/loaded.rs`).
+#[path = "shared/loaded.rs"]
+mod shared;
 
 const N: usize = 1 << 20;
 const READS: usize = 2_000_000;
 
 fn main() {
-    let ns = Namespace::new("bench").unwrap();
-    let mut rng = fastrand::Rng::with_seed(0x5eed);
-    let users: Vec<[u8; 16]> = (0..N)
-        .map(|_| std::array::from_fn(|_| rng.u8(..)))
-        .collect();
-    let engine = Engine::open_in_memory(EngineConfig::default()).unwrap();
-    // Keys made from the engine's family, as the peer harness and the
-    // primitives make theirs: one shared family allocation, in cache.
-    let family = engine.family(ns, Scope::Shared, TypeTag::Kv);
-    let keys: Vec<Key> = users.iter().map(|u| family.key(u)).collect();
-    let value: std::sync::Arc<[u8]> = std::sync::Arc::from(&[7u8; 100][..]);
-    for chunk in keys.chunks(4096) {
-        let mut t = engine.begin(RunId::NIL, Isolation::Snapshot);
-        for k in chunk {
-            t.put(k.clone(), Value::Bytes(value.clone())).unwrap();
-        }
-        t.commit().unwrap();
-    }
+    let shared::Loaded {
+        engine,
+        users,
+        keys,
+        mut rng,
+    } = shared::load(N);
     let by_key: HashIndex<Key, Value, foldhash::fast::RandomState> =
         HashIndex::with_hasher(Default::default());
     for k in &keys {

@@ -21,32 +21,25 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
 
-use rewinddb_engine::{
-    Engine, EngineConfig, Isolation, Key, Namespace, RunId, Scope, TypeTag, Value, ValueRef,
-};
+use rewinddb_engine::{Isolation, RunId, ValueRef};
 use scc::HashIndex;
+
+/// The shared 1M-key load (`shared/loaded.rs`).
+#[path = "shared/loaded.rs"]
+mod shared;
 
 const N: usize = 1 << 20;
 const OPS: usize = 1_000_000;
 const ROUNDS: usize = 5;
 
 fn main() {
-    let ns = Namespace::new("bench").unwrap();
-    let mut rng = fastrand::Rng::with_seed(0x5eed);
-    let users: Vec<[u8; 16]> = (0..N)
-        .map(|_| std::array::from_fn(|_| rng.u8(..)))
-        .collect();
-    let engine = Engine::open_in_memory(EngineConfig::default()).unwrap();
-    let family = engine.family(ns, Scope::Shared, TypeTag::Kv);
-    let keys: Vec<Key> = users.iter().map(|u| family.key(u)).collect();
+    let shared::Loaded {
+        engine,
+        users,
+        keys,
+        mut rng,
+    } = shared::load(N);
     let value = [7u8; 100];
-    for chunk in keys.chunks(4096) {
-        let mut t = engine.begin(RunId::NIL, Isolation::Snapshot);
-        for k in chunk {
-            t.put(k.clone(), Value::from(&value[..])).unwrap();
-        }
-        t.commit().unwrap();
-    }
     let scc: HashIndex<[u8; 16], Arc<[u8]>, foldhash::fast::RandomState> =
         HashIndex::with_hasher(Default::default());
     let mut map: HashMap<[u8; 16], Box<[u8]>, foldhash::fast::RandomState> =
