@@ -3,6 +3,10 @@
 //! beside the peer harness's ceilings, in one process over the same keys
 //! and the same random indices, stages alternated over rounds:
 //!
+//! - `snapshot get_with`: a borrowed point read through one snapshot taken
+//!   at the start of the round (W2's read);
+//! - `begin;drop;get_with`: the same read after a transaction is begun and
+//!   dropped: what a snapshot registration costs the reads around it;
 //! - `begin+drop`: a transaction begun and dropped (snapshot, backoff check);
 //! - `begin+get+drop`: plus a point read of the key through it (the index
 //!   probe and the chain, as the put's own lookup finds them);
@@ -50,7 +54,8 @@ fn main() {
     }
     let picks: Vec<usize> = (0..OPS).map(|_| rng.usize(..N)).collect();
 
-    let stages: [&str; 7] = [
+    // Indexed by the stage numbers below; run in this order.
+    let stages: [&str; 9] = [
         "begin+drop",
         "begin+get_with+drop",
         "begin+get+drop",
@@ -58,21 +63,35 @@ fn main() {
         "commit",
         "scc update",
         "HashMap insert",
+        "snapshot get_with",
+        "begin;drop;get_with",
     ];
-    let mut best = [f64::MAX; 7];
+    let order = [7, 8, 0, 1, 2, 3, 4, 5, 6];
+    // Reads the value's first byte, as W2's readers do.
+    let first = |v: Option<ValueRef<'_>>| match v {
+        Some(ValueRef::Bytes(b)) => b.first().copied(),
+        _ => None,
+    };
+    let mut best = [f64::MAX; 9];
     for round in 0..ROUNDS {
-        for (s, name) in stages.iter().enumerate() {
+        // Taken anew each round, so that it reads the heads the last
+        // round's commits installed, as a fresh transaction does.
+        let snap = engine.snapshot();
+        for s in order {
+            let name = stages[s];
             let start = Instant::now();
             for &i in &picks {
                 match s {
+                    7 => {
+                        black_box(snap.get_with(&keys[i], first).unwrap());
+                    }
+                    8 => {
+                        drop(black_box(engine.begin(RunId::NIL, Isolation::Snapshot)));
+                        black_box(snap.get_with(&keys[i], first).unwrap());
+                    }
                     0 => drop(black_box(engine.begin(RunId::NIL, Isolation::Snapshot))),
                     1 => {
                         let mut t = engine.begin(RunId::NIL, Isolation::Snapshot);
-                        // Reads the value's first byte, as W2's readers do.
-                        let first = |v: Option<ValueRef<'_>>| match v {
-                            Some(ValueRef::Bytes(b)) => b.first().copied(),
-                            _ => None,
-                        };
                         black_box(t.get_with(&keys[i], first).unwrap());
                     }
                     2 => {
@@ -107,11 +126,11 @@ fn main() {
             }
             let ns = start.elapsed().as_nanos() as f64 / OPS as f64;
             best[s] = best[s].min(ns);
-            println!("round {round} {name:>16}: {ns:6.1} ns/op");
+            println!("round {round} {name:>20}: {ns:6.1} ns/op");
         }
     }
     println!("best of {ROUNDS} rounds:");
-    for (name, ns) in stages.iter().zip(best) {
-        println!("{name:>16}: {ns:6.1} ns/op");
+    for (name, ns) in order.iter().map(|&s| (stages[s], best[s])) {
+        println!("{name:>20}: {ns:6.1} ns/op");
     }
 }
