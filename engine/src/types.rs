@@ -399,15 +399,27 @@ impl Family {
     /// place.
     fn recent(ns: Namespace, scope: Scope, tag: TypeTag) -> Family {
         let last = LAST_FAMILY.try_with(std::cell::Cell::take).ok().flatten();
-        let family = match last {
-            Some(f) if f.0.scope == scope && f.0.tag == tag && f.0.ns == ns => f,
-            // The replaced family is dropped here, outside the cell.
-            _ => Family::new(ns, scope, tag),
-        };
+        // A replaced family is dropped here, outside the cell.
+        let family = Family::reuse_or_new(last, ns, scope, tag);
         // Fails only while the thread's locals are torn down: then the
         // family is simply not remembered.
         let _ = LAST_FAMILY.try_with(|cell| cell.set(Some(family.clone())));
         family
+    }
+
+    /// `last` if it is the family of `ns`, `scope`, `tag`, else a new one:
+    /// how a run of keys of one family comes to share one allocation
+    /// (`Key::new`, and the WAL and checkpoint decoders).
+    pub(crate) fn reuse_or_new(
+        last: Option<Family>,
+        ns: Namespace,
+        scope: Scope,
+        tag: TypeTag,
+    ) -> Family {
+        match last {
+            Some(f) if f.0.scope == scope && f.0.tag == tag && f.0.ns == ns => f,
+            _ => Family::new(ns, scope, tag),
+        }
     }
 
     /// A copy of this family in an allocation of its own, marked as a

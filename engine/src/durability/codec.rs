@@ -532,10 +532,7 @@ impl<'a> Cursor<'a> {
             _ => return self.err("unknown type tag variant"),
         };
         let user = KeyBytes::from(self.bytes()?);
-        let family = match self.last_family.take() {
-            Some(f) if f.ns() == &ns && f.scope() == scope && f.tag() == tag => f,
-            _ => Family::new(ns, scope, tag),
-        };
+        let family = Family::reuse_or_new(self.last_family.take(), ns, scope, tag);
         // The store's shared allocation, once recovery's installer has
         // found it for this family (`Families::share_key`): the key is then
         // stored as it is, and the decoded family's reference count is not
