@@ -1,4 +1,14 @@
-#![allow(clippy::unwrap_used, missing_docs)]
+//! Diagnostic driver for what building keys with `Key::new` costs beside
+//! `Family::key` (a family handle from `Engine::family`), at 1M keys, 3
+//! rounds of each on a fresh in-memory engine: making the keys, loading
+//! them (transactions of 10,000 puts of 100 bytes), then 1M random
+//! single-key put transactions over them. Before `Key::new` reused the
+//! thread's last family, each of its keys had a family allocation of its
+//! own, which the load looked up in the store's family table and each
+//! clone touched cold (ARCHITECTURE.md, "Key families").
+//!
+//! Run: `cargo run --release -p rewinddb-engine --example key_building`.
+#![allow(clippy::unwrap_used)]
 use rewinddb_engine::{
     Engine, EngineConfig, Isolation, Key, Namespace, RunId, Scope, TypeTag, ValueRef,
 };
