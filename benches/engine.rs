@@ -172,8 +172,7 @@ mod txn {
         let mut cur = Cursor { at: 0 };
         bencher.counter(ItemsCount::new(1_usize)).bench_local(|| {
             let mut txn = engine.begin(RunId::NIL, Isolation::Snapshot);
-            txn.put(keys[cur.next(&idx)].clone(), value.clone())
-                .unwrap();
+            txn.put(&keys[cur.next(&idx)], value.clone()).unwrap();
             txn.commit().unwrap()
         });
     }
@@ -189,7 +188,7 @@ mod txn {
         let mut cur = Cursor { at: 0 };
         bencher.counter(ItemsCount::new(1_usize)).bench_local(|| {
             let mut txn = engine.begin(RunId::NIL, Isolation::Snapshot);
-            txn.put_ref(keys[cur.next(&idx)].clone(), ValueRef::Bytes(&bytes))
+            txn.put_ref(&keys[cur.next(&idx)], ValueRef::Bytes(&bytes))
                 .unwrap();
             txn.commit().unwrap()
         });
@@ -228,8 +227,7 @@ mod txn {
             for _ in 0..10 {
                 black_box(txn.get(&keys[cur.next(&idx)]).unwrap());
             }
-            txn.put(keys[cur.next(&idx)].clone(), value.clone())
-                .unwrap();
+            txn.put(&keys[cur.next(&idx)], value.clone()).unwrap();
             txn.commit().unwrap()
         });
     }

@@ -198,7 +198,7 @@ fn random_puts(
     let value = [9u8; 100];
     for i in random_indexes().take(n as usize) {
         let mut txn = engine.begin(RunId::NIL, Isolation::Snapshot);
-        txn.put_ref(keys[i].clone(), ValueRef::Bytes(&value))?;
+        txn.put_ref(&keys[i], ValueRef::Bytes(&value))?;
         black_box(txn.commit()?);
     }
     Ok(())

@@ -196,7 +196,7 @@ impl Contender for Rewind {
             std::hint::black_box(txn.get_with(&self.keys[i], rw_stamp)?);
         }
         for &i in writes {
-            txn.put_ref(self.keys[i].clone(), rw::ValueRef::Bytes(value))?;
+            txn.put_ref(&self.keys[i], rw::ValueRef::Bytes(value))?;
         }
         rw_committed(txn.commit())
     }
@@ -209,7 +209,7 @@ impl Contender for Rewind {
             let bytes = old.and_then(|v| v.as_bytes()).unwrap_or(&[0; 100]);
             with_stamp(bytes, stamp_of(bytes) + 1)
         })?;
-        txn.put_ref(key.clone(), rw::ValueRef::Bytes(&next))?;
+        txn.put_ref(key, rw::ValueRef::Bytes(&next))?;
         rw_committed(txn.commit())
     }
 }

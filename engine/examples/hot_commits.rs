@@ -134,7 +134,7 @@ fn read_modify_write(engine: &Engine, key: &Key) -> bool {
     }
     let stamp = u64::from_le_bytes(next[..8].try_into().unwrap()) + 1;
     next[..8].copy_from_slice(&stamp.to_le_bytes());
-    txn.put_ref(key.clone(), ValueRef::Bytes(&next)).unwrap();
+    txn.put_ref(key, ValueRef::Bytes(&next)).unwrap();
     match txn.commit() {
         Ok(_) => true,
         Err(e) if e.is_conflict() => false,

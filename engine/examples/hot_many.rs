@@ -91,5 +91,5 @@ fn increment(t: &mut Transaction, key: &Key) -> rewinddb_engine::Result<()> {
         .get(key)?
         .and_then(|v| v.as_bytes().map(|b| b[0]))
         .unwrap_or(0);
-    t.put_ref(key.clone(), ValueRef::Bytes(&[n.wrapping_add(1); 100]))
+    t.put_ref(key, ValueRef::Bytes(&[n.wrapping_add(1); 100]))
 }

@@ -48,7 +48,7 @@ fn main() {
                 x ^= x << 17;
                 let mut tx = engine.begin(RunId::NIL, Isolation::Snapshot);
                 tx.put_ref(
-                    keys[(x % 1_000_000) as usize].clone(),
+                    &keys[(x % 1_000_000) as usize],
                     ValueRef::Bytes(&[9u8; 100]),
                 )
                 .unwrap();

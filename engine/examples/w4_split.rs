@@ -100,12 +100,12 @@ fn main() {
                     }
                     3 => {
                         let mut t = engine.begin(RunId::NIL, Isolation::Snapshot);
-                        t.put_ref(keys[i].clone(), ValueRef::Bytes(&value)).unwrap();
+                        t.put_ref(&keys[i], ValueRef::Bytes(&value)).unwrap();
                         black_box(&t);
                     }
                     4 => {
                         let mut t = engine.begin(RunId::NIL, Isolation::Snapshot);
-                        t.put_ref(keys[i].clone(), ValueRef::Bytes(&value)).unwrap();
+                        t.put_ref(&keys[i], ValueRef::Bytes(&value)).unwrap();
                         black_box(t.commit().unwrap());
                     }
                     5 => {

@@ -25,7 +25,7 @@
 //!
 //! let before = engine.snapshot();                  // O(1)
 //! let mut txn = engine.begin(RunId::NIL, Isolation::Snapshot);
-//! txn.put(key.clone(), "hello")?;
+//! txn.put(&key, "hello")?;                      // borrowed: nothing cloned
 //! let v = txn.commit()?;
 //!
 //! assert_eq!(before.get(&key)?, None);             // the past is unchanged
@@ -57,7 +57,7 @@
 //! let engine = Engine::open(config.clone())?;
 //! for n in 1..=3 {
 //!     let mut txn = engine.begin(run, Isolation::Snapshot);
-//!     txn.put(key.clone(), n)?;
+//!     txn.put(&key, n)?;
 //!     txn.commit()?;                          // on disk when this returns
 //! }
 //! engine.close()?;

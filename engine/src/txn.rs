@@ -4,6 +4,7 @@
 //! commit is validated against the commit versions installed since its
 //! start (see `engine.rs` for the commit protocol).
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -180,11 +181,11 @@ impl Transaction {
     ) -> Result<(R, Version)> {
         self.active()?;
         check_key(&self.snap.inner.config, key)?;
-        if let Some(own) = self.writes.get(key) {
+        let store = &self.snap.inner.store;
+        if let Some(own) = self.writes.get(store, key) {
             return Ok((f(own), Version::MAX));
         }
         let keep = self.first_read_chain.is_none();
-        let store = &self.snap.inner.store;
         let (read, version, chain) =
             store.read_keeping_chain_with(key, self.snap.version(), keep, f)?;
         if chain.is_some() {
@@ -210,20 +211,17 @@ impl Transaction {
             self.scans.push(prefix.clone());
         }
         // Own writes may delete store keys, so over-fetch by their count.
+        let store = &self.snap.inner.store;
         let own: Vec<(&Key, Option<ValueRef<'_>>)> = self
             .writes
-            .iter()
+            .iter(store)
             .filter(|(k, _)| k.has_prefix(prefix) && after.is_none_or(|a| *k > a))
             .collect();
         let fetch = limit.saturating_add(own.len());
-        let stored = self
-            .snap
-            .inner
-            .store
-            .scan_at(prefix, after, self.snap.version(), fetch)?;
+        let stored = store.scan_at(prefix, after, self.snap.version(), fetch)?;
         let mut merged: BTreeMap<Key, Value> = stored
             .into_iter()
-            .filter(|(k, _, _)| !self.writes.contains_key(k))
+            .filter(|(k, _, _)| !self.writes.contains_key(store, k))
             .map(|(k, v, _)| (k, v))
             .collect();
         for (k, v) in own {
@@ -234,18 +232,20 @@ impl Transaction {
         Ok(merged.into_iter().take(limit).collect())
     }
 
-    /// Buffer a write of `value` to `key`.
-    pub fn put(&mut self, key: Key, value: impl Into<Value>) -> Result<()> {
+    /// Buffer a write of `value` to `key`. The key is given owned or
+    /// borrowed: the transaction keeps no copy of it (its write names the
+    /// key through the key's chain), so a borrowed key is not cloned.
+    pub fn put(&mut self, key: impl Borrow<Key>, value: impl Into<Value>) -> Result<()> {
         self.put_measured(key, Measured::new(value.into()))
     }
 
     /// [`Transaction::put`] of a value measured before: its limits are
     /// checked from the figures it carries, without walking it again.
     #[inline]
-    pub fn put_measured(&mut self, key: Key, value: Measured) -> Result<()> {
+    pub fn put_measured(&mut self, key: impl Borrow<Key>, value: Measured) -> Result<()> {
         self.active()?;
         check_measured(&self.snap.inner.config, value.size_bytes(), value.depth())?;
-        self.write(key, |run| {
+        self.write(key.borrow(), |run| {
             BuiltVersion::new(0, run, Some(value.into_value()))
         })
     }
@@ -256,17 +256,17 @@ impl Transaction {
     /// where `put` of a `&[u8]` or `&str` first copies them into a `Value`
     /// of their own. Longer text and bytes are copied into a `Value` of
     /// their own; any other value is cloned (a reference-count increment).
-    pub fn put_ref(&mut self, key: Key, value: ValueRef<'_>) -> Result<()> {
+    pub fn put_ref(&mut self, key: impl Borrow<Key>, value: ValueRef<'_>) -> Result<()> {
         self.active()?;
         let (size, depth) = value.measure();
         check_measured(&self.snap.inner.config, size, depth)?;
-        self.write(key, |run| BuiltVersion::copied(0, run, value))
+        self.write(key.borrow(), |run| BuiltVersion::copied(0, run, value))
     }
 
     /// Buffer a delete of `key`.
-    pub fn delete(&mut self, key: Key) -> Result<()> {
+    pub fn delete(&mut self, key: impl Borrow<Key>) -> Result<()> {
         self.active()?;
-        self.write(key, |run| BuiltVersion::new(0, run, None))
+        self.write(key.borrow(), |run| BuiltVersion::new(0, run, None))
     }
 
     /// Compare-and-set: write `value` (None deletes) if the commit version
@@ -274,8 +274,14 @@ impl Transaction {
     /// existed). A mismatch is `Error::CasMismatch`, nothing buffered. If
     /// another transaction then commits `key` first, this one's commit is
     /// a conflict (the key is in its write set).
-    pub fn cas(&mut self, key: Key, expected: Version, value: Option<Value>) -> Result<()> {
-        let (_, current) = self.get_versioned(&key)?;
+    pub fn cas(
+        &mut self,
+        key: impl Borrow<Key>,
+        expected: Version,
+        value: Option<Value>,
+    ) -> Result<()> {
+        let key = key.borrow();
+        let (_, current) = self.get_versioned(key)?;
         if current != expected {
             return Err(Error::CasMismatch {
                 key: key.to_string(),
@@ -293,21 +299,21 @@ impl Transaction {
     /// as the write of `key`, once the key and the write count pass their
     /// limits. The first write of a key also finds its chain, or makes one
     /// (before building the version: see `write_set.rs`).
-    fn write(&mut self, key: Key, build: impl FnOnce(RunId) -> BuiltVersion) -> Result<()> {
+    fn write(&mut self, key: &Key, build: impl FnOnce(RunId) -> BuiltVersion) -> Result<()> {
         let config = &self.snap.inner.config;
-        check_key(config, &key)?;
+        check_key(config, key)?;
+        let store = &self.snap.inner.store;
         let max = config.limits.txn_writes_count_max;
-        if self.writes.len() >= max && !self.writes.contains_key(&key) {
+        if self.writes.len() >= max && !self.writes.contains_key(store, key) {
             return Err(Error::TooManyWrites {
                 count: self.writes.len() + 1,
                 max,
             });
         }
-        let store = &self.snap.inner.store;
         let (first_read, absent_since) = (&mut self.first_read_chain, &mut self.absent_since);
         let run = self.run;
         let chain = |key: &Key| chain_to_write(store, first_read, absent_since, key);
-        self.writes.write(key, chain, || build(run));
+        self.writes.write(store, key, chain, || build(run));
         Ok(())
     }
 
@@ -429,7 +435,7 @@ impl Transaction {
             start,
             current,
         };
-        self.writes.try_for_each(|key, write| {
+        self.writes.try_for_each(store, |key, write| {
             let current = match &write.chain {
                 KeyChain::Found(chain) => chain.get(store).newest_commit(),
                 KeyChain::Made { .. } => 0,
@@ -471,11 +477,11 @@ fn find_made_chains(
         // No chain made, or no key created since they were made.
         return;
     }
-    writes.for_each_mut(|key, write| {
-        if let KeyChain::Made { .. } = write.chain
-            && let Some(chain) = store.chain_pinned(key, guard)
+    writes.for_each_mut(|write| {
+        if let KeyChain::Made { chain, .. } = &write.chain
+            && let Some(found) = store.chain_pinned(chain.key(), guard)
         {
-            write.chain = KeyChain::Found(chain);
+            write.chain = KeyChain::Found(found);
         }
     });
 }
@@ -555,7 +561,7 @@ impl Commit<'_> {
         let indexed = !self.run.is_nil();
         let mut installed = CommitChains::with_capacity(if indexed { count } else { 0 });
         let store = &inner.store;
-        self.writes.drain(|_, mut write| {
+        self.writes.drain(|mut write| {
             let found = match write.chain {
                 KeyChain::Found(chain) => chain,
                 KeyChain::Made { chain, digest } => store.insert_made(chain, digest, guard),
@@ -610,7 +616,7 @@ fn chain_to_write(
 /// record size limit), nothing in memory.
 fn encode_if_durable(inner: &EngineInner, writes: &WriteSet) -> Result<Vec<u8>> {
     match inner.durable {
-        Some(_) => wal::encode_writes(writes),
+        Some(_) => wal::encode_writes(&writes.serialized(&inner.store)),
         None => Ok(Vec::new()),
     }
 }
@@ -705,5 +711,50 @@ impl std::fmt::Debug for Transaction {
             .field("writes", &self.writes.len())
             .field("finished", &self.finished)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use crate::types::{Key, Namespace, RunId, Scope, TypeTag};
+    use crate::value::{Value, ValueRef};
+    use crate::{Engine, EngineConfig, Isolation};
+
+    fn key(user: &[u8]) -> Key {
+        Key::new(
+            Namespace::new("t").unwrap(),
+            Scope::Shared,
+            TypeTag::Kv,
+            user,
+        )
+    }
+
+    /// A write of a borrowed key keeps no copy of it: the key's family
+    /// count is the same after the put, the read of it through the
+    /// transaction and the commit as before (the write names the key
+    /// through its chain); and what was written is what is read, owned
+    /// keys and borrowed ones alike.
+    #[test]
+    fn a_borrowed_key_is_not_cloned() {
+        let engine = Engine::open_in_memory(EngineConfig::default()).unwrap();
+        let (a, b) = (key(b"a"), key(b"b"));
+        let mut load = engine.begin(RunId::NIL, Isolation::Snapshot);
+        load.put(a.clone(), 1).unwrap();
+        load.put(&b, 2).unwrap();
+        load.commit().unwrap();
+
+        let holders = a.family().holders();
+        let mut txn = engine.begin(RunId::NIL, Isolation::Snapshot);
+        txn.put_ref(&a, ValueRef::Bytes(b"x")).unwrap();
+        txn.delete(&b).unwrap();
+        assert_eq!(a.family().holders(), holders, "the put cloned the key");
+        let own = txn.get_with(&a, |v| v.map(ValueRef::to_value)).unwrap();
+        assert_eq!(own, Some(Value::from(&b"x"[..])));
+        assert_eq!(txn.get(&b).unwrap(), None);
+        txn.commit().unwrap();
+        assert_eq!(a.family().holders(), holders);
+        let snap = engine.snapshot();
+        assert_eq!(snap.get(&a).unwrap(), Some(Value::from(&b"x"[..])));
+        assert_eq!(snap.get(&b).unwrap(), None);
     }
 }

@@ -492,6 +492,12 @@ impl Family {
     pub(crate) fn address(&self) -> usize {
         Arc::as_ptr(&self.0) as usize
     }
+
+    /// Tests only: how many keys and families share this allocation.
+    #[cfg(test)]
+    pub(crate) fn holders(&self) -> usize {
+        Arc::strong_count(&self.0)
+    }
 }
 
 impl PartialEq for Family {

@@ -9,10 +9,18 @@
 //! a new key's chain is made right before its first version, so a point
 //! read of a key written once touches two adjacent allocations.
 //!
+//! A write names its key through its chain (a chain's key never changes),
+//! not with a key of its own: a put need not clone the caller's key (an
+//! increment, then a decrement, of its family's count, one line every
+//! thread writing that family shares), and the small set's entries are
+//! half the size to move. So reading a write's key needs the store the
+//! chain came from ([`Write::key`]).
+//!
 //! Most agent transactions write one to a few keys, so the set starts as a
 //! sorted `Vec` (one small allocation, binary search, no tree nodes) and
 //! turns into a `BTreeMap` only past [`SMALL_MAX`] keys, where insertion
-//! into a sorted vector would cost O(n) moves per write.
+//! into a sorted vector would cost O(n) moves per write (the map keeps a
+//! key of its own per write).
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
@@ -22,7 +30,7 @@ use serde::{Serialize, Serializer};
 use smallvec::SmallVec;
 
 use crate::chain::{BuiltVersion, ChainRef};
-use crate::store::IndexedChain;
+use crate::store::{IndexedChain, Store};
 use crate::types::Key;
 use crate::value::ValueRef;
 
@@ -33,8 +41,20 @@ const SMALL_MAX: usize = 16;
 pub(crate) struct Write {
     /// The version it will install (a tombstone for a delete).
     pub(crate) version: BuiltVersion,
-    /// The key's chain.
+    /// The key's chain, which also holds the key.
     pub(crate) chain: KeyChain,
+}
+
+impl Write {
+    /// The written key: its chain's. `store` is the transaction's (whose
+    /// index a found chain came from).
+    #[inline]
+    pub(crate) fn key<'s>(&'s self, store: &'s Store) -> &'s Key {
+        match &self.chain {
+            KeyChain::Found(chain) => chain.get(store).key(),
+            KeyChain::Made { chain, .. } => chain.key(),
+        }
+    }
 }
 
 /// A written key's chain, as the transaction knows it.
@@ -65,9 +85,10 @@ impl std::fmt::Debug for Write {
 /// The small representation: up to two writes live inside the transaction,
 /// no heap allocation (a read-modify-write plus one new key, such as an
 /// event append with its log head, is the common shape of a transaction).
-type Small = SmallVec<[(Key, Write); 2]>;
+type Small = SmallVec<[Write; 2]>;
 
-/// Buffered writes keyed by [`Key`], iterated in key order.
+/// Buffered writes, iterated in key order. Every method that reads keys
+/// takes the store the set's chains came from.
 #[derive(Debug)]
 pub(crate) enum WriteSet {
     /// Sorted by key, keys unique; at most `SMALL_MAX` writes.
@@ -95,54 +116,62 @@ impl WriteSet {
     }
 
     /// The buffered write of `key`, if any: `Some(None)` is a delete.
-    pub(crate) fn get(&self, key: &Key) -> Option<Option<ValueRef<'_>>> {
-        self.find(key).map(|w| w.version.value())
+    pub(crate) fn get(&self, store: &Store, key: &Key) -> Option<Option<ValueRef<'_>>> {
+        self.find(store, key).map(|w| w.version.value())
     }
 
     #[inline]
-    fn find(&self, key: &Key) -> Option<&Write> {
+    fn find(&self, store: &Store, key: &Key) -> Option<&Write> {
         match self {
             WriteSet::Small(v) => v
-                .binary_search_by(|(k, _)| k.cmp(key))
+                .binary_search_by(|w| w.key(store).cmp(key))
                 .ok()
-                .map(|i| &v[i].1),
+                .map(|i| &v[i]),
             WriteSet::Large(m) => m.get(key),
         }
     }
 
-    pub(crate) fn contains_key(&self, key: &Key) -> bool {
-        self.find(key).is_some()
+    pub(crate) fn contains_key(&self, store: &Store, key: &Key) -> bool {
+        self.find(store, key).is_some()
     }
 
     /// Buffer a write of `key` with one search of the set: if it holds
-    /// one, `build()` replaces its version; else `chain(&key)`, then
-    /// `build()`, make a new write (in that order: a new key's chain is
-    /// made right before its version, see the module docs).
+    /// one, `build()` replaces its version; else `chain(key)` (which must
+    /// be a chain of `store`'s, or one made, holding a key equal to
+    /// `key`), then `build()`, make a new write (in that order: a new
+    /// key's chain is made right before its version, see the module docs).
     pub(crate) fn write(
         &mut self,
-        key: Key,
+        store: &Store,
+        key: &Key,
         chain: impl FnOnce(&Key) -> KeyChain,
         build: impl FnOnce() -> BuiltVersion,
     ) {
         match self {
-            WriteSet::Small(v) => match v.binary_search_by(|(k, _)| k.cmp(&key)) {
-                Ok(i) => v[i].1.version = build(),
+            WriteSet::Small(v) => match v.binary_search_by(|w| w.key(store).cmp(key)) {
+                Ok(i) => v[i].version = build(),
                 Err(i) => {
-                    let chain = chain(&key);
+                    let chain = chain(key);
                     let write = Write {
                         version: build(),
                         chain,
                     };
+                    debug_assert!(write.key(store) == key, "a chain of another key");
                     if v.len() < SMALL_MAX {
-                        v.insert(i, (key, write));
+                        v.insert(i, write);
                     } else {
-                        let mut map: BTreeMap<Key, Write> = std::mem::take(v).into_iter().collect();
-                        map.insert(key, write);
+                        let mut map: BTreeMap<Key, Write> = std::mem::take(v)
+                            .into_iter()
+                            .map(|w| (w.key(store).clone(), w))
+                            .collect();
+                        map.insert(key.clone(), write);
                         *self = WriteSet::Large(map);
                     }
                 }
             },
-            WriteSet::Large(m) => match m.entry(key) {
+            // One search with a key of the map's own (a count increment):
+            // a lookup, then an insert, would search a large set twice.
+            WriteSet::Large(m) => match m.entry(key.clone()) {
                 Entry::Occupied(mut o) => o.get_mut().version = build(),
                 Entry::Vacant(e) => {
                     let chain = chain(e.key());
@@ -158,36 +187,44 @@ impl WriteSet {
     }
 
     /// The writes in key order, each as its value (`None`: a delete).
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Key, Option<ValueRef<'_>>)> {
-        self.writes().map(|(k, w)| (k, w.version.value()))
+    pub(crate) fn iter<'s>(
+        &'s self,
+        store: &'s Store,
+    ) -> impl Iterator<Item = (&'s Key, Option<ValueRef<'s>>)> {
+        self.writes(store).map(|(k, w)| (k, w.version.value()))
     }
 
     /// Visit each write in key order until `f` fails. A callback rather
     /// than [`WriteSet::writes`]: chaining the two representations'
     /// iterators costs more than a one-key commit's validation.
     #[inline]
-    pub(crate) fn try_for_each<E>(
-        &self,
-        mut f: impl FnMut(&Key, &Write) -> std::result::Result<(), E>,
+    pub(crate) fn try_for_each<'s, E>(
+        &'s self,
+        store: &'s Store,
+        mut f: impl FnMut(&'s Key, &'s Write) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
         match self {
-            WriteSet::Small(v) => v.iter().try_for_each(|(k, w)| f(k, w)),
+            WriteSet::Small(v) => v.iter().try_for_each(|w| f(w.key(store), w)),
             WriteSet::Large(m) => m.iter().try_for_each(|(k, w)| f(k, w)),
         }
     }
 
-    /// Visit each write in key order, to change it in place.
-    pub(crate) fn for_each_mut(&mut self, mut f: impl FnMut(&Key, &mut Write)) {
+    /// Visit each write in key order, to change it in place (its chain
+    /// only for one equal key's, as [`WriteSet::write`] requires).
+    pub(crate) fn for_each_mut(&mut self, f: impl FnMut(&mut Write)) {
         match self {
-            WriteSet::Small(v) => v.iter_mut().for_each(|(k, w)| f(k, w)),
-            WriteSet::Large(m) => m.iter_mut().for_each(|(k, w)| f(k, w)),
+            WriteSet::Small(v) => v.iter_mut().for_each(f),
+            WriteSet::Large(m) => m.values_mut().for_each(f),
         }
     }
 
     /// The writes in key order.
-    pub(crate) fn writes(&self) -> impl Iterator<Item = (&Key, &Write)> {
+    pub(crate) fn writes<'s>(
+        &'s self,
+        store: &'s Store,
+    ) -> impl Iterator<Item = (&'s Key, &'s Write)> {
         let (small, large) = match self {
-            WriteSet::Small(v) => (Some(v.iter().map(|(k, w)| (k, w))), None),
+            WriteSet::Small(v) => (Some(v.iter().map(move |w| (w.key(store), w))), None),
             WriteSet::Large(m) => (None, Some(m.iter())),
         };
         small
@@ -201,23 +238,34 @@ impl WriteSet {
     /// two representations' iterators cost more instructions than the
     /// rest of a one-key install (callgrind, `profile_ops put_random`).
     #[inline]
-    pub(crate) fn drain(&mut self, mut f: impl FnMut(Key, Write)) {
+    pub(crate) fn drain(&mut self, f: impl FnMut(Write)) {
         match self {
-            WriteSet::Small(v) => v.drain(..).for_each(|(k, w)| f(k, w)),
-            WriteSet::Large(m) => std::mem::take(m).into_iter().for_each(|(k, w)| f(k, w)),
+            WriteSet::Small(v) => v.drain(..).for_each(f),
+            WriteSet::Large(m) => std::mem::take(m).into_values().for_each(f),
         }
         *self = WriteSet::default();
     }
+
+    /// The set as the WAL record's `writes` field serialises it.
+    pub(crate) fn serialized<'s>(&'s self, store: &'s Store) -> SerializedWrites<'s> {
+        SerializedWrites { set: self, store }
+    }
 }
 
-/// Serialised as a sequence of `(key, write)` pairs in key order: the WAL
-/// record's `writes` field (docs/format.md).
-impl Serialize for WriteSet {
+/// A [`WriteSet`] with its store, serialised as a sequence of `(key,
+/// write)` pairs in key order: the WAL record's `writes` field
+/// (docs/format.md).
+pub(crate) struct SerializedWrites<'s> {
+    set: &'s WriteSet,
+    store: &'s Store,
+}
+
+impl Serialize for SerializedWrites<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         // `(Key, Option<ValueRef>)` serialises as the `(Key, Option<Value>)`
         // of the equal value does (see `ValueRef`'s `Serialize`).
-        let mut seq = s.serialize_seq(Some(self.len()))?;
-        for pair in self.iter() {
+        let mut seq = s.serialize_seq(Some(self.set.len()))?;
+        for pair in self.set.iter(self.store) {
             seq.serialize_element(&pair)?;
         }
         seq.end()
@@ -230,6 +278,7 @@ mod test {
 
     use super::{KeyChain, SMALL_MAX, WriteSet};
     use crate::chain::{BuiltVersion, ChainRef, VersionChain};
+    use crate::store::Store;
     use crate::types::{Key, Namespace, RunId, Scope, TypeTag};
     use crate::value::{Value, ValueRef};
 
@@ -245,6 +294,7 @@ mod test {
     /// Buffer `version` for `key` in `set`, as a transaction does, with a
     /// made chain for a key the set does not hold; counts those in `made`.
     fn put(set: &mut WriteSet, key: Key, version: BuiltVersion, made: &mut usize) {
+        let store = Store::default();
         let chain = |key: &Key| {
             *made += 1;
             KeyChain::Made {
@@ -252,7 +302,7 @@ mod test {
                 digest: 0,
             }
         };
-        set.write(key, chain, || version);
+        set.write(&store, &key, chain, || version);
     }
 
     /// Random writes (with overwrites and deletes, values given owned and
@@ -269,6 +319,7 @@ mod test {
                 (Some(None), Some(None)) | (None, None) => true,
                 _ => false,
             };
+        let store = Store::default();
         for round in 0..200 {
             let mut set = WriteSet::default();
             let mut model = BTreeMap::new();
@@ -295,18 +346,21 @@ mod test {
             }
             for i in 0..keys {
                 assert!(
-                    same(set.get(&key(i)), model.get(&key(i))),
+                    same(set.get(&store, &key(i)), model.get(&key(i))),
                     "round {round} key {i}"
                 );
             }
             let got: Vec<_> = set
-                .iter()
+                .iter(&store)
                 .map(|(k, w)| (k.clone(), w.map(ValueRef::to_value)))
                 .collect();
             let want: Vec<_> = model.clone().into_iter().collect();
             assert_eq!(got, want, "round {round}");
             let mut taken = Vec::new();
-            set.drain(|k, w| taken.push((k, w.version.value().map(ValueRef::to_value))));
+            set.drain(|w| {
+                let value = w.version.value().map(ValueRef::to_value);
+                taken.push((w.key(&store).clone(), value));
+            });
             assert_eq!(taken, want, "round {round} taken out");
             assert_eq!(set.len(), 0, "round {round} drained");
         }
@@ -359,7 +413,9 @@ mod test {
             .chain([(key(9), None)])
             .collect();
         let want = postcard::to_allocvec(&pairs).unwrap();
-        assert_eq!(postcard::to_allocvec(&owned).unwrap(), want);
-        assert_eq!(postcard::to_allocvec(&lent).unwrap(), want);
+        let store = Store::default();
+        let encode = |set: &WriteSet| postcard::to_allocvec(&set.serialized(&store)).unwrap();
+        assert_eq!(encode(&owned), want);
+        assert_eq!(encode(&lent), want);
     }
 }

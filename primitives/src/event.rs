@@ -152,7 +152,7 @@ impl EventLog {
             len: seq + 1,
             last_hash: hash,
         };
-        txn.put(self.head_key.clone(), encode_head(next))?;
+        txn.put(&self.head_key, encode_head(next))?;
         Ok(seq)
     }
 

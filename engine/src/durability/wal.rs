@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::record::CommitRecord;
 use crate::types::{Family, Key, RunId, Version};
 use crate::value::Value;
-use crate::write_set::WriteSet;
+use crate::write_set::SerializedWrites;
 
 /// First bytes of every WAL segment.
 pub const WAL_MAGIC: [u8; 8] = *b"RWDBWAL\0";
@@ -99,11 +99,11 @@ pub(crate) fn le_u64(b: &[u8]) -> u64 {
 
 // ---------------------------------------------------------------- encode
 
-/// The writes of a transaction, serialised exactly like
-/// `CommitRecord::writes` (a sequence of `(Key, Option<Value>)`).
-/// Encode the writes part of a record payload. Done outside the commit
-/// lock; [`append_frame`] adds the version, run and time under it.
-pub(crate) fn encode_writes(writes: &WriteSet) -> Result<Vec<u8>> {
+/// Encode the writes part of a record payload: a transaction's writes,
+/// serialised exactly like `CommitRecord::writes` (a sequence of `(Key,
+/// Option<Value>)`). Done outside the commit lock; [`append_frame`] adds
+/// the version, run and time under it.
+pub(crate) fn encode_writes(writes: &SerializedWrites<'_>) -> Result<Vec<u8>> {
     encode_pairs(writes)
 }
 
