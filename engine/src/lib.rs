@@ -25,7 +25,7 @@
 //!
 //! let before = engine.snapshot();                  // O(1)
 //! let mut txn = engine.begin(RunId::NIL, Isolation::Snapshot);
-//! txn.put(&key, "hello")?;                      // borrowed: nothing cloned
+//! txn.put(&key, "hello")?;                         // borrowed: not cloned
 //! let v = txn.commit()?;
 //!
 //! assert_eq!(before.get(&key)?, None);             // the past is unchanged
