@@ -214,16 +214,21 @@ mod txn {
             .bench_local(|| index.upsert_sync(keys[cur.next(&idx)].clone(), value.clone()));
     }
 
-    /// One transaction reading 10 keys and writing 1.
-    #[divan::bench(max_time = 3, sample_size = 1000)]
-    fn read_10_write_1(bencher: Bencher) {
+    /// One transaction reading 10 keys and writing 1, at each isolation
+    /// level (a serializable one also validates its 10 reads).
+    #[divan::bench(
+        args = [Isolation::Snapshot, Isolation::Serializable],
+        max_time = 3,
+        sample_size = 1000
+    )]
+    fn read_10_write_1(bencher: Bencher, isolation: Isolation) {
         let keys = keys(N);
         let engine = loaded_engine(&keys);
         let idx = accesses(keys.len());
         let value = value();
         let mut cur = Cursor { at: 0 };
         bencher.counter(ItemsCount::new(1_usize)).bench_local(|| {
-            let mut txn = engine.begin(RunId::NIL, Isolation::Snapshot);
+            let mut txn = engine.begin(RunId::NIL, isolation);
             for _ in 0..10 {
                 black_box(txn.get(&keys[cur.next(&idx)]).unwrap());
             }

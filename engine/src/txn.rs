@@ -24,13 +24,24 @@ use crate::types::{Key, RunId, Version};
 use crate::value::{Measured, Value, ValueRef};
 use crate::write_set::{KeyChain, WriteSet};
 
+/// A key a serializable transaction read from the store, for validation.
+enum ReadKey {
+    /// Its chain: the key's for as long as the store lives (chains are
+    /// never removed), so its newest commit at validation is the key's.
+    Found(IndexedChain),
+    /// The key had no chain when read: validation looks it up again (a
+    /// commit since may have created it).
+    Absent(Key),
+}
+
 /// An explicit transaction. Dropping it without `commit` rolls it back.
 pub struct Transaction {
     snap: Snapshot,
     run: RunId,
     isolation: Isolation,
-    /// Keys read from the store and the commit version seen (serializable).
-    reads: Vec<(Key, Version)>,
+    /// Keys read from the store (serializable), each by its chain where
+    /// it had one, so that validation neither copies nor looks it up again.
+    reads: Vec<ReadKey>,
     /// Prefixes scanned (serializable).
     scans: Vec<Key>,
     /// Buffered writes, each with the version it installs and its key's chain.
@@ -185,14 +196,18 @@ impl Transaction {
         if let Some(own) = self.writes.get(store, key) {
             return Ok((f(own), Version::MAX));
         }
-        let keep = self.first_read_chain.is_none();
+        let serializable = self.isolation == Isolation::Serializable;
+        let keep = serializable || self.first_read_chain.is_none();
         let (read, version, chain) =
             store.read_keeping_chain_with(key, self.snap.version(), keep, f)?;
-        if chain.is_some() {
+        if self.first_read_chain.is_none() {
             self.first_read_chain = chain;
         }
-        if self.isolation == Isolation::Serializable {
-            self.reads.push((key.clone(), version));
+        if serializable {
+            self.reads.push(match chain {
+                Some(chain) => ReadKey::Found(chain),
+                None => ReadKey::Absent(key.clone()),
+            });
         }
         Ok((read, version))
     }
@@ -446,8 +461,14 @@ impl Transaction {
             }
         })?;
         if self.isolation == Isolation::Serializable {
-            for (key, _) in &self.reads {
-                let current = store.head_commit(key);
+            for read in &self.reads {
+                let (current, key) = match read {
+                    ReadKey::Found(chain) => {
+                        let chain = chain.get(store);
+                        (chain.newest_commit(), chain.key())
+                    }
+                    ReadKey::Absent(key) => (store.head_commit(key), key),
+                };
                 if current > start {
                     return Err(conflict(key, current));
                 }

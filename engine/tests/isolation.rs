@@ -506,6 +506,27 @@ fn g2_predicate_delete_in_scanned_range_prevented_under_serializable() {
     assert_conflict(t2.commit());
 }
 
+// A read of a key that did not exist is a read too: T2 reads z (absent) and writes y; T1
+// creates z and commits. Snapshot isolation lets T2 commit; Serializable aborts it, as it
+// would had z existed and changed (T2's read was by a key with no chain yet, which
+// validation looks up again), and does not when T1 created another key.
+#[test]
+fn serializable_read_of_an_absent_key_conflicts_with_its_creation() {
+    for (iso, creates_z) in [(SI, true), (SER, true), (SER, false)] {
+        let engine = setup();
+        let mut t2 = engine.begin(RunId::NIL, iso);
+        assert_eq!(t2.get(&key("z")).unwrap(), None);
+        let mut t1 = engine.begin(RunId::NIL, iso);
+        t1.put(key(if creates_z { "z" } else { "w" }), 1).unwrap();
+        assert_eq!(t1.commit().unwrap(), 2);
+        t2.put(y(), 21).unwrap();
+        match (iso, creates_z) {
+            (SER, true) => assert_conflict(t2.commit()),
+            _ => assert_eq!(t2.commit().unwrap(), 3),
+        }
+    }
+}
+
 // Serializable validation is precise enough not to abort on changes outside what was read or
 // scanned: a write to another prefix, or to a key T2 never read, does not conflict.
 #[test]
