@@ -21,7 +21,9 @@
 //! `Engine::transaction_locked`, the path an autocommit append takes),
 //! `put` (a raw engine single-key put transaction, always the same key),
 //! `put_random` (the peer harness's W4: a single-key put transaction of 100
-//! bytes to a key chosen at random among `GET_KEYS` loaded keys), `get` (a borrowed
+//! bytes to a key chosen at random among `GET_KEYS` loaded keys), `read10` and
+//! `read10_ser` (a transaction of 10 borrowed reads and one put, at random
+//! among the same keys, at snapshot and at serializable isolation), `get` (a borrowed
 //! point read through a snapshot, at random among `GET_KEYS` keys of 16
 //! bytes with 100-byte values, as the peer harness's W2; the load is the
 //! same for every N, so it cancels out), `replay` (builds one run of
@@ -97,10 +99,12 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
         "get" => point_gets(&engine, &ns, n)?,
         "put_random" => random_puts(&engine, &ns, n)?,
+        "read10" => reads_then_put(&engine, &ns, n, Isolation::Snapshot)?,
+        "read10_ser" => reads_then_put(&engine, &ns, n, Isolation::Serializable)?,
         other => {
             return Err(format!(
                 "unknown kind {other:?}: append, append_object, floor, floor_locked, put, \
-                 put_random, get or replay"
+                 put_random, read10, read10_ser, get or replay"
             )
             .into());
         }
@@ -198,6 +202,30 @@ fn random_puts(
     let value = [9u8; 100];
     for i in random_indexes().take(n as usize) {
         let mut txn = engine.begin(RunId::NIL, Isolation::Snapshot);
+        txn.put_ref(&keys[i], ValueRef::Bytes(&value))?;
+        black_box(txn.commit()?);
+    }
+    Ok(())
+}
+
+/// N transactions, each reading 10 of the loaded keys at random
+/// (borrowed) and writing one more, at `isolation` (a serializable one
+/// also validates its reads at commit).
+fn reads_then_put(
+    engine: &rewinddb::engine::Engine,
+    ns: &Namespace,
+    n: u64,
+    isolation: Isolation,
+) -> Result<(), Box<dyn Error>> {
+    let keys = load_keys(engine, ns)?;
+    let value = [9u8; 100];
+    let mut picks = random_indexes();
+    for _ in 0..n {
+        let mut txn = engine.begin(RunId::NIL, isolation);
+        for i in picks.by_ref().take(10) {
+            black_box(txn.get_with(&keys[i], |v| v.is_some())?);
+        }
+        let i = picks.next().unwrap_or(0);
         txn.put_ref(&keys[i], ValueRef::Bytes(&value))?;
         black_box(txn.commit()?);
     }
