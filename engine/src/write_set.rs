@@ -291,10 +291,10 @@ mod test {
         )
     }
 
-    /// Buffer `version` for `key` in `set`, as a transaction does, with a
-    /// made chain for a key the set does not hold; counts those in `made`.
-    fn put(set: &mut WriteSet, key: Key, version: BuiltVersion, made: &mut usize) {
-        let store = Store::default();
+    /// Buffer `version` for `key` in `set` (whose chains are `store`'s), as
+    /// a transaction does, with a made chain for a key the set does not
+    /// hold; counts those in `made`.
+    fn put(store: &Store, set: &mut WriteSet, key: Key, version: BuiltVersion, made: &mut usize) {
         let chain = |key: &Key| {
             *made += 1;
             KeyChain::Made {
@@ -302,7 +302,7 @@ mod test {
                 digest: 0,
             }
         };
-        set.write(&store, &key, chain, || version);
+        set.write(store, &key, chain, || version);
     }
 
     /// Random writes (with overwrites and deletes, values given owned and
@@ -339,7 +339,7 @@ mod test {
                         (Some(v.clone()), BuiltVersion::new(0, RunId::NIL, Some(v)))
                     }
                 };
-                put(&mut set, k.clone(), built, &mut made);
+                put(&store, &mut set, k.clone(), built, &mut made);
                 model.insert(k, w);
                 assert_eq!(set.len(), model.len(), "round {round}");
                 assert_eq!(made, model.len(), "round {round}: chains asked for");
@@ -377,17 +377,19 @@ mod test {
             Value::from(vec![4u8; crate::INLINE_VALUE_BYTES_MAX + 1]),
             Value::Int(9),
         ];
+        let store = Store::default();
         let (mut owned, mut lent) = (WriteSet::default(), WriteSet::default());
         for (i, v) in values.iter().enumerate() {
             let i = i as u8;
             let owned_version = BuiltVersion::new(0, RunId::NIL, Some(v.clone()));
-            put(&mut owned, key(i), owned_version, &mut 0);
+            put(&store, &mut owned, key(i), owned_version, &mut 0);
             let r = match v {
                 Value::String(s) => ValueRef::String(s),
                 Value::Bytes(b) => ValueRef::Bytes(b),
                 other => ValueRef::Value(other),
             };
             put(
+                &store,
                 &mut lent,
                 key(i),
                 BuiltVersion::copied(0, RunId::NIL, r),
@@ -395,12 +397,14 @@ mod test {
             );
         }
         put(
+            &store,
             &mut owned,
             key(9),
             BuiltVersion::new(0, RunId::NIL, None),
             &mut 0,
         );
         put(
+            &store,
             &mut lent,
             key(9),
             BuiltVersion::new(0, RunId::NIL, None),
@@ -413,7 +417,6 @@ mod test {
             .chain([(key(9), None)])
             .collect();
         let want = postcard::to_allocvec(&pairs).unwrap();
-        let store = Store::default();
         let encode = |set: &WriteSet| postcard::to_allocvec(&set.serialized(&store)).unwrap();
         assert_eq!(encode(&owned), want);
         assert_eq!(encode(&lent), want);
