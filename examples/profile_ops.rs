@@ -98,9 +98,9 @@ fn main() -> Result<(), Box<dyn Error>> {
             }
         }
         "get" => point_gets(&engine, &ns, n)?,
-        "put_random" => random_puts(&engine, &ns, n)?,
-        "read10" => reads_then_put(&engine, &ns, n, Isolation::Snapshot)?,
-        "read10_ser" => reads_then_put(&engine, &ns, n, Isolation::Serializable)?,
+        "put_random" => reads_then_put(&engine, &ns, n, 0, Isolation::Snapshot)?,
+        "read10" => reads_then_put(&engine, &ns, n, 10, Isolation::Snapshot)?,
+        "read10_ser" => reads_then_put(&engine, &ns, n, 10, Isolation::Serializable)?,
         other => {
             return Err(format!(
                 "unknown kind {other:?}: append, append_object, floor, floor_locked, put, \
@@ -190,31 +190,16 @@ fn point_gets(
     Ok(())
 }
 
-/// Load `GET_KEYS` keys, then `n` single-key put transactions to keys
-/// chosen at random, each writing 100 bytes lent with `put_ref`, as the
-/// peer harness's W4 does (an explicit transaction, one put, commit).
-fn random_puts(
-    engine: &rewinddb::engine::Engine,
-    ns: &Namespace,
-    n: u64,
-) -> Result<(), Box<dyn Error>> {
-    let keys = load_keys(engine, ns)?;
-    let value = [9u8; 100];
-    for i in random_indexes().take(n as usize) {
-        let mut txn = engine.begin(RunId::NIL, Isolation::Snapshot);
-        txn.put_ref(&keys[i], ValueRef::Bytes(&value))?;
-        black_box(txn.commit()?);
-    }
-    Ok(())
-}
-
-/// N transactions, each reading 10 of the loaded keys at random
-/// (borrowed) and writing one more, at `isolation` (a serializable one
-/// also validates its reads at commit).
+/// Load `GET_KEYS` keys, then `n` transactions, each reading `reads` of
+/// them at random (borrowed) and writing 100 bytes lent with `put_ref` to
+/// one more, at `isolation` (a serializable one also validates its reads
+/// at commit). With no reads, the peer harness's W4 (an explicit
+/// transaction, one put, commit).
 fn reads_then_put(
     engine: &rewinddb::engine::Engine,
     ns: &Namespace,
     n: u64,
+    reads: usize,
     isolation: Isolation,
 ) -> Result<(), Box<dyn Error>> {
     let keys = load_keys(engine, ns)?;
@@ -222,7 +207,7 @@ fn reads_then_put(
     let mut picks = random_indexes();
     for _ in 0..n {
         let mut txn = engine.begin(RunId::NIL, isolation);
-        for i in picks.by_ref().take(10) {
+        for i in picks.by_ref().take(reads) {
             black_box(txn.get_with(&keys[i], |v| v.is_some())?);
         }
         let i = picks.next().unwrap_or(0);
