@@ -259,7 +259,18 @@ impl Store {
         key: &Key,
         guard: &Guard,
     ) -> std::result::Result<IndexedChain, u64> {
-        let digest = self.digest(key);
+        self.chain_or_digest_of(key, self.digest(key), guard)
+    }
+
+    /// [`Store::chain_or_digest`] with the key's digest already computed
+    /// (by [`Store::prefetch`]).
+    pub(crate) fn chain_or_digest_of(
+        &self,
+        key: &Key,
+        digest: u64,
+        guard: &Guard,
+    ) -> std::result::Result<IndexedChain, u64> {
+        debug_assert_eq!(digest, self.digest(key), "the digest of another key");
         match self.index.find(digest, key, guard) {
             Some(chain) => Ok(IndexedChain::detach(self, chain)),
             None => Err(digest),
@@ -398,11 +409,15 @@ impl Store {
         }
     }
 
-    /// A hint for bulk inserts: start loading the point-index slot of
-    /// `key`, so that a `chain_or_create(key)` a little later does not wait
-    /// for it (see `PointIndex::prefetch`).
-    pub(crate) fn prefetch(&self, key: &Key, guard: &crossbeam_epoch::Guard) {
-        self.index.prefetch(self.digest(key), guard);
+    /// A hint: start loading the point-index slot of `key`, so that a
+    /// probe for it a little later (`chain_or_create` in a bulk insert,
+    /// `chain_or_digest_of` in a transaction's write) does not wait for it
+    /// (see `PointIndex::prefetch`). Returns the key's digest, for that
+    /// probe.
+    pub(crate) fn prefetch(&self, key: &Key, guard: &crossbeam_epoch::Guard) -> u64 {
+        let digest = self.digest(key);
+        self.index.prefetch(digest, guard);
+        digest
     }
 
     /// Keys with `prefix` (same ns/scope/tag, user bytes starting with

@@ -115,6 +115,13 @@ impl WriteSet {
         self.len() == 0
     }
 
+    /// True once the set is a tree (past [`SMALL_MAX`] keys): a search of
+    /// it takes long enough to hide an index probe's cache miss behind
+    /// (see `Transaction::write`).
+    pub(crate) fn is_large(&self) -> bool {
+        matches!(self, WriteSet::Large(_))
+    }
+
     /// The buffered write of `key`, if any: `Some(None)` is a delete.
     pub(crate) fn get(&self, store: &Store, key: &Key) -> Option<Option<ValueRef<'_>>> {
         self.find(store, key).map(|w| w.version.value())
