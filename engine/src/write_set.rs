@@ -198,11 +198,19 @@ impl WriteSet {
         &'s self,
         store: &'s Store,
     ) -> impl Iterator<Item = (&'s Key, Option<ValueRef<'s>>)> {
-        self.writes(store).map(|(k, w)| (k, w.version.value()))
+        let (small, large) = match self {
+            WriteSet::Small(v) => (Some(v.iter().map(move |w| (w.key(store), w))), None),
+            WriteSet::Large(m) => (None, Some(m.iter())),
+        };
+        let writes = small
+            .into_iter()
+            .flatten()
+            .chain(large.into_iter().flatten());
+        writes.map(|(k, w)| (k, w.version.value()))
     }
 
     /// Visit each write in key order until `f` fails. A callback rather
-    /// than [`WriteSet::writes`]: chaining the two representations'
+    /// than an iterator like [`WriteSet::iter`]'s: chaining the two representations'
     /// iterators costs more than a one-key commit's validation.
     #[inline]
     pub(crate) fn try_for_each<'s, E>(
@@ -223,21 +231,6 @@ impl WriteSet {
             WriteSet::Small(v) => v.iter_mut().for_each(f),
             WriteSet::Large(m) => m.values_mut().for_each(f),
         }
-    }
-
-    /// The writes in key order.
-    pub(crate) fn writes<'s>(
-        &'s self,
-        store: &'s Store,
-    ) -> impl Iterator<Item = (&'s Key, &'s Write)> {
-        let (small, large) = match self {
-            WriteSet::Small(v) => (Some(v.iter().map(move |w| (w.key(store), w))), None),
-            WriteSet::Large(m) => (None, Some(m.iter())),
-        };
-        small
-            .into_iter()
-            .flatten()
-            .chain(large.into_iter().flatten())
     }
 
     /// Hand each write to `f` in key order, moved out, leaving the set
